@@ -1,0 +1,1 @@
+"""Migration: dual-run validator, cutover controller, serving API, demo orchestration, CLI."""

@@ -1,0 +1,87 @@
+"""`kappactl`: a thin dispatcher. Each command lives with the concern it drives and is
+imported only when used, so `kappactl up --help` does not load Beam or Ibis."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from pipelines.errors import KappaError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("pipelines.stack_commands:up", "Start the local stack: Kafka (KRaft) and the Pub/Sub emulator."),
+    "down": ("pipelines.stack_commands:down", "Stop what `up` started."),
+    "status": ("pipelines.stack_commands:status", "Health, pid and port of each local component."),
+    "generate": ("pipelines.generator_commands:generate", "Produce synthetic interaction events."),
+    "bridge": ("pipelines.bridge:bridge", "Forward Kafka to Pub/Sub (the event processors)."),
+    "archive": ("pipelines.archiver:archive", "Archive Kafka to arrival-time partitions."),
+    "legacy": ("lambda_legacy.commands:legacy", "Legacy Lambda arms: batch, speed, serve."),
+    "kappa": ("kappa.commands:kappa", "Kappa job: streaming run and backfill."),
+    "validate": ("migration.validator.commands:validate", "Compare two arms and give a verdict."),
+    "cutover": ("migration.cutover.commands:cutover", "Cutover state: status, advance, rollback, history."),
+    "serve": ("migration.serving.commands:serve", "Run the serving API (routes reads by cutover state)."),
+    "demo": ("migration.demo:demo", "Run the whole dual run end to end."),
+    "bench": ("bench.commands:bench", "Run the benchmarks and write bench/results."),
+}
+
+# Verdict commands use 0-2; everything that is bad input or configuration exits 3.
+USAGE_EXIT = 3
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        target, summary = COMMANDS[name]
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                return _unavailable(name, summary)
+            raise
+        return getattr(module, attr)
+
+
+def _unavailable(name: str, summary: str) -> click.Command:
+    @click.command(name=name, help=f"{summary} (not built yet)")
+    def command() -> None:
+        raise click.UsageError(f"'{name}' is not available in this version")
+
+    return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kappa-migration")
+def cli() -> None:
+    """kappa-migration: run a Lambda pipeline and its Kappa replacement side by side,
+    validate their outputs against each other, and cut reads over when it is safe."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="kappactl", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("kappactl: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"kappactl: error: {exc.format_message()}", err=True)
+        sys.exit(USAGE_EXIT)
+    except KappaError as exc:
+        click.echo(f"kappactl: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("kappactl: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

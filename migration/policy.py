@@ -1,0 +1,75 @@
+"""The migration policy (YAML): validator thresholds and cutover gates, validated once.
+
+A documented default ships as config/policy.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from pipelines.errors import ConfigError
+
+DEFAULT_POLICY_PATH = Path("config/policy.yaml")
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_unexplained_key_rate: float = 0.001  # share of final keys that may be UNEXPLAINED
+    max_unexplained_count_rate: float = 0.001  # same, weighted by count
+    min_final_keys: int = 1000  # fewer final keys than this: INCONCLUSIVE
+    consecutive_passes: int = 3  # PASS runs needed since the last transition to advance
+    max_shadow_mismatch_rate: float = 0.01  # shadow reads that may differ during CANARY/FULL
+    auto_rollback: bool = True  # roll back by itself on a FAIL during CANARY or FULL
+    canary_percent: int = 10  # share of tweets served by kappa in CANARY
+    top_n_unexplained: int = 20  # keys listed in the report
+
+
+_RATES = ("max_unexplained_key_rate", "max_unexplained_count_rate", "max_shadow_mismatch_rate")
+_COUNTS = ("min_final_keys", "consecutive_passes", "top_n_unexplained")
+
+
+def _check(name: str, value: Any) -> str | None:
+    if name in _RATES:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+        return None if ok else f"{name}: must be a number from 0 to 1, got {value!r}"
+    if name in _COUNTS:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return None if ok else f"{name}: must be a non-negative integer, got {value!r}"
+    if name == "canary_percent":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 99
+        return None if ok else f"canary_percent: must be an integer from 1 to 99, got {value!r}"
+    if name == "auto_rollback":
+        return None if isinstance(value, bool) else f"auto_rollback: must be true or false, got {value!r}"
+    return f"unknown key '{name}'"
+
+
+def build_policy(raw: Any, source: str = "<dict>") -> Policy:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the policy must be a YAML mapping")
+    errors = [e for name, value in raw.items() if (e := _check(str(name), value))]
+    if errors:
+        raise ConfigError(f"{source}: " + "; ".join(errors))
+    known = {f.name for f in fields(Policy)}
+    return Policy(**{k: v for k, v in raw.items() if k in known})
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The policy in `path`, or config/policy.yaml, or the built-in defaults."""
+    if path is None:
+        if not DEFAULT_POLICY_PATH.exists():
+            return Policy()
+        path = DEFAULT_POLICY_PATH
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"policy file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    return build_policy(raw, str(path))

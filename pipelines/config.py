@@ -1,0 +1,220 @@
+"""The YAML config, read once with `yaml.safe_load` and validated into typed objects.
+
+Every bad key is reported in one line (`ConfigError`), not just the first. Durations are
+written as `500ms`, `10s`, `15m`, `1h` (or a plain number of seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from pipelines.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds in a duration written as `10s`, `15m`, `1h`, `500ms` or a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 10s, 15m, 1h)")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class TimeConfig:
+    """Event-time parameters of DESIGN.md section 3, in seconds."""
+
+    window_size: float
+    batch_period: float
+    batch_delay: float
+    speed_out_of_orderness: float
+    kappa_allowed_lateness: float
+    kappa_early_firing: float
+    dedup_horizon: float
+
+    @property
+    def window_ms(self) -> int:
+        return int(self.window_size * 1000)
+
+    @property
+    def period_ms(self) -> int:
+        return int(self.batch_period * 1000)
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:9092"
+    controller_port: int = 9093
+    topic: str = "interactions"
+    partitions: int = 3
+    heap: str = "512m"
+
+    @property
+    def port(self) -> int:
+        return int(self.bootstrap.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class PubSubConfig:
+    emulator_host: str = "127.0.0.1:8085"
+    project: str = "kappa-local"
+    topic: str = "interactions"
+    subscriptions: tuple[str, ...] = ("kappa",)
+
+    @property
+    def topic_path(self) -> str:
+        return f"projects/{self.project}/topics/{self.topic}"
+
+    def subscription_path(self, name: str) -> str:
+        return f"projects/{self.project}/subscriptions/{name}"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    state_dir: Path = Path(".local")
+    archive_root: str = ".local/archive"
+    warehouse_root: Path = Path(".local/warehouse")
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str
+    time: TimeConfig
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    pubsub: PubSubConfig = field(default_factory=PubSubConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    source: str = "<defaults>"
+
+
+_SECTIONS = {"time": TimeConfig, "kafka": KafkaConfig, "pubsub": PubSubConfig, "paths": PathsConfig}
+_TOP_KEYS = {"profile", *_SECTIONS}
+
+
+def _convert(section: str, name: str, value: Any) -> Any:
+    """The typed value of one key, or ValueError saying what is wrong with it."""
+    if section == "time":
+        return parse_duration(value)
+    if name in ("partitions", "controller_port"):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"must be a positive integer, got {value!r}")
+        return value
+    if name in ("bootstrap", "emulator_host"):
+        if not isinstance(value, str) or not _HOST_PORT.match(value):
+            raise ValueError(f"must be host:port, got {value!r}")
+        return value
+    if name == "subscriptions":
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise ValueError("must be a non-empty list of names")
+        return tuple(value)
+    if name in ("state_dir", "warehouse_root"):
+        return Path(str(value))
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_relations(t: TimeConfig) -> list[str]:
+    errors = []
+    if t.batch_period > 3600 and t.batch_period % 3600:
+        errors.append("time.batch_period: above an hour it must be a whole number of hours")
+    if t.batch_period <= 3600 and 3600 % t.batch_period:
+        errors.append("time.batch_period: must divide an hour (e.g. 60s, 15m, 1h)")
+    if t.batch_period % t.window_size:
+        errors.append("time.batch_period: must be a multiple of time.window_size")
+    if t.window_size < 1:
+        errors.append("time.window_size: must be at least 1s")
+    return errors
+
+
+def build_config(raw: Any, source: str = "<dict>") -> Config:
+    """Validate a parsed YAML mapping into a `Config`; every problem in one ConfigError."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the config must be a YAML mapping")
+    errors = [f"unknown key '{key}'" for key in raw if key not in _TOP_KEYS]
+    built: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        values = raw.get(section) or {}
+        if not isinstance(values, Mapping):
+            errors.append(f"{section}: must be a mapping")
+            continue
+        known = {f.name for f in fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in known:
+                errors.append(f"unknown key '{section}.{key}'")
+                continue
+            try:
+                kwargs[key] = _convert(section, key, value)
+            except ValueError as exc:
+                errors.append(f"{section}.{key}: {exc}")
+        if section == "time":
+            missing = sorted(known - set(values))
+            errors.extend(f"missing key 'time.{key}'" for key in missing)
+        if not errors:
+            built[section] = cls(**kwargs)
+    if not errors:
+        errors.extend(_check_relations(built["time"]))
+    if errors:
+        raise ConfigError(f"{source}: " + "; ".join(errors))
+    return Config(profile=str(raw.get("profile", "custom")), source=source, **built)
+
+
+def _apply_override(raw: dict[str, Any], dotted: str, value: str) -> None:
+    section, _, key = dotted.partition(".")
+    if not key:
+        raise ConfigError(f"--set {dotted}: use SECTION.KEY=VALUE, e.g. time.window_size=5s")
+    raw.setdefault(section, {})
+    raw[section][key] = yaml.safe_load(value)
+
+
+def load_config(path: str | os.PathLike[str], overrides: Mapping[str, str] | None = None) -> Config:
+    """Read, override (dotted keys) and validate a config file.
+
+    `PUBSUB_EMULATOR_HOST`, when set, names the emulator to use instead of the config's.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path} (try config/demo.yaml)") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping")
+    for dotted, value in (overrides or {}).items():
+        _apply_override(raw, dotted, value)
+    config = build_config(raw, str(path))
+    env_host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if env_host and env_host != config.pubsub.emulator_host:
+        config = replace(config, pubsub=replace(config.pubsub, emulator_host=env_host))
+    return config
+
+
+def dump_config(config: Config) -> dict[str, Any]:
+    """The config as a plain YAML-able mapping (inverse of `build_config`)."""
+
+    def plain(obj: Any) -> dict[str, Any]:
+        out = {}
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value
+        return out
+
+    return {"profile": config.profile, **{name: plain(getattr(config, name)) for name in _SECTIONS}}

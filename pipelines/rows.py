@@ -1,0 +1,73 @@
+"""Row shapes every arm writes (DESIGN.md 2.3), as Arrow schemas.
+
+In Python, rows are plain dicts whose timestamp columns hold epoch milliseconds; the
+table builders turn them into microsecond UTC timestamps on the way to Parquet.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+AGGREGATE_SCHEMA = pa.schema(
+    [
+        ("window_start", TS),
+        ("window_end", TS),
+        ("tweet_id", pa.int64()),
+        ("event_type", pa.string()),
+        ("count", pa.int64()),
+        ("pipeline", pa.string()),
+        ("emitted_at", TS),
+        ("pane", pa.string()),
+        ("pane_index", pa.int64()),
+    ]
+)
+DEAD_LETTER_SCHEMA = pa.schema(
+    [("payload", pa.binary()), ("error", pa.string()), ("pipeline", pa.string()), ("failed_at", TS)]
+)
+TRUTH_LEDGER_SCHEMA = pa.schema(
+    [("event_id", pa.string()), ("event_time", TS), ("event_type", pa.string()), ("tweet_id", pa.int64())]
+)
+VALIDATION_RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("started_at", TS),
+        ("finished_at", TS),
+        ("verdict", pa.string()),  # PASS | FAIL | INCONCLUSIVE
+        ("left_arm", pa.string()),
+        ("right_arm", pa.string()),
+        ("reference_arm", pa.string()),
+        ("keys_total", pa.int64()),
+        ("keys_final", pa.int64()),
+        ("keys_unexplained", pa.int64()),
+        ("unexplained_rate", pa.float64()),
+        ("report_path", pa.string()),
+    ]
+)
+
+PIPELINES = ("legacy_batch", "legacy_speed", "kappa_stream", "kappa_backfill", "truth")
+PANES = ("EARLY", "ON_TIME", "LATE", "FINAL")
+AGGREGATE_TABLES = ("legacy_batch", "legacy_speed", "kappa_stream", "kappa_backfill")
+KEY_COLUMNS = ("window_start", "tweet_id", "event_type")
+
+
+def window_start_ms(event_time_ms: int, window_ms: int) -> int:
+    """Start of the tumbling window holding `event_time_ms` (windows aligned to the epoch)."""
+    return event_time_ms - event_time_ms % window_ms
+
+
+def table_from_rows(rows: Iterable[Mapping[str, object]], schema: pa.Schema) -> pa.Table:
+    """An Arrow table of `schema` from dict rows; timestamp columns given in epoch ms."""
+    rows = list(rows)
+    arrays = []
+    for column in schema:
+        values = [row[column.name] for row in rows]
+        if pa.types.is_timestamp(column.type):
+            micros = [None if v is None else int(v) * 1000 for v in values]  # type: ignore[call-overload]
+            arrays.append(pa.array(micros, pa.int64()).cast(column.type))
+        else:
+            arrays.append(pa.array(values, column.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -1,0 +1,78 @@
+variable "project_id" {
+  type        = string
+  description = "Project that owns the datasets."
+}
+
+variable "location" {
+  type        = string
+  description = "BigQuery location of all datasets (same region as Dataflow)."
+}
+
+variable "serving_source" {
+  type        = string
+  description = "What serving.interaction_counts reads: legacy (legacy.legacy_serving) or kappa (kappa.kappa_stream_current). Switching it is the cloud cutover."
+  default     = "legacy"
+
+  validation {
+    condition     = contains(["legacy", "kappa"], var.serving_source)
+    error_message = "serving_source must be one of: legacy, kappa."
+  }
+}
+
+variable "legacy_enabled" {
+  type        = bool
+  description = "Create the legacy dataset, its tables and views. false once the migration is DECOMMISSIONED."
+  default     = true
+}
+
+variable "batch_period_seconds" {
+  type        = number
+  description = "Legacy batch period in seconds; the serving view truncates window_start to it. Must divide a day."
+  default     = 3600
+
+  validation {
+    condition     = var.batch_period_seconds >= 60 && 86400 % var.batch_period_seconds == 0
+    error_message = "batch_period_seconds must be at least 60 and divide 86400 (e.g. 60, 900, 3600)."
+  }
+}
+
+variable "batch_finished_status" {
+  type        = string
+  description = "Value of legacy.batch_runs.status that marks a finished batch run."
+  default     = "FINISHED"
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect the kappa and migration tables from terraform destroy."
+  default     = true
+}
+
+variable "legacy_deletion_protection" {
+  type        = bool
+  description = "Protect the legacy tables. Set false (and apply) before legacy_enabled = false removes them."
+  default     = true
+}
+
+variable "partition_expiration_days" {
+  type        = number
+  description = "Partitions of the aggregate and dead-letter tables older than this are dropped; 0 keeps them forever."
+  default     = 0
+
+  validation {
+    condition     = var.partition_expiration_days >= 0
+    error_message = "partition_expiration_days must be 0 (never) or a positive number of days."
+  }
+}
+
+variable "kms_key_name" {
+  type        = string
+  description = "Optional Cloud KMS key for datasets and tables; null keeps Google-managed keys."
+  default     = null
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels added to datasets and tables."
+  default     = {}
+}
