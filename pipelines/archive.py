@@ -14,7 +14,7 @@ import gzip
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -24,7 +24,7 @@ _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hr=(\d{2})(?:/mi=(\d{2}))?/part
 def partition_of(arrival_ms: int, period_s: float) -> str:
     """The partition folder (relative) of a record that arrived at `arrival_ms`."""
     period_ms = int(period_s * 1000)
-    start = datetime.fromtimestamp((arrival_ms - arrival_ms % period_ms) / 1000, tz=timezone.utc)
+    start = datetime.fromtimestamp((arrival_ms - arrival_ms % period_ms) / 1000, tz=UTC)
     folder = start.strftime("dt=%Y-%m-%d/hr=%H")
     return folder + start.strftime("/mi=%M") if period_s < 3600 else folder
 
@@ -36,7 +36,7 @@ def partition_start_ms(path: str) -> int | None:
         return None
     day, hour, minute = match.groups()
     start = datetime.strptime(f"{day} {hour}:{minute or '00'}", "%Y-%m-%d %H:%M")
-    return int(start.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(start.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 @dataclass(frozen=True)

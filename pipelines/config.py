@@ -214,7 +214,9 @@ def dump_config(config: Config) -> dict[str, Any]:
         out = {}
         for f in fields(obj):
             value = getattr(obj, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value
+            out[f.name] = (
+                list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value
+            )
         return out
 
     return {"profile": config.profile, **{name: plain(getattr(config, name)) for name in _SECTIONS}}

@@ -101,7 +101,7 @@ class Warehouse:
         ]
         return self.append("dead_letter", rows, writer)
 
-    def connect(self, window_ms: int | None = None) -> "duckdb.DuckDBPyConnection":
+    def connect(self, window_ms: int | None = None) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with a view per table (see the module doc)."""
         import duckdb
 
@@ -118,11 +118,11 @@ class Warehouse:
             )
         if window_ms:
             con.execute(truth_view_sql(window_ms))
-            for name, sql in _EXTRA_VIEWS.items():
+            for sql in _EXTRA_VIEWS.values():
                 con.execute(sql(window_ms))
         return con
 
-    def _create_base_view(self, con: "duckdb.DuckDBPyConnection", name: str) -> None:
+    def _create_base_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         if self.segments(name):
             pattern = str(self.table_dir(name) / "**" / "part-*.parquet").replace("'", "''")
             con.execute(

@@ -51,7 +51,9 @@ def main(module_dir: str, out_dir: str) -> None:
             sys.exit(f"patch_pstest: cannot find the expected code in {fake}; was the pstest pin changed?")
         text = text.replace(old, new)
     if '"google.golang.org/protobuf/types/known/timestamppb"' not in text:
-        text = text.replace("import (\n", 'import (\n\t"google.golang.org/protobuf/types/known/timestamppb"\n', 1)
+        text = text.replace(
+            "import (\n", 'import (\n\t"google.golang.org/protobuf/types/known/timestamppb"\n', 1
+        )
     fake.write_text(text)
 
 

@@ -189,7 +189,7 @@ resource "google_bigquery_table" "kappa_current" {
   dataset_id          = google_bigquery_dataset.this["kappa"].dataset_id
   table_id            = "${each.key}_current"
   description         = "Current value per key of kappa.${each.key} (highest pane_index)."
-  deletion_protection = false
+  deletion_protection = var.deletion_protection
   labels              = var.labels
 
   view {
@@ -210,7 +210,7 @@ resource "google_bigquery_table" "legacy_current" {
   dataset_id          = google_bigquery_dataset.legacy[0].dataset_id
   table_id            = "${each.key}_current"
   description         = "Current value per key of legacy.${each.key} (highest pane_index)."
-  deletion_protection = false
+  deletion_protection = var.legacy_deletion_protection
   labels              = var.labels
 
   view {
@@ -231,7 +231,7 @@ resource "google_bigquery_table" "legacy_serving" {
   dataset_id          = google_bigquery_dataset.legacy[0].dataset_id
   table_id            = "legacy_serving"
   description         = "Lambda serving merge: batch value once the key's period has a finished batch run, else speed value."
-  deletion_protection = false
+  deletion_protection = var.legacy_deletion_protection
   labels              = var.labels
 
   view {
@@ -255,7 +255,7 @@ resource "google_bigquery_table" "serving_interaction_counts" {
   dataset_id          = google_bigquery_dataset.this["serving"].dataset_id
   table_id            = "interaction_counts"
   description         = "Interaction counts served to readers; source: ${var.serving_source}."
-  deletion_protection = false
+  deletion_protection = var.deletion_protection
   labels              = merge(var.labels, { serving_source = var.serving_source })
 
   view {

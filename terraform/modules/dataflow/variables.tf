@@ -1,0 +1,115 @@
+variable "project_id" {
+  type        = string
+  description = "Project the jobs run in."
+}
+
+variable "region" {
+  type        = string
+  description = "Dataflow (and Cloud Scheduler) region."
+}
+
+variable "legacy_enabled" {
+  type        = bool
+  description = "Create the scheduled legacy batch. false once the migration is DECOMMISSIONED."
+  default     = true
+}
+
+variable "kappa_stream" {
+  type = object({
+    job_name              = optional(string, "kappa-stream")
+    template_gcs_path     = string
+    service_account_email = string
+    subscription          = string
+    output_table          = string
+    dead_letter_table     = string
+    machine_type          = optional(string, "n2-standard-2")
+    max_workers           = optional(number, 3)
+  })
+  description = "Kappa streaming job: flex-template spec (gs://...json), worker account, the subscription path it reads, the project.dataset.table it writes and the dead-letter table."
+
+  validation {
+    condition     = startswith(var.kappa_stream.template_gcs_path, "gs://") && endswith(var.kappa_stream.template_gcs_path, ".json")
+    error_message = "kappa_stream.template_gcs_path must be a gs://.../<name>.json flex-template spec."
+  }
+
+  validation {
+    condition     = var.kappa_stream.max_workers >= 1 && var.kappa_stream.max_workers <= 1000
+    error_message = "kappa_stream.max_workers must be between 1 and 1000."
+  }
+}
+
+variable "timing" {
+  type = object({
+    window_size_seconds      = number
+    allowed_lateness_seconds = number
+    early_firing_seconds     = number
+    dedup_horizon_seconds    = number
+    batch_period_seconds     = number
+    batch_delay_seconds      = number
+  })
+  description = "Time parameters of DESIGN.md section 3 (production profile by default in envs/dev)."
+
+  validation {
+    condition = alltrue([
+      var.timing.window_size_seconds > 0,
+      var.timing.allowed_lateness_seconds >= 0,
+      var.timing.early_firing_seconds > 0,
+      var.timing.dedup_horizon_seconds > 0,
+      var.timing.batch_delay_seconds >= 0,
+      var.timing.batch_period_seconds % var.timing.window_size_seconds == 0,
+    ])
+    error_message = "timing: sizes must be positive, lateness/delay non-negative, and batch_period_seconds a multiple of window_size_seconds."
+  }
+}
+
+variable "legacy_batch" {
+  type = object({
+    job_name              = optional(string, "legacy-batch")
+    template_gcs_path     = string
+    service_account_email = string
+    launcher_email        = string
+    archive_root          = string
+    output_table          = string
+    batch_runs_table      = string
+    dead_letter_table     = string
+    schedule              = optional(string, "15 * * * *")
+    time_zone             = optional(string, "Etc/UTC")
+    machine_type          = optional(string, "n2-standard-2")
+    max_workers           = optional(number, 5)
+  })
+  description = "Scheduled legacy batch: flex-template spec, worker and launcher accounts, archive root, output tables, and the cron schedule (default: every hour at :15, i.e. batch_delay after each hourly period). null when legacy_enabled = false."
+  default     = null
+
+  validation {
+    condition     = var.legacy_batch == null || try(startswith(var.legacy_batch.template_gcs_path, "gs://") && endswith(var.legacy_batch.template_gcs_path, ".json"), false)
+    error_message = "legacy_batch.template_gcs_path must be a gs://.../<name>.json flex-template spec."
+  }
+}
+
+variable "temp_location" {
+  type        = string
+  description = "gs:// temp location of the jobs."
+}
+
+variable "staging_location" {
+  type        = string
+  description = "gs:// staging location of the jobs."
+}
+
+variable "subnetwork" {
+  type        = string
+  description = "Subnetwork for workers (regions/<region>/subnetworks/<name> or a full URL); must have Private Google Access because workers get no public IP. null uses the default network."
+  default     = null
+}
+
+variable "kms_key_name" {
+  type        = string
+  description = "Optional Cloud KMS key for job state; null keeps Google-managed keys."
+  default     = null
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels added to jobs."
+  default     = {}
+}
