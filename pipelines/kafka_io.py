@@ -50,6 +50,7 @@ def producer(config: Config, **overrides: object):
         "compression.type": "lz4",
         "enable.idempotence": True,
         "message.max.bytes": 2_000_000,
+        "log_level": 3,
     }
     settings.update(overrides)
     return Producer(settings)
@@ -69,6 +70,7 @@ def consumer(config: Config, group_id: str, **overrides: object):
         "max.partition.fetch.bytes": 10_485_760,
         "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 2000,
+        "log_level": 3,
     }
     settings.update(overrides)
     consumer = Consumer(settings)

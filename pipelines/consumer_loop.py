@@ -1,0 +1,91 @@
+"""The loop the bridge and the archiver share: consume from Kafka, make the output
+durable, and only then commit the offsets (at-least-once). SIGTERM/SIGINT stop it
+cleanly after the current batch; `exit_when_idle` stops it after a quiet spell."""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from pipelines.cli_common import echo_err
+from pipelines.errors import StackError
+
+PROGRESS_EVERY_S = 5.0
+
+
+class Output(Protocol):
+    def add(self, msg: object) -> None: ...  # take one consumed record
+    def flush(self) -> int: ...  # make everything added durable; returns records flushed
+    def due(self) -> bool: ...  # should we flush now?
+
+
+@dataclass
+class LoopStats:
+    consumed: int = 0
+    flushed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in self._previous:
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, *_: object) -> None:
+        self.stop = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_consumer_loop(
+    consumer,
+    output: Output,
+    name: str,
+    exit_when_idle: float | None = None,
+    on_progress: Callable[[LoopStats], None] | None = None,
+) -> LoopStats:
+    stats = LoopStats()
+    idle_since = time.monotonic()
+    last_progress = time.monotonic()
+    with _StopFlag() as flag:
+        try:
+            while not flag.stop:
+                batch = consumer.consume(num_messages=5000, timeout=0.5)
+                for msg in batch:
+                    if msg.error():
+                        stats.errors.append(str(msg.error()))
+                        continue
+                    output.add(msg)
+                    stats.consumed += 1
+                if batch or not consumer.assignment():
+                    idle_since = time.monotonic()  # idle counts only once partitions are assigned
+                if output.due() or (not batch and stats.consumed > stats.flushed):
+                    stats.flushed += output.flush()
+                    consumer.commit(asynchronous=False)
+                if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = time.monotonic()
+                    echo_err(f"{name}: {stats.flushed} records forwarded and committed")
+                    if on_progress:
+                        on_progress(stats)
+                if exit_when_idle is not None and time.monotonic() - idle_since >= exit_when_idle:
+                    break
+            if stats.consumed > stats.flushed:
+                stats.flushed += output.flush()
+                consumer.commit(asynchronous=False)
+        except Exception as exc:
+            if type(exc).__module__.startswith("confluent_kafka"):
+                raise StackError(f"{name}: Kafka error: {exc}") from exc
+            raise
+        finally:
+            consumer.close()
+    echo_err(f"{name}: stopped after {stats.flushed} records")
+    return stats
