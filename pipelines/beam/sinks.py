@@ -1,0 +1,154 @@
+"""Sinks for aggregate and dead-letter rows: the local Parquet warehouse and BigQuery.
+
+`WriteToWarehouse(root, table, batch_size, buffering_s)` takes dict rows of a table with
+a known schema (`pipelines.warehouse.KNOWN_SCHEMAS`; timestamps in epoch ms) and writes
+them as Parquet segments with `Warehouse.append`:
+
+- `buffering_s` set (streaming): rows are moved to the global window, spread over
+  `shards` keys and batched with GroupIntoBatches(batch_size, buffering_s), so a table
+  gets a segment every few seconds per shard, not one per element or bundle;
+- `buffering_s=None` (bounded runs): rows are batched per bundle (up to batch_size).
+
+The output PCollection holds the number of rows of each segment written.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.transforms import window
+
+from pipelines.beam.transforms import METRICS_NAMESPACE
+
+BIGQUERY_AGGREGATE_SCHEMA = (
+    "window_start:TIMESTAMP,window_end:TIMESTAMP,tweet_id:INTEGER,event_type:STRING,count:INTEGER,"
+    "pipeline:STRING,emitted_at:TIMESTAMP,pane:STRING,pane_index:INTEGER"
+)
+BIGQUERY_DEAD_LETTER_SCHEMA = "payload:BYTES,error:STRING,pipeline:STRING,failed_at:TIMESTAMP"
+_TIMESTAMP_COLUMNS = ("window_start", "window_end", "emitted_at", "failed_at")
+
+
+def _append(root: str, table: str, writer: str, rows: list[dict]) -> int:
+    from pipelines.warehouse import Warehouse
+
+    if rows:
+        Warehouse(root).append(table, rows, writer=writer)
+    return len(rows)
+
+
+class _WriteBatchFn(beam.DoFn):
+    """Writes each incoming (shard, rows) batch as one segment."""
+
+    def __init__(self, root: str, table: str, writer: str):
+        self.root, self.table, self.writer = root, table, writer
+        self.rows = Metrics.counter(METRICS_NAMESPACE, f"rows_written_{table}")
+        self.segments = Metrics.counter(METRICS_NAMESPACE, f"segments_written_{table}")
+
+    def process(self, element: tuple[int, Iterable[dict]]) -> Iterator[int]:
+        written = _append(self.root, self.table, self.writer, list(element[1]))
+        self.rows.inc(written)
+        self.segments.inc()
+        yield written
+
+
+class _WritePerBundleFn(beam.DoFn):
+    """Buffers rows of a bundle and writes them as segments of up to batch_size rows."""
+
+    def __init__(self, root: str, table: str, writer: str, batch_size: int):
+        self.root, self.table, self.writer, self.batch_size = root, table, writer, batch_size
+        self.rows_written = Metrics.counter(METRICS_NAMESPACE, f"rows_written_{table}")
+        self.buffer: list[dict] = []
+
+    def start_bundle(self) -> None:
+        self.buffer = []
+
+    def process(self, row: dict) -> Iterator[int]:
+        self.buffer.append(row)
+        if len(self.buffer) >= self.batch_size:
+            yield self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        if self.buffer:
+            yield window.GlobalWindows.windowed_value(self._flush())
+
+    def _flush(self) -> int:
+        rows, self.buffer = self.buffer, []
+        written = _append(self.root, self.table, self.writer, rows)
+        self.rows_written.inc(written)
+        return written
+
+
+class WriteToWarehouse(beam.PTransform):
+    """Dict rows -> Parquet segments of `<root>/<table>/` (see the module doc)."""
+
+    def __init__(
+        self,
+        root: str,
+        table: str,
+        batch_size: int = 10_000,
+        buffering_s: float | None = 5.0,
+        shards: int = 1,
+        writer: str = "kappa",
+    ):
+        super().__init__(f"WriteToWarehouse[{table}]")
+        self.root = str(root)
+        self.table = table
+        self.batch_size = batch_size
+        self.buffering_s = buffering_s
+        self.shards = shards
+        self.writer = writer
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        if self.buffering_s is None:
+            return pcoll | "WritePerBundle" >> beam.ParDo(
+                _WritePerBundleFn(self.root, self.table, self.writer, self.batch_size)
+            )
+        shards = self.shards
+        return (
+            pcoll
+            | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
+            | "KeyByShard" >> beam.Map(lambda row: (random.randrange(shards), row))
+            | "Batch" >> beam.GroupIntoBatches(self.batch_size, max_buffering_duration_secs=self.buffering_s)
+            | "WriteSegment" >> beam.ParDo(_WriteBatchFn(self.root, self.table, self.writer))
+        )
+
+
+def bigquery_row(row: dict) -> dict:
+    """A warehouse row dict (epoch-ms timestamps) as a BigQuery JSON row."""
+    import base64
+
+    out = dict(row)
+    for name in _TIMESTAMP_COLUMNS:
+        if name in out and out[name] is not None:
+            out[name] = out[name] / 1000.0
+    if isinstance(out.get("payload"), bytes):
+        out["payload"] = base64.b64encode(out["payload"]).decode()
+    return out
+
+
+class WriteToBigQueryTable(beam.PTransform):
+    """Dict rows -> a BigQuery table by streaming inserts (the cloud sink)."""
+
+    def __init__(self, table: str, schema: str):
+        super().__init__(f"WriteToBigQuery[{table}]")
+        self.table = table
+        self.schema = schema
+
+    def expand(self, pcoll: beam.PCollection) -> Any:
+        from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
+
+        return (
+            pcoll
+            | "ToBigQueryRow" >> beam.Map(bigquery_row)
+            | "Insert"
+            >> WriteToBigQuery(
+                self.table,
+                schema=self.schema,
+                create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
+                write_disposition=BigQueryDisposition.WRITE_APPEND,
+                method=WriteToBigQuery.Method.STREAMING_INSERTS,
+            )
+        )

@@ -1,0 +1,234 @@
+"""The Kappa job's composite PTransforms, shared by streaming and bounded (backfill) runs.
+
+Contract (see `pipelines.beam` for the summary):
+
+- `ParseInteractions(pipeline)`: input elements are raw payloads in one of three shapes —
+  `bytes`/`str`, a Pub/Sub message (anything with `.data`, optional `.publish_time`),
+  or a `(payload, received_at_ms)` tuple (archive lines). Output is a tuple-tagged
+  result: `.events` (`Interaction`, timestamped with its event_time) and `.dead_letter`
+  (`BadRecord`). Validation is `pipelines.events.parse_event` against the arrival time.
+- `DedupByEventId(horizon_s)`: `Interaction` -> `Interaction`, the first of each event_id
+  kept; state is held until event_time + horizon (an event-time timer), so the result is
+  the same on replay, whatever the processing speed.
+- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s)`: FixedWindows with
+  AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)), ACCUMULATING.
+- `CountPerKey()`: `Interaction` -> `((tweet_id, event_type), count)` per window pane.
+- `ToPaneRows(pipeline, run_epoch_ms, final=False)`: counts -> aggregate row dicts of
+  DESIGN.md 2.3 (timestamps in epoch ms). pane_index = run_epoch_ms * 1e6 + pane index,
+  so a restarted run's panes supersede the crashed run's ones in `<table>_current`.
+
+Every DoFn counts what it rejects or drops with a Beam metric in namespace `kappa`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.coders import BooleanCoder
+from apache_beam.metrics import Metrics
+from apache_beam.transforms import trigger, userstate, window
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.windowed_value import PaneInfoTiming
+
+from pipelines.events import BadEvent, BadRecord, Interaction, now_ms, parse_event
+
+METRICS_NAMESPACE = "kappa"
+EVENTS_TAG = "events"
+DEAD_LETTER_TAG = "dead_letter"
+# Room for pane indexes below one run's epoch: run_epoch_ms * 1e6 stays under 2**63 until 2262.
+PANE_INDEX_SCALE = 1_000_000
+
+_TIMING_NAMES = {
+    PaneInfoTiming.EARLY: "EARLY",
+    PaneInfoTiming.ON_TIME: "ON_TIME",
+    PaneInfoTiming.LATE: "LATE",
+    PaneInfoTiming.UNKNOWN: "ON_TIME",
+}
+
+
+def payload_and_arrival(element: Any) -> tuple[bytes, int]:
+    """The raw payload and its arrival time (ms) of any input shape ParseInteractions takes."""
+    if isinstance(element, tuple):
+        payload, received_at_ms = element
+        return _as_bytes(payload), int(received_at_ms)
+    if hasattr(element, "data"):
+        published = getattr(element, "publish_time", None)
+        received = int(published.timestamp() * 1000) if published is not None else now_ms()
+        return _as_bytes(element.data), received
+    return _as_bytes(element), now_ms()
+
+
+def _as_bytes(payload: bytes | str | None) -> bytes:
+    if payload is None:
+        return b""
+    return payload if isinstance(payload, bytes) else payload.encode("utf-8", "surrogateescape")
+
+
+class _ParseFn(beam.DoFn):
+    def __init__(self, pipeline: str):
+        self.pipeline = pipeline
+        self.parsed = Metrics.counter(METRICS_NAMESPACE, "parsed")
+        self.rejected = Metrics.counter(METRICS_NAMESPACE, "dead_lettered")
+
+    def process(self, element: Any) -> Iterator[Any]:
+        payload, received_at_ms = payload_and_arrival(element)
+        try:
+            event = parse_event(payload, received_at_ms)
+        except BadEvent as exc:
+            self.rejected.inc()
+            record = BadRecord(payload, str(exc), self.pipeline, now_ms())
+            yield pvalue.TaggedOutput(DEAD_LETTER_TAG, record)
+            return
+        self.parsed.inc()
+        yield window.TimestampedValue(event, event.event_time / 1000.0)
+
+
+class ParseInteractions(beam.PTransform):
+    """Raw payloads -> `.events` (event-time timestamped) and `.dead_letter` (BadRecord)."""
+
+    def __init__(self, pipeline: str, label: str | None = None):
+        super().__init__(label)
+        self.pipeline = pipeline
+
+    def expand(self, pcoll: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return pcoll | "ParseOrReject" >> beam.ParDo(_ParseFn(self.pipeline)).with_outputs(
+            DEAD_LETTER_TAG, main=EVENTS_TAG
+        )
+
+
+_SEEN = userstate.ReadModifyWriteStateSpec("seen", BooleanCoder())
+_EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
+_SEEN_PARAM = beam.DoFn.StateParam(_SEEN)
+_EXPIRY_PARAM = beam.DoFn.TimerParam(_EXPIRY)
+
+
+class _DedupFn(beam.DoFn):
+    """Keeps the first element per key; forgets the key at its event time + horizon."""
+
+    def __init__(self, horizon_s: float):
+        self.horizon = Duration.of(horizon_s)
+        self.duplicates = Metrics.counter(METRICS_NAMESPACE, "duplicates_removed")
+
+    def process(
+        self,
+        element: tuple[str, Interaction],
+        ts: Timestamp = beam.DoFn.TimestampParam,
+        seen: Any = _SEEN_PARAM,
+        expiry: Any = _EXPIRY_PARAM,
+    ) -> Iterator[Interaction]:
+        if seen.read():
+            self.duplicates.inc()
+            return
+        seen.write(True)
+        expiry.set(ts + self.horizon)
+        yield element[1]
+
+    @userstate.on_timer(_EXPIRY)
+    def forget(self, seen: Any = _SEEN_PARAM) -> None:
+        seen.clear()
+
+
+class DedupByEventId(beam.PTransform):
+    """Drop repeated event_ids seen within `horizon_s` of event time (state + timers)."""
+
+    def __init__(self, horizon_s: float, label: str | None = None):
+        super().__init__(label)
+        self.horizon_s = horizon_s
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return (
+            pcoll
+            | "KeyByEventId" >> beam.Map(lambda e: (e.event_id, e))
+            | "KeepFirst" >> beam.ParDo(_DedupFn(self.horizon_s))
+        )
+
+
+class WindowInteractions(beam.PTransform):
+    """Event-time tumbling windows with early, on-time and late accumulating panes."""
+
+    def __init__(self, window_s: float, allowed_lateness_s: float, early_firing_s: float):
+        super().__init__()
+        self.window_s = window_s
+        self.allowed_lateness_s = allowed_lateness_s
+        self.early_firing_s = early_firing_s
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return pcoll | "FixedWindows" >> beam.WindowInto(
+            window.FixedWindows(self.window_s),
+            trigger=trigger.AfterWatermark(
+                early=trigger.AfterProcessingTime(self.early_firing_s),
+                late=trigger.AfterCount(1),
+            ),
+            accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+            allowed_lateness=Duration.of(self.allowed_lateness_s),
+        )
+
+
+class CountPerKey(beam.PTransform):
+    """Interactions -> ((tweet_id, event_type), count) for each pane of each window."""
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return (
+            pcoll
+            | "KeyByTweetAndType" >> beam.Map(lambda e: ((e.tweet_id, e.event_type), 1))
+            | "Count" >> beam.CombinePerKey(sum)
+        )
+
+
+class _PaneRowFn(beam.DoFn):
+    def __init__(self, pipeline: str, run_epoch_ms: int, final: bool):
+        self.pipeline = pipeline
+        self.run_epoch_ms = run_epoch_ms
+        self.final = final
+        self.panes = {
+            name: Metrics.counter(METRICS_NAMESPACE, f"panes_{name.lower()}")
+            for name in ("EARLY", "ON_TIME", "LATE", "FINAL")
+        }
+
+    def process(
+        self,
+        element: tuple[tuple[int, str], int],
+        win: window.IntervalWindow = beam.DoFn.WindowParam,
+        pane: Any = beam.DoFn.PaneInfoParam,
+    ) -> Iterator[dict]:
+        (tweet_id, event_type), count = element
+        timing = "FINAL" if self.final else _TIMING_NAMES.get(pane.timing, "ON_TIME")
+        self.panes[timing].inc()
+        yield {
+            "window_start": win.start.micros // 1000,
+            "window_end": win.end.micros // 1000,
+            "tweet_id": tweet_id,
+            "event_type": event_type,
+            "count": count,
+            "pipeline": self.pipeline,
+            "emitted_at": int(time.time() * 1000),
+            "pane": timing,
+            "pane_index": self.run_epoch_ms * PANE_INDEX_SCALE + pane.index,
+        }
+
+
+class ToPaneRows(beam.PTransform):
+    """Windowed counts -> aggregate row dicts (DESIGN.md 2.3, timestamps in epoch ms)."""
+
+    def __init__(self, pipeline: str, run_epoch_ms: int | None = None, final: bool = False):
+        super().__init__()
+        self.pipeline = pipeline
+        self.run_epoch_ms = run_epoch_ms if run_epoch_ms is not None else now_ms()
+        self.final = final
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return pcoll | "PaneRow" >> beam.ParDo(_PaneRowFn(self.pipeline, self.run_epoch_ms, self.final))
+
+
+def dead_letter_row(record: BadRecord) -> dict:
+    """A BadRecord as a `dead_letter` table row (timestamps in epoch ms)."""
+    return {
+        "payload": record.payload,
+        "error": record.error,
+        "pipeline": record.pipeline,
+        "failed_at": record.failed_at_ms,
+    }
