@@ -1,0 +1,143 @@
+"""The evidence a cutover move needs: validation runs and shadow-read statistics.
+
+Advancing needs `policy.consecutive_passes` PASS runs that finished after the last
+transition with no FAIL after them (INCONCLUSIVE runs neither count nor break the streak:
+they carry no evidence either way). A FAIL since the last transition, or a shadow-read
+mismatch rate above `policy.max_shadow_mismatch_rate`, during CANARY or FULL means rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow.parquet as pq
+
+from migration.cutover.model import CutoverState, utc_iso
+from pipelines.errors import InputError
+from pipelines.warehouse import Warehouse
+
+# Below this many compared keys a mismatch rate is noise, not evidence.
+MIN_SHADOW_KEYS = 100
+SHADOW_STATS_FILE = "shadow_stats.json"
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    run_id: str
+    finished_at_ms: int
+    verdict: str  # PASS | FAIL | INCONCLUSIVE
+
+    def describe(self) -> str:
+        return f"run {self.run_id} ({self.verdict} at {utc_iso(self.finished_at_ms)})"
+
+    @classmethod
+    def coerce(cls, row: ValidationRun | Mapping[str, Any]) -> ValidationRun:
+        if isinstance(row, ValidationRun):
+            return row
+        finished = row["finished_at"] if "finished_at" in row else row["finished_at_ms"]
+        if isinstance(finished, datetime):
+            finished = int(finished.timestamp() * 1000)
+        return cls(str(row["run_id"]), int(finished), str(row["verdict"]).upper())
+
+
+def read_validation_runs(warehouse: Warehouse) -> list[ValidationRun]:
+    """Every row of the `validation_runs` table, oldest first."""
+    runs = []
+    for segment in warehouse.segments("validation_runs"):
+        try:
+            table = pq.read_table(segment, columns=["run_id", "finished_at", "verdict"])
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{segment}: unreadable validation_runs segment ({exc})") from exc
+        runs.extend(ValidationRun.coerce(row) for row in table.to_pylist())
+    return sorted(runs, key=lambda r: (r.finished_at_ms, r.run_id))
+
+
+@dataclass(frozen=True)
+class GateResult:
+    ok: bool
+    needed: int
+    passes: tuple[ValidationRun, ...]  # the PASS streak that counts
+    fails: tuple[ValidationRun, ...]  # FAIL runs since the last transition
+    message: str
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        return tuple(r.run_id for r in self.passes)
+
+
+def runs_since(runs: Iterable[ValidationRun | Mapping[str, Any]], since_ms: int) -> list[ValidationRun]:
+    chosen = [r for r in map(ValidationRun.coerce, runs) if r.finished_at_ms > since_ms]
+    return sorted(chosen, key=lambda r: (r.finished_at_ms, r.run_id))
+
+
+def check_gate(
+    state: CutoverState, needed: int, runs: Iterable[ValidationRun | Mapping[str, Any]]
+) -> GateResult:
+    """Whether the PASS streak since the last transition is long enough to advance."""
+    recent = runs_since(runs, state.since_ms)
+    fails = tuple(r for r in recent if r.verdict == "FAIL")
+    after_fail = [r for r in recent if not fails or r.finished_at_ms > fails[-1].finished_at_ms]
+    passes = tuple(r for r in after_fail if r.verdict == "PASS")
+    since = f"since {utc_iso(state.since_ms)} (the last transition)" if state.since_ms else "so far"
+    if len(passes) >= needed:
+        shown = "; ".join(r.describe() for r in passes[-needed:]) if needed else "none needed"
+        return GateResult(True, needed, passes[-needed:] if needed else (), fails, f"gate open: {shown}")
+    head = f"needs {needed} consecutive PASS runs {since}; has {len(passes)}"
+    if passes:
+        head += ": " + ", ".join(r.describe() for r in passes)
+    parts = [head]
+    if fails:
+        last = fails[-1]
+        parts.append(
+            f"run {last.run_id} was FAIL at {utc_iso(last.finished_at_ms)} (only PASS runs after it count)"
+        )
+    if not recent:
+        parts.append("no validation run has finished since then: run `kappactl validate`")
+    return GateResult(False, needed, passes, fails, "; ".join(parts))
+
+
+@dataclass(frozen=True)
+class ShadowStats:
+    """Shadow reads the serving API made while the state had transition count `seq`."""
+
+    seq: int
+    reads: int = 0
+    keys_compared: int = 0
+    keys_mismatched: int = 0
+    keys_pending: int = 0  # windows not settled yet in both arms: not compared
+    updated_ms: int = 0
+
+    @property
+    def mismatch_rate(self) -> float:
+        return self.keys_mismatched / self.keys_compared if self.keys_compared else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "mismatch_rate": self.mismatch_rate}
+
+
+def write_shadow_stats(directory: str | os.PathLike[str], stats: ShadowStats) -> None:
+    path = Path(directory) / SHADOW_STATS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{SHADOW_STATS_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(stats.as_json(), sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_shadow_stats(path: str | os.PathLike[str]) -> ShadowStats | None:
+    """The stats file the serving API keeps (a folder holding it, or the file); None if absent."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SHADOW_STATS_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise InputError(f"{path}: unreadable shadow stats ({exc})") from exc
+    raw.pop("mismatch_rate", None)
+    return ShadowStats(**raw)
