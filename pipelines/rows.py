@@ -47,6 +47,36 @@ VALIDATION_RUNS_SCHEMA = pa.schema(
         ("report_path", pa.string()),
     ]
 )
+# One row per legacy batch run and status change (RUNNING, then FINISHED or FAILED); the
+# legacy views serve, per period, the rows of its latest FINISHED run (by pane_index).
+BATCH_RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("period_start", TS),
+        ("period_end", TS),
+        ("started_at", TS),
+        ("finished_at", TS),
+        ("lines_read", pa.int64()),
+        ("events_counted", pa.int64()),
+        ("duplicates_removed", pa.int64()),
+        ("late_dropped", pa.int64()),
+        ("dead_lettered", pa.int64()),
+        ("status", pa.string()),  # RUNNING | FINISHED | FAILED
+        ("pane_index", pa.int64()),  # the pane_index of the run's legacy_batch rows
+    ]
+)
+# One row per event the legacy speed layer dropped as later than its watermark.
+SPEED_LATE_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_time", TS),
+        ("event_type", pa.string()),
+        ("tweet_id", pa.int64()),
+        ("window_start", TS),
+        ("pipeline", pa.string()),
+        ("dropped_at", TS),
+    ]
+)
 
 PIPELINES = ("legacy_batch", "legacy_speed", "kappa_stream", "kappa_backfill", "truth")
 PANES = ("EARLY", "ON_TIME", "LATE", "FINAL")

@@ -26,7 +26,9 @@ from pipelines.events import BadRecord
 from pipelines.rows import (
     AGGREGATE_SCHEMA,
     AGGREGATE_TABLES,
+    BATCH_RUNS_SCHEMA,
     DEAD_LETTER_SCHEMA,
+    SPEED_LATE_SCHEMA,
     TRUTH_LEDGER_SCHEMA,
     VALIDATION_RUNS_SCHEMA,
     table_from_rows,
@@ -40,6 +42,8 @@ KNOWN_SCHEMAS: dict[str, pa.Schema] = {
     "dead_letter": DEAD_LETTER_SCHEMA,
     "truth_ledger": TRUTH_LEDGER_SCHEMA,
     "validation_runs": VALIDATION_RUNS_SCHEMA,
+    "batch_runs": BATCH_RUNS_SCHEMA,
+    "speed_late": SPEED_LATE_SCHEMA,
 }
 
 # name -> function(window_ms) returning the view's SQL; filled by register_view.
