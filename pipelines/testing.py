@@ -67,3 +67,26 @@ class PrivateStack:
 
 
 __all__ = ["PrivateStack", "private_config", "write_config", "free_port", "KafkaConfig", "PubSubConfig"]
+
+
+def isolated_config(config: Config, base_dir: Path, name: str) -> tuple[Config, Path]:
+    """`config` with its own Kafka topic, Pub/Sub topic and subscription, archive and
+    warehouse (under `base_dir`), so tests sharing one stack do not see each other's data.
+    Topics and subscriptions are created; returns the config and a YAML file of it."""
+    from pipelines.kafka_io import ensure_topic
+    from pipelines.pubsub_io import ensure_topic_and_subscriptions
+
+    base_dir.mkdir(parents=True, exist_ok=True)
+    isolated = replace(
+        config,
+        kafka=replace(config.kafka, topic=f"interactions-{name}"),
+        pubsub=replace(config.pubsub, topic=f"interactions-{name}", subscriptions=(f"kappa-{name}",)),
+        paths=PathsConfig(
+            state_dir=config.paths.state_dir,
+            archive_root=str(base_dir / "archive"),
+            warehouse_root=base_dir / "warehouse",
+        ),
+    )
+    ensure_topic(isolated)
+    ensure_topic_and_subscriptions(isolated)
+    return isolated, write_config(isolated, base_dir / "config.yaml")

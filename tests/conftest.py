@@ -21,3 +21,16 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory):
     os.environ.pop("PUBSUB_EMULATOR_HOST", None)
     if saved:
         os.environ["PUBSUB_EMULATOR_HOST"] = saved
+
+
+@pytest.fixture
+def stack_config(local_stack, tmp_path: Path, request: pytest.FixtureRequest):
+    """(config, config_path) on the shared stack with this test's own topics, subscription
+    (`config.pubsub.subscriptions[0]`), archive and warehouse."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:6]
+    from pipelines.testing import isolated_config
+
+    return isolated_config(local_stack.config, tmp_path, name)

@@ -160,7 +160,8 @@ class WindowInteractions(beam.PTransform):
         return pcoll | "FixedWindows" >> beam.WindowInto(
             window.FixedWindows(self.window_s),
             trigger=trigger.AfterWatermark(
-                early=trigger.AfterProcessingTime(self.early_firing_s),
+                # Beam's runner API keeps whole seconds of this delay (ms // 1000).
+                early=trigger.AfterProcessingTime(max(1, round(self.early_firing_s))),
                 late=trigger.AfterCount(1),
             ),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,

@@ -1,0 +1,46 @@
+# kappa-migration: the two commands are `make demo` and `make test`; both bootstrap first.
+SHELL := /bin/bash
+PY := .venv/bin/python
+KAPPACTL := .venv/bin/kappactl
+CONFIG ?= config/demo.yaml
+DURATION ?= 240
+PYTEST_ARGS ?=
+
+.PHONY: setup up down status demo test test-fast bench lint clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup:  ## install venvs, jars, the emulator (idempotent)
+	@tools/setup.sh
+
+up: setup  ## start Kafka and the Pub/Sub emulator on 127.0.0.1
+	$(KAPPACTL) up --config $(CONFIG)
+
+down:  ## stop what `up` started
+	$(KAPPACTL) down --config $(CONFIG)
+
+status:  ## health of the local stack
+	$(KAPPACTL) status --config $(CONFIG)
+
+demo: setup  ## the whole dual run, end to end (DURATION seconds of traffic)
+	$(KAPPACTL) demo --config $(CONFIG) --duration $(DURATION) --report-dir reports/demo
+
+test: setup  ## every test: unit, Beam, Flink, real Kafka + emulator, Terraform
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## tests that need no local stack and no Flink
+	$(PY) -m pytest -m "not stack and not flink and not slow" $(PYTEST_ARGS)
+
+bench: setup  ## benchmarks -> bench/results/<date>.json and latest.md
+	$(KAPPACTL) bench --config $(CONFIG)
+
+lint: setup  ## ruff and terraform fmt
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; \
+	 elif [ -x .local/bin/tofu ]; then .local/bin/tofu fmt -check -recursive terraform; fi
+
+clean:  ## remove local state (stack data, archive, warehouse, reports); keeps venvs and jars
+	-$(KAPPACTL) down --config $(CONFIG)
+	rm -rf .local/kafka .local/logs .local/run .local/archive .local/warehouse .local/cutover reports

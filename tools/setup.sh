@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make setup`: everything the project needs, idempotently, on a fresh machine.
+#   .venv          Beam 2.77 + validator + CLI + API   (requirements/main.lock)
+#   .venv-flink    apache-flink 2.3 (pins apache-beam<=2.61, hence its own venv)
+#   .venv-checkov  checkov for the Terraform tests (its pins clash with Beam's)
+#   .local/jars    Kafka broker and Flink Kafka connector jars, by Maven from tools/pom.xml
+#   .local/bin     the Pub/Sub emulator (Go), and OpenTofu when no terraform/tofu is on PATH
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+PYTHON="${PYTHON:-python3.11}"
+
+need() {  # need COMMAND WHAT-TO-INSTALL
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "setup: '$1' not found: install $2, then run 'make setup' again" >&2
+    exit 1
+  fi
+}
+need "$PYTHON" "Python 3.11 (e.g. apt-get install python3.11 python3.11-venv, or pyenv install 3.11)"
+need java "Java 17 (e.g. apt-get install openjdk-17-jdk-headless)"
+need mvn "Maven (e.g. apt-get install maven)"
+need go "Go 1.24 or newer (https://go.dev/doc/install, or apt-get install golang)"
+java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
+if [[ -z "$java_major" || "$java_major" -lt 17 ]]; then
+  echo "setup: Java 17 or newer is needed (found '${java_major:-unknown}'): install openjdk-17-jdk-headless" >&2
+  exit 1
+fi
+
+venv() {  # venv DIR LOCKFILE EDITABLE(yes|no)
+  local dir="$1" lock="$2" editable="$3" stamp="$1/.kappa-lock.sha256"
+  local want; want="$(cat "$lock" pyproject.toml | sha256sum | cut -d' ' -f1)"
+  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  echo "setup: installing $dir from $lock (a few minutes the first time) ..."
+  [[ -x "$dir/bin/python" ]] || "$PYTHON" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --upgrade pip
+  "$dir/bin/python" -m pip install -q -r "$lock"
+  if [[ "$editable" == yes ]]; then
+    "$dir/bin/python" -m pip install -q --no-deps -e .
+  fi
+  echo "$want" > "$stamp"
+}
+venv .venv requirements/main.lock yes
+venv .venv-flink requirements/flink.lock yes
+venv .venv-checkov requirements/checkov.lock no
+
+jars_stamp=.local/jars/.pom.sha256
+want="$(sha256sum tools/pom.xml | cut -d' ' -f1)"
+if [[ ! -f "$jars_stamp" || "$(cat "$jars_stamp")" != "$want" ]]; then
+  echo "setup: fetching Kafka and Flink connector jars with Maven ..."
+  rm -rf .local/jars
+  mvn -q -B -f tools/pom.xml package
+  echo "$want" > "$jars_stamp"
+fi
+
+tools/build_emulator.sh
+tools/setup_terraform.sh
+echo "setup: ready"
