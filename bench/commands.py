@@ -1,0 +1,125 @@
+"""`kappactl bench`: run every `bench/bench_*.py`, write bench/results/<date>.json and latest.md."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from bench.figures import Figure
+from pipelines.cli_common import echo_err, with_config
+from pipelines.config import Config
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# (ratio name, numerator figure, denominator figure, what it says)
+RATIOS = [
+    ("kappa_backfill_vs_legacy_batch", "kappa_backfill_events_per_s", "legacy_batch_events_per_s",
+     "throughput on the same archive; target >= 3"),
+    ("kappa_backfill_vs_duckdb_baseline", "kappa_backfill_events_per_s", "baseline_events_per_s",
+     "share of the plain DuckDB limit; target >= 0.25"),
+    ("legacy_batch_vs_duckdb_baseline", "legacy_batch_events_per_s", "baseline_events_per_s",
+     "share of the plain DuckDB limit"),
+    ("validator_vs_outer_join", "validator_25m_keys_seconds", "duckdb_outer_join_25m_seconds",
+     "time on the same 25M keys; target <= 2"),
+    ("kappa_freshness_vs_legacy_batch_freshness", "kappa_e2e_freshness_p99_s", "legacy_batch_freshness_p99_s",
+     "seconds from window end to a final count; lower is fresher"),
+    ("bridge_vs_generator", "bridge_events_per_s", "generator_events_per_s", "bridge keeps up with producers"),
+]
+
+
+def discover() -> list[str]:
+    package = Path(__file__).resolve().parent
+    return sorted(m.name for m in pkgutil.iter_modules([str(package)]) if m.name.startswith("bench_"))
+
+
+def ratios(figures: list[Figure]) -> list[tuple[str, float, str]]:
+    values = {f.name: f.value for f in figures}
+    return [(name, values[a] / values[b], note) for name, a, b, note in RATIOS
+            if a in values and b in values and values[b]]
+
+
+def write_results(figures: list[Figure], failures: dict[str, str], out: Path = RESULTS) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc)
+    path = out / f"{stamp:%Y-%m-%d}.json"
+    path.write_text(json.dumps([f.as_json() for f in figures], indent=2) + "\n")
+    lines = [
+        f"# Benchmarks ({stamp:%Y-%m-%d %H:%M} UTC, `make bench`, 2 cores / 24 GiB)",
+        "",
+        "| figure | value | unit | events | peak MiB | notes |",
+        "|---|---:|---|---:|---:|---|",
+    ]
+    for f in figures:
+        peak = f.extra.get("peak_rss_mib")
+        lines.append(f"| {f.name} | {f.value:,.3f} | {f.unit} | {f.events or ''} | "
+                     f"{'' if peak is None else f'{peak:,.0f}'} | {f.notes} |")
+    lines += ["", "## Ratios (measured in the same run)", "", "| ratio | value | meaning |", "|---|---:|---|"]
+    lines += [f"| {name} | {value:,.3f} | {note} |" for name, value, note in ratios(figures)]
+    if failures:
+        lines += ["", "## Benchmarks that failed", ""] + [f"- `{m}`: {err}" for m, err in failures.items()]
+    lines += ["", f"Plots: `bench/results/plots/` (one per figure). Raw: `{path.name}`.", ""]
+    (out / "latest.md").write_text("\n".join(lines))
+    _plot(figures, out / "plots")
+    return path
+
+
+def _plot(figures: list[Figure], folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    history: dict[str, list[tuple[str, float]]] = {}
+    for past in sorted(folder.parent.glob("*.json")):
+        for row in json.loads(past.read_text()):
+            history.setdefault(row["name"], []).append((past.stem, row["value"]))
+    for f in figures:
+        points = history.get(f.name) or [("now", f.value)]
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.bar([p[0] for p in points], [p[1] for p in points], color="#4c72b0")
+        ax.set_title(f.name, fontsize=9)
+        ax.set_ylabel(f.unit)
+        ax.tick_params(axis="x", labelsize=7, rotation=30)
+        fig.tight_layout()
+        fig.savefig(folder / f"{f.name}.png", dpi=90)
+        plt.close(fig)
+
+
+@click.command()
+@click.option("--only", multiple=True, help="Run only these modules (e.g. bench_foundation); repeatable.")
+@click.option("--quick", is_flag=True, help="Smaller inputs, for a smoke run (results not comparable).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".local/bench"), show_default=True,
+              help="Scratch folder for generated inputs (cached between runs).")
+@with_config
+def bench(config: Config, only: tuple[str, ...], quick: bool, workdir: Path) -> None:
+    """Run the benchmarks and write bench/results/<date>.json and bench/results/latest.md."""
+    modules = [m for m in discover() if not only or m in only]
+    if only and len(modules) != len(only):
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(f"--only: unknown module(s); available: {', '.join(discover())}")
+    figures: list[Figure] = []
+    failures: dict[str, str] = {}
+    for name in modules:
+        echo_err(f"bench: running {name} ...")
+        try:
+            module = importlib.import_module(f"bench.{name}")
+            got = module.run(workdir / name, quick=quick)
+        except Exception as exc:  # one failing benchmark must not hide the others
+            traceback.print_exc()
+            failures[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        for f in got:
+            echo_err(f"bench:   {f.name} = {f.value:,.3f} {f.unit}")
+        figures.extend(got)
+    path = write_results(figures, failures)
+    click.echo(f"wrote {path} and {RESULTS / 'latest.md'}")
+    if failures:
+        raise SystemExit(5)
