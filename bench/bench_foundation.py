@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.figures import Figure
 from pipelines.pubsub_io import create_subscription
-from pipelines.testing import PrivateStack
+from pipelines.sandbox import PrivateStack
 
 KAPPACTL = [sys.executable, "-m", "migration.cli"]
 

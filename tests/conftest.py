@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.testing import PrivateStack
+from pipelines.sandbox import PrivateStack
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +31,6 @@ def stack_config(local_stack, tmp_path: Path, request: pytest.FixtureRequest):
     import uuid
 
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:6]
-    from pipelines.testing import isolated_config
+    from pipelines.sandbox import isolated_config
 
     return isolated_config(local_stack.config, tmp_path, name)

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from pipelines.testing import private_config, write_config
+from pipelines.sandbox import private_config, write_config
 
 pytestmark = pytest.mark.stack
 KAPPACTL = [sys.executable, "-m", "migration.cli"]

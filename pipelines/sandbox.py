@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks: a private local stack on free ports in a temp folder."""
+"""Private stacks on free ports and isolated run configs: for tests, benchmarks and the demo."""
 
 from __future__ import annotations
 
