@@ -1,0 +1,192 @@
+"""Running the batch layer period by period: the `batch_runs` ledger, re-runs, `--follow`.
+
+Each run appends a RUNNING row to `batch_runs`, then a FINISHED (with its counters) or
+FAILED row. Its aggregate rows carry the run's pane_index; the legacy views serve, per
+period, the rows of the latest FINISHED run only. So a re-run replaces a period's rows
+while every table stays append-only, and a run that crashed half-way is never served.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Callable
+
+from lambda_legacy.batch.pipeline import BatchRun, execute
+from pipelines.archive import list_parts
+from pipelines.errors import ConfigError, InputError, PipelineError
+from pipelines.events import now_ms
+from pipelines.warehouse import Warehouse
+
+LOG = logging.getLogger("legacy_batch")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    period_start_ms: int
+    period_end_ms: int
+    parts: int
+    counters: dict[str, int]
+    seconds: float
+
+    @property
+    def balanced(self) -> bool:
+        c = self.counters
+        accounted = c["events_counted"] + c["duplicates_removed"] + c["late_dropped"] + c["dead_lettered"]
+        return c["lines_read"] == accounted
+
+    def summary(self) -> str:
+        c = self.counters
+        return (
+            f"legacy batch {iso(self.period_start_ms)}..{iso(self.period_end_ms)}: {self.parts} parts, "
+            f"{c['lines_read']} lines read = {c['events_counted']} counted + {c['duplicates_removed']} "
+            f"duplicates + {c['late_dropped']} late dropped + {c['dead_lettered']} dead-lettered"
+            f"{'' if self.balanced else '  (UNBALANCED)'} in {self.seconds:.1f}s"
+        )
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_instant(text: str) -> int:
+    """Epoch ms of an ISO 8601 instant (a naive one is taken as UTC)."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"not an ISO 8601 time: {text!r} (e.g. 2026-01-05T00:00:00Z)") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
+def period_start_of(instant_ms: int, period_ms: int) -> int:
+    return instant_ms - instant_ms % period_ms
+
+
+def _ledger_row(run: BatchRun, run_id: str, status: str, counters: dict[str, int] | None) -> dict:
+    c = counters or {}
+    return {
+        "run_id": run_id,
+        "period_start": run.period_start_ms,
+        "period_end": run.period_end_ms,
+        "started_at": run.started_at_ms,
+        "finished_at": None if status == "RUNNING" else now_ms(),
+        "lines_read": c.get("lines_read"),
+        "events_counted": c.get("events_counted"),
+        "duplicates_removed": c.get("duplicates_removed"),
+        "late_dropped": c.get("late_dropped"),
+        "dead_lettered": c.get("dead_lettered"),
+        "status": status,
+        "pane_index": run.pane_index,
+    }
+
+
+def finished_periods(warehouse: Warehouse) -> set[int]:
+    """Period starts (epoch ms) that have at least one FINISHED run."""
+    if not warehouse.segments("batch_runs"):
+        return set()
+    con = warehouse.connect()
+    rows = con.execute(
+        "SELECT DISTINCT epoch_ms(period_start) FROM batch_runs WHERE status = 'FINISHED'"
+    ).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def _started_at(period_start_ms: int) -> int:
+    # pane_index must grow with every run of a period, even two runs in the same millisecond.
+    global _last_started
+    stamp = max(now_ms(), _last_started + 1)
+    _last_started = stamp
+    return stamp
+
+
+_last_started = 0
+
+
+def run_period(
+    archive_root: str,
+    warehouse_root: str,
+    period_start_ms: int,
+    period_ms: int,
+    window_ms: int,
+    beam_args: list[str],
+) -> RunReport:
+    """One batch run over one period, recorded in `batch_runs`."""
+    if period_start_ms % period_ms:
+        raise ConfigError(
+            f"--period-start {iso(period_start_ms)} is not at a batch period boundary ({period_ms} ms)"
+        )
+    end_ms = period_start_ms + period_ms
+    parts = tuple(list_parts(archive_root, period_start_ms, end_ms))
+    run = BatchRun(period_start_ms, end_ms, window_ms, _started_at(period_start_ms), parts)
+    run_id = f"legacy_batch-{iso(period_start_ms)}-{run.started_at_ms}"
+    warehouse = Warehouse(warehouse_root)
+    warehouse.append("batch_runs", [_ledger_row(run, run_id, "RUNNING", None)], writer="batch")
+    began = time.monotonic()
+    try:
+        counters = execute(run, warehouse_root, beam_args)
+    except Exception as exc:
+        warehouse.append("batch_runs", [_ledger_row(run, run_id, "FAILED", None)], writer="batch")
+        raise PipelineError(f"legacy batch run {run_id} failed: {str(exc).splitlines()[0][:300]}") from exc
+    warehouse.append("batch_runs", [_ledger_row(run, run_id, "FINISHED", counters)], writer="batch")
+    return RunReport(run_id, period_start_ms, end_ms, len(parts), counters, time.monotonic() - began)
+
+
+def follow(
+    archive_root: str,
+    warehouse_root: str,
+    period_ms: int,
+    delay_ms: int,
+    window_ms: int,
+    beam_args: list[str],
+    start_ms: int | None,
+    max_periods: int | None,
+    until_ms: int | None,
+    report: Callable[[RunReport], None],
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> int:
+    """Run each period once it has ended plus `delay_ms`; returns the number of runs.
+
+    Without `start_ms` it starts at the earliest archived period and skips periods that
+    already have a finished run, so restarting `--follow` does not redo work.
+    """
+    warehouse = Warehouse(warehouse_root)
+    skip: set[int] = set()
+    if start_ms is None:
+        parts = list_parts(archive_root)
+        if parts:
+            start_ms = period_start_of(parts[0].arrival_start_ms, period_ms)
+        else:
+            start_ms = period_start_of(now_ms(), period_ms)
+        skip = finished_periods(warehouse)
+    period = period_start_of(start_ms, period_ms)
+    runs = 0
+    while (max_periods is None or runs < max_periods) and (
+        until_ms is None or period + period_ms <= until_ms
+    ):
+        if period in skip:
+            period += period_ms
+            continue
+        due = period + period_ms + delay_ms
+        while now_ms() < due:
+            if stop_requested():
+                return runs
+            time.sleep(min(1.0, (due - now_ms()) / 1000))
+        report(run_period(archive_root, warehouse_root, period, period_ms, window_ms, beam_args))
+        runs += 1
+        period += period_ms
+        if stop_requested():
+            break
+    return runs
+
+
+def check_archive(archive_root: str) -> None:
+    if not archive_root.startswith("gs://"):
+        from pathlib import Path
+
+        if not Path(archive_root).exists():
+            raise InputError(f"archive not found: {archive_root} (run `kappactl archive` or pass --archive)")

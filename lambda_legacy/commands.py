@@ -1,0 +1,137 @@
+"""`kappactl legacy batch | speed | serve`: the legacy Lambda arms."""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+import click
+
+from pipelines.cli_common import echo_err, with_config
+from pipelines.config import Config
+from pipelines.errors import ConfigError
+
+_BEAM_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@click.group()
+def legacy() -> None:
+    """Legacy Lambda arms: Beam batch layer, PyFlink speed layer, serving merge."""
+
+
+@legacy.command(context_settings=_BEAM_ARGS)
+@with_config
+@click.option("--archive", help="Archive root (local folder or gs://); default: paths.archive_root.")
+@click.option("--warehouse", help="Warehouse root; default: paths.warehouse_root.")
+@click.option("--period-start", help="ISO 8601 start of the first period to run (at a period boundary).")
+@click.option("--periods", type=click.IntRange(min=1), default=1, show_default=True, help="Periods to run.")
+@click.option("--follow", is_flag=True, help="Run each period once it has ended plus time.batch_delay.")
+@click.option("--max-periods", type=click.IntRange(min=1), help="With --follow: stop after this many runs.")
+@click.option("--until", help="With --follow: stop after the last period ending at or before this time.")
+@click.pass_context
+def batch(
+    ctx: click.Context,
+    config: Config,
+    archive: str | None,
+    warehouse: str | None,
+    period_start: str | None,
+    periods: int,
+    follow: bool,
+    max_periods: int | None,
+    until: str | None,
+) -> None:
+    """Run the batch layer over archived periods (Beam; extra options go to Beam, e.g. --runner)."""
+    from lambda_legacy.batch import runs
+
+    archive_root = archive or config.paths.archive_root
+    warehouse_root = warehouse or str(config.paths.warehouse_root)
+    runs.check_archive(archive_root)
+    period_ms, window_ms = config.time.period_ms, config.time.window_ms
+    beam_args = list(ctx.args)
+    if not follow:
+        if period_start is None:
+            raise ConfigError("give --period-start ISO8601 (or --follow)")
+        if max_periods or until:
+            raise ConfigError("--max-periods and --until go with --follow")
+        start = runs.parse_instant(period_start)
+        for i in range(periods):
+            _report(
+                runs.run_period(
+                    archive_root, warehouse_root, start + i * period_ms, period_ms, window_ms, beam_args
+                )
+            )
+        return
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    done = runs.follow(
+        archive_root,
+        warehouse_root,
+        period_ms,
+        int(config.time.batch_delay * 1000),
+        window_ms,
+        beam_args,
+        runs.parse_instant(period_start) if period_start else None,
+        max_periods,
+        runs.parse_instant(until) if until else None,
+        _report,
+        lambda: bool(stopping),
+    )
+    echo_err(f"legacy batch --follow: {done} period(s) run")
+
+
+def _report(report: Any) -> None:
+    click.echo(report.summary())
+    click.echo(json.dumps({"batch_run": {"run_id": report.run_id, **report.counters}}))
+
+
+@legacy.command()
+@with_config
+@click.option("--warehouse", help="Warehouse root; default: paths.warehouse_root.")
+@click.option(
+    "--state-dir", help="Checkpoints, savepoints, progress; default: <paths.state_dir>/legacy_speed."
+)
+@click.option("--parallelism", type=click.IntRange(min=1), help="Default: kafka.partitions.")
+@click.option("--bounded", is_flag=True, help="Read up to the offsets at start, fire every window, finish.")
+@click.option("--fresh", is_flag=True, help="Ignore retained checkpoints and savepoints.")
+@click.option("--drain", is_flag=True, help="On stop, fire every open window before the savepoint.")
+@click.option("--max-runtime", type=float, default=0.0, help="Stop after this many seconds (0: never).")
+@click.option(
+    "--exit-when-idle", type=float, default=0.0, help="Stop after this many seconds without records."
+)
+@click.option("--flush-ms", type=click.IntRange(min=100), default=3000, show_default=True)
+@click.option("--checkpoint-ms", type=click.IntRange(min=500), default=5000, show_default=True)
+@click.option("--from-earliest", is_flag=True, help="Start at the earliest offsets, not the committed ones.")
+def speed(config: Config, from_earliest: bool, **options: Any) -> None:
+    """Run the speed layer (PyFlink, in .venv-flink) until stopped (SIGTERM stops with a savepoint)."""
+    from lambda_legacy.speed.launcher import SpeedOptions, run_speed_job
+
+    opts = SpeedOptions(starting_offsets="earliest" if from_earliest else "committed", **options)
+    raise SystemExit(0 if run_speed_job(config, opts) in (0, -signal.SIGTERM) else 5)
+
+
+@legacy.command()
+@with_config
+@click.option("--warehouse", help="Warehouse root; default: paths.warehouse_root.")
+@click.option("--tweet-id", type=int, help="Only this tweet.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print the view SQL (DuckDB and BigQuery) instead.")
+def serve(config: Config, warehouse: str | None, tweet_id: int | None, limit: int, dry_run: bool) -> None:
+    """Query the legacy serving view (batch wins for periods with a finished run)."""
+    from lambda_legacy import serving
+
+    if dry_run:
+        click.echo(serving.legacy_batch_served_sql(config.time.window_ms))
+        click.echo(serving.legacy_serving_sql(config.time.window_ms))
+        click.echo(serving.bigquery_sql("PROJECT", "DATASET", int(config.time.batch_period)))
+        return
+    con = serving.connect_with_serving(warehouse or config.paths.warehouse_root, config.time.window_ms)
+    where = "WHERE tweet_id = ?" if tweet_id is not None else ""
+    params = [tweet_id] if tweet_id is not None else []
+    rows = con.execute(
+        f"SELECT window_start, tweet_id, event_type, count, pipeline FROM legacy_serving {where} "
+        f"ORDER BY window_start DESC, count DESC LIMIT {limit}",
+        params,
+    ).fetchall()
+    for window_start, tid, event_type, count, pipeline in rows:
+        click.echo(f"{window_start:%Y-%m-%dT%H:%M:%SZ}  {tid:>12}  {event_type:<14} {count:>8}  {pipeline}")

@@ -1,0 +1,105 @@
+"""Start the speed job (`job.py`) with the Flink venv's interpreter, from the main venv.
+
+PyFlink pins apache-beam <= 2.61, so it lives in `.venv-flink`; the CLI runs there only
+this subprocess and forwards SIGTERM/SIGINT to it (the job stops with a savepoint).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.config import Config
+from pipelines.errors import ConfigError, PipelineError
+
+ROOT = Path(__file__).resolve().parents[2]
+CONNECTOR_JAR = ROOT / ".local" / "jars" / "flink" / "flink-sql-connector-kafka-5.0.0-2.2.jar"
+
+
+@dataclass
+class SpeedOptions:
+    """What `kappactl legacy speed` may change about one run of the job."""
+
+    warehouse: str | None = None
+    state_dir: str | None = None
+    parallelism: int | None = None
+    bounded: bool = False
+    fresh: bool = False
+    drain: bool = False
+    max_runtime: float = 0.0
+    exit_when_idle: float = 0.0
+    flush_ms: int = 3000
+    checkpoint_ms: int = 5000
+    idleness_ms: int | None = None
+    starting_offsets: str = "committed"
+    group_id: str = "legacy-speed"
+
+
+def flink_python() -> Path:
+    path = Path(os.environ.get("KAPPA_FLINK_PYTHON", ROOT / ".venv-flink" / "bin" / "python"))
+    if not path.exists():
+        raise ConfigError(
+            f"the Flink interpreter {path} is missing: run `make setup` (or set KAPPA_FLINK_PYTHON)"
+        )
+    return path
+
+
+def job_command(config: Config, opts: SpeedOptions) -> list[str]:
+    """The command line of the speed job for this config and these options."""
+    if not CONNECTOR_JAR.exists():
+        raise ConfigError(f"Kafka connector jar not found: {CONNECTOR_JAR} (run `make setup`)")
+    state = Path(opts.state_dir) if opts.state_dir else Path(config.paths.state_dir) / "legacy_speed"
+    warehouse = Path(opts.warehouse) if opts.warehouse else Path(config.paths.warehouse_root)
+    out_of_orderness_ms = int(config.time.speed_out_of_orderness * 1000)
+    idleness_ms = opts.idleness_ms or max(5000, 2 * out_of_orderness_ms)
+    cmd = [
+        str(flink_python()),
+        "-m",
+        "lambda_legacy.speed.job",
+        f"--bootstrap={config.kafka.bootstrap}",
+        f"--topic={config.kafka.topic}",
+        f"--group-id={opts.group_id}",
+        f"--warehouse={warehouse.resolve()}",
+        f"--state-dir={state.resolve()}",
+        f"--connector-jar={CONNECTOR_JAR}",
+        f"--window-ms={config.time.window_ms}",
+        f"--out-of-orderness-ms={out_of_orderness_ms}",
+        f"--idleness-ms={idleness_ms}",
+        f"--checkpoint-ms={opts.checkpoint_ms}",
+        f"--flush-ms={opts.flush_ms}",
+        # One subtask per Kafka partition: each makes its own watermark, as per-partition
+        # watermarking in the source would (a Python timestamp assigner cannot run there).
+        f"--parallelism={opts.parallelism or config.kafka.partitions}",
+        f"--starting-offsets={opts.starting_offsets}",
+        f"--max-runtime={opts.max_runtime}",
+        f"--exit-when-idle={opts.exit_when_idle}",
+    ]
+    cmd += [
+        flag
+        for flag, on in (("--bounded", opts.bounded), ("--fresh", opts.fresh), ("--drain", opts.drain))
+        if on
+    ]
+    return cmd
+
+
+def run_speed_job(config: Config, opts: SpeedOptions) -> int:
+    """Run the job in the foreground, forwarding SIGTERM/SIGINT; its exit code."""
+    cmd = job_command(config, opts)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code not in (0, -signal.SIGTERM):
+        raise PipelineError(f"the legacy speed job exited with code {code}; see its log above")
+    return code
