@@ -1,0 +1,253 @@
+"""`kappactl demo`: the whole dual run, end to end, on the local stack.
+
+It starts the stack, gives the run its own Kafka/Pub/Sub topics, archive and warehouse
+(under `.local/demo/<run>`), starts every arm as its own `kappactl` process (archiver,
+bridge, legacy speed, legacy batch --follow, kappa run, serving API), sends paced
+traffic with duplicates, late and malformed events, validates periodically and moves
+the cutover by the gates, then runs the kappa backfill, compares every arm with truth,
+stops everything it started and writes `demo_summary.json` beside the latest reports.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from migration.demo_support import Processes, kappactl, run_validation, serve_traffic
+from pipelines.cli_common import echo_err, with_config
+from pipelines.config import Config
+from pipelines.sandbox import isolated_config
+from pipelines.stack import LocalStack
+from pipelines.warehouse import Warehouse
+
+ARMS = ("legacy_speed", "legacy_batch", "kappa_stream", "kappa_backfill", "dead_letter", "truth_ledger")
+
+
+@dataclass
+class DemoState:
+    started: float = field(default_factory=time.monotonic)
+    verdicts: list[str] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
+    cutover_state: str = "SHADOW"
+    transitions: list[dict] = field(default_factory=list)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _row_counts(config: Config) -> dict[str, int]:
+    con = Warehouse(config.paths.warehouse_root).connect()
+    try:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ARMS}
+    finally:
+        con.close()
+
+
+def _progress(config: Config, state: DemoState, phase: str) -> None:
+    counts = _row_counts(config)
+    last = state.verdicts[-1] if state.verdicts else "-"
+    echo_err(
+        f"demo [{state.elapsed():5.0f}s] {phase:<9} truth events={counts['truth_ledger']:>7} "
+        f"speed rows={counts['legacy_speed']:>6} batch rows={counts['legacy_batch']:>6} "
+        f"kappa rows={counts['kappa_stream']:>6} dead letters={counts['dead_letter']:>5} "
+        f"validations={len(state.verdicts)} last={last} cutover={state.cutover_state}"
+    )
+
+
+def _cutover_step(config_path: Path, state: DemoState, verdict: str) -> None:
+    """After each validation: let the controller roll back on FAIL, advance on enough PASS."""
+    check = kappactl("cutover", "check", "--json", "--actor", "demo", config=config_path)
+    if verdict == "PASS" and state.cutover_state in ("SHADOW", "CANARY"):
+        reason = f"demo: {len(state.verdicts)} validations, latest PASS"
+        kappactl("cutover", "advance", "--reason", reason, "--actor", "demo", config=config_path)
+    status = kappactl("cutover", "status", "--json", config=config_path)
+    if status.returncode == 0:
+        current = json.loads(status.stdout).get("state", state.cutover_state)
+        if current != state.cutover_state:
+            state.transitions.append(
+                {"from": state.cutover_state, "to": current, "at_s": round(state.elapsed())}
+            )
+            state.cutover_state = current
+    if check.returncode not in (0, 6) and check.stderr:
+        echo_err(f"demo: cutover check: {check.stderr.strip().splitlines()[-1]}")
+
+
+def _validate(config: Config, config_path: Path, run_dir: Path, state: DemoState) -> None:
+    report_dir = run_dir / "reports" / f"validation-{len(state.verdicts) + 1:03d}"
+    verdict, _ = run_validation(config, config_path, report_dir, "legacy_serving", "kappa_stream")
+    state.verdicts.append(verdict)
+    state.reports.append(report_dir)
+    _cutover_step(config_path, state, verdict)
+
+
+def _compare_with_truth(config: Config, config_path: Path, run_dir: Path) -> dict:
+    out = {}
+    for arm in ("kappa_stream", "kappa_backfill", "legacy_serving"):
+        report_dir = run_dir / "reports" / f"{arm}-vs-truth"
+        _, report = run_validation(config, config_path, report_dir, arm, "truth")
+        keys = report.get("keys", {}) if report else {}
+        final = keys.get("total", 0) - keys.get("pending", 0)
+        wrong = keys.get("different", 0) + keys.get("missing_in_left", 0) + keys.get("missing_in_right", 0)
+        out[f"{arm}_vs_truth"] = {
+            "final_keys": final,
+            "exact": keys.get("same", 0),
+            "explained": keys.get("explained_late", 0) + keys.get("explained_duplicates", 0),
+            "unexplained": keys.get("unexplained", wrong),
+            "all_exact": final > 0 and wrong == 0,
+        }
+    return out
+
+
+def run_demo(config: Config, duration: float, rate: float, report_dir: Path, validate_every: float) -> dict:
+    stack = LocalStack(config)
+    already_up = all(s.healthy for s in stack.status())
+    stack.up()
+    run = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    run_dir = (Path(config.paths.state_dir) / "demo" / run).resolve()
+    run_config, config_path = isolated_config(config, run_dir, f"demo-{run.lower()}")
+    state = DemoState()
+    procs = Processes(run_dir / "logs", config_path)
+    summary: dict = {"run": run, "run_dir": str(run_dir), "duration_s": duration, "rate": rate}
+    try:
+        for name, args in [
+            ("archiver", ["archive"]),
+            ("bridge", ["bridge"]),
+            ("legacy-speed", ["legacy", "speed"]),
+            ("legacy-batch", ["legacy", "batch", "--follow"]),
+            ("kappa-stream", ["kappa", "run"]),
+        ]:
+            procs.start(name, args)
+        port = procs.start_server()
+        procs.start(
+            "generator",
+            [
+                "generate",
+                "--duration",
+                str(duration),
+                "--rate",
+                str(rate),
+                "--dup-rate",
+                "0.03",
+                "--late-rate",
+                "0.02",
+                "--max-lateness",
+                "20",
+                "--malformed-rate",
+                "0.01",
+            ],
+        )
+        # After the traffic: wait for the last period's batch run and for kappa windows to settle.
+        tail = config.time.batch_period + config.time.batch_delay + 30
+        next_validation = time.monotonic() + validate_every
+        while procs.running("generator") or state.elapsed() < duration + tail:
+            procs.check_alive()
+            time.sleep(5)
+            serve_traffic(port, run_config)
+            phase = "traffic" if procs.running("generator") else "settling"
+            _progress(run_config, state, phase)
+            if time.monotonic() >= next_validation:
+                _validate(run_config, config_path, run_dir, state)
+                next_validation = time.monotonic() + validate_every
+        procs.stop_all()
+        echo_err("demo: arms stopped; running the kappa backfill over the archive ...")
+        kappactl("kappa", "backfill", config=config_path, check=True, timeout=1200)
+        summary.update(_compare_with_truth(run_config, config_path, run_dir))
+    finally:
+        procs.stop_all()
+        if not already_up:
+            stack.down()
+    summary["validation"] = {
+        "verdict": state.verdicts[-1] if state.verdicts else "NONE",
+        "runs": len(state.verdicts),
+        "verdicts": state.verdicts,
+    }
+    summary["cutover"] = {"final_state": state.cutover_state, "transitions": state.transitions}
+    report_dir.mkdir(parents=True, exist_ok=True)
+    if state.reports:
+        for name in ("report.json", "report.md", "report.html"):
+            latest = state.reports[-1] / name
+            if latest.exists():
+                shutil.copy(latest, report_dir / name)
+    (report_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def demo_passed(summary: dict) -> bool:
+    kappa = summary.get("kappa_stream_vs_truth", {})
+    legacy = summary.get("legacy_serving_vs_truth", {})
+    unexplained_rate = legacy.get("unexplained", 1) / max(legacy.get("final_keys", 0), 1)
+    return bool(
+        kappa.get("all_exact")
+        and unexplained_rate <= 0.001
+        and summary["cutover"]["final_state"] in ("CANARY", "FULL", "DECOMMISSIONED")
+    )
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"kappa-migration demo {summary['run']}")
+    for column in ("arm vs truth", "final keys", "exact", "explained", "unexplained"):
+        table.add_column(column)
+    for arm in ("kappa_stream", "kappa_backfill", "legacy_serving"):
+        row = summary.get(f"{arm}_vs_truth", {})
+        table.add_row(
+            arm, *(str(row.get(k, "-")) for k in ("final_keys", "exact", "explained", "unexplained"))
+        )
+    console = Console(stderr=True)
+    console.print(table)
+    v, c = summary["validation"], summary["cutover"]
+    console.print(
+        f"validation: {v['runs']} runs, latest {v['verdict']}; cutover: {c['final_state']} "
+        f"after {len(c['transitions'])} transition(s)"
+    )
+
+
+@click.command()
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=30),
+    default=240,
+    show_default=True,
+    help="Seconds of generated traffic (the run takes about 3 minutes more).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=1, max=1000),
+    default=200,
+    show_default=True,
+    help="Events per second (the local DirectRunner keeps up to a few hundred).",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(path_type=Path),
+    default=Path("reports/demo"),
+    show_default=True,
+    help="Where demo_summary.json and the latest validation report go.",
+)
+@click.option(
+    "--validate-every",
+    type=click.FloatRange(min=5),
+    default=20,
+    show_default=True,
+    help="Seconds between validation runs.",
+)
+@with_config
+def demo(config: Config, duration: float, rate: float, report_dir: Path, validate_every: float) -> None:
+    """Run the whole dual run end to end and say whether the migration evidence holds.
+
+    Exits 0 when the kappa stream equals truth on every final window, at most 0.1% of the
+    legacy's final keys are unexplained, and the cutover reached at least CANARY."""
+    summary = run_demo(config, duration, rate, report_dir, validate_every)
+    _print_summary(summary)
+    click.echo(json.dumps(summary))
+    if not demo_passed(summary):
+        echo_err("demo: the migration evidence does not hold; see the reports in " + str(report_dir))
+        raise SystemExit(1)

@@ -1,0 +1,135 @@
+"""The demo's plumbing: child `kappactl` processes, validation runs, a trickle of reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from pipelines.cli_common import echo_err
+from pipelines.config import Config
+from pipelines.errors import PipelineError
+from pipelines.sandbox import free_port
+
+KAPPACTL = [sys.executable, "-m", "migration.cli"]
+VERDICTS = {0: "PASS", 1: "FAIL", 2: "INCONCLUSIVE"}
+
+
+def kappactl(
+    *args: str, config: Path, check: bool = False, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run one `kappactl` command to completion with the run's config."""
+    out = subprocess.run(
+        [*KAPPACTL, *args, "--config", str(config)], capture_output=True, text=True, timeout=timeout
+    )
+    if check and out.returncode != 0:
+        last = out.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise PipelineError(f"kappactl {' '.join(args)} failed ({out.returncode}): {last[0]}")
+    return out
+
+
+def run_validation(
+    config: Config, config_path: Path, report_dir: Path, left: str, right: str
+) -> tuple[str, dict]:
+    """One `kappactl validate` run; its verdict and report.json (empty on a bad run)."""
+    out = kappactl(
+        "validate",
+        "--left",
+        left,
+        "--right",
+        right,
+        "--archive",
+        config.paths.archive_root,
+        "--report-dir",
+        str(report_dir),
+        config=config_path,
+        timeout=600,
+    )
+    verdict = VERDICTS.get(out.returncode, "ERROR")
+    report_path = report_dir / "report.json"
+    if verdict == "ERROR" or not report_path.exists():
+        echo_err(f"demo: validate {left} vs {right} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+        return verdict, {}
+    return verdict, json.loads(report_path.read_text())
+
+
+def serve_traffic(port: int, config: Config, requests: int = 20) -> None:
+    """A few reads of the most popular tweets, so the API's shadow reads have evidence."""
+    from pipelines.generator import TWEET_ID_BASE
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        for rank in range(1, requests + 1):
+            try:
+                client.get(f"/v1/tweets/{TWEET_ID_BASE + rank}/counts")
+            except httpx.HTTPError:
+                return
+
+
+class Processes:
+    """Long-running children, each with its own log; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, log_dir: Path, config_path: Path):
+        self.log_dir = log_dir
+        self.config_path = config_path
+        self.children: dict[str, subprocess.Popen] = {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [*KAPPACTL, *args, "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.children[name] = proc
+        echo_err(f"demo: started {name} (pid {proc.pid}, log {self.log_dir / (name + '.log')})")
+        return proc
+
+    def start_server(self, timeout: float = 60) -> int:
+        port = free_port()
+        self.start("serving-api", ["serve", "--port", str(port)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return port
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        raise PipelineError(
+            f"the serving API did not answer on port {port}; see {self.log_dir}/serving-api.log"
+        )
+
+    def running(self, name: str) -> bool:
+        proc = self.children.get(name)
+        return proc is not None and proc.poll() is None
+
+    def check_alive(self) -> None:
+        """A long-running arm that died is a failed demo: say which and where its log is."""
+        for name, proc in self.children.items():
+            if name != "generator" and proc.poll() is not None:
+                raise PipelineError(
+                    f"{name} exited with code {proc.returncode}; see {self.log_dir / (name + '.log')}"
+                )
+            if name == "generator" and proc.poll() not in (None, 0):
+                raise PipelineError(f"the generator failed; see {self.log_dir / 'generator.log'}")
+
+    def stop_all(self, grace: float = 20) -> None:
+        live = {n: p for n, p in self.children.items() if p.poll() is None}
+        for proc in live.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in live.values():
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        self.children.clear()
