@@ -1,0 +1,263 @@
+"""The serving API (the TSAR-style query service), as a Starlette ASGI app.
+
+    GET /v1/tweets/{tweet_id}/counts?event_type=&start=&end=   counts per window + source
+    GET /healthz                                               state, snapshot, shadow stats
+    GET /metrics                                               Prometheus text exposition
+
+Reads are routed by the cutover state (see routing.py); the other arm is shadow-read after
+the response (see shadow.py). `start`/`end` are epoch milliseconds or ISO-8601 times
+(UTC if no offset); a window is returned when start <= window_start < end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from migration.cutover.model import utc_iso
+from migration.cutover.store import LocalStateStore, StateStore
+from migration.serving.data import Refresher, ServingData, Snapshot
+from migration.serving.metrics import Metrics
+from migration.serving.routing import StateWatcher, route
+from migration.serving.shadow import ShadowRecorder
+from pipelines.config import Config
+from pipelines.errors import InputError, KappaError, StackError
+from pipelines.events import EVENT_TYPES
+from pipelines.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+COUNTS_ROUTE = "/v1/tweets/{tweet_id}/counts"
+QUERY_PARAMS = {"event_type", "start", "end"}
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    warehouse_root: Path
+    window_ms: int
+    period_ms: int
+    settle_ms: int  # a window is compared in shadow reads only this long after it ends
+    refresh_s: float = 2.0
+
+    @classmethod
+    def from_config(
+        cls, config: Config, warehouse_root: Path | None = None, refresh_s: float = 2.0
+    ) -> ServingSettings:
+        t = config.time
+        # kappa is final after allowed lateness; legacy after its batch period ran (+ a margin).
+        settle_s = max(t.kappa_allowed_lateness, t.batch_period + t.batch_delay) + 30
+        root = Path(warehouse_root or config.paths.warehouse_root)
+        return cls(root, t.window_ms, t.period_ms, int(settle_s * 1000), refresh_s)
+
+
+def parse_time(name: str, text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(
+            text.replace("Z", "+00:00").replace(" ", "+", 1) if "T" in text else text
+        )
+    except ValueError as exc:
+        raise InputError(f"{name}: not a time: {text!r} (use epoch milliseconds or ISO-8601)") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def parse_tweet_id(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0 or int(text) >= 2**63:
+        raise InputError(f"tweet_id: must be a positive 64-bit integer, got {text!r}")
+    return int(text)
+
+
+def parse_query(request: Request) -> tuple[int, str | None, int | None, int | None]:
+    unknown = sorted(set(request.query_params) - QUERY_PARAMS)
+    if unknown:
+        raise InputError(
+            f"unknown query parameter(s) {', '.join(unknown)}: use {', '.join(sorted(QUERY_PARAMS))}"
+        )
+    tweet_id = parse_tweet_id(request.path_params["tweet_id"])
+    event_type = request.query_params.get("event_type") or None
+    if event_type is not None and event_type not in EVENT_TYPES:
+        raise InputError(f"event_type: unknown {event_type!r}; use one of {', '.join(EVENT_TYPES)}")
+    start = parse_time("start", request.query_params.get("start"))
+    end = parse_time("end", request.query_params.get("end"))
+    if start is not None and end is not None and start > end:
+        raise InputError(f"start ({start}) is after end ({end})")
+    return tweet_id, event_type, start, end
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else utc_iso(ms)
+
+
+class ServingService:
+    """Everything a request needs; the Starlette app is a thin shell around it."""
+
+    def __init__(self, settings: ServingSettings, store: StateStore):
+        self.settings = settings
+        self.metrics = Metrics()
+        self.data = ServingData(Warehouse(settings.warehouse_root), settings.window_ms, settings.period_ms)
+        self.watcher = StateWatcher(store)
+        stats_dir = store.directory if isinstance(store, LocalStateStore) else None
+        self.shadow = ShadowRecorder(self.metrics, settings.settle_ms, stats_dir)
+        self.refresher = Refresher(settings.refresh_s, self.refresh, self.shadow.flush)
+
+    def refresh(self) -> None:
+        if self.data.refresh_if_changed() and self.data.snapshot:
+            snap = self.data.snapshot
+            self.metrics.set("snapshot_build_seconds", snap.build_seconds)
+            for arm, rows in snap.rows.items():
+                self.metrics.set("snapshot_rows", rows, arm=arm)
+        if self.data.last_error:
+            self.metrics.inc("snapshot_errors_total")
+
+    def start(self) -> None:
+        self.data.refresh_if_changed()
+        self.refresher.start()
+
+    def stop(self) -> None:
+        self.refresher.stop()
+        self.shadow.close()
+
+    def counts(self, request: Request) -> Response:
+        tweet_id, event_type, start, end = parse_query(request)
+        snapshot = self.data.snapshot
+        if snapshot is None:
+            raise StackError(f"no data snapshot yet: {self.data.last_error or 'still loading'}")
+        state = self.watcher.current()
+        chosen = route(state, tweet_id)
+        rows = self.data.lookup(chosen.primary, tweet_id, snapshot)
+        self.metrics.inc("reads_total", source=chosen.primary, stage=state.stage.value)
+        if chosen.shadow:
+            shadow_arm = chosen.shadow
+            self.shadow.submit(state.seq, chosen.primary, shadow_arm, rows,
+                               lambda: self.data.lookup(shadow_arm, tweet_id, snapshot))  # fmt: skip
+        windows = [
+            {"window_start": r[2], "window_end": r[3], "event_type": r[4], "count": r[5]}
+            for r in rows
+            if (event_type is None or r[4] == event_type)
+            and (start is None or r[0] >= start)
+            and (end is None or r[0] < end)
+        ]
+        body = {
+            "tweet_id": tweet_id,
+            "source": chosen.primary,
+            "state": state.stage.value,
+            "canary_percent": state.canary_percent,
+            "event_type": event_type,
+            "start": _iso(start),
+            "end": _iso(end),
+            "windows": windows,
+            "total": sum(w["count"] for w in windows),
+            "data_as_of": _iso(snapshot.built_ms),
+        }
+        return JSONResponse(body, headers={"X-Served-By": chosen.primary})
+
+    def health(self, request: Request) -> Response:
+        state = self.watcher.current()
+        snap: Snapshot | None = self.data.snapshot
+        body: dict[str, Any] = {
+            "status": "ok" if snap else "loading",
+            "cutover": {"state": state.label, "stage": state.stage.value, "seq": state.seq},
+            "shadow": self.shadow.stats.as_json() if self.shadow.stats.seq == state.seq else None,
+            "snapshot_error": self.data.last_error,
+        }
+        if snap:
+            body["snapshot"] = {"built": _iso(snap.built_ms), "build_seconds": round(snap.build_seconds, 3),
+                                "rows": snap.rows, "legacy_view": snap.legacy_view}  # fmt: skip
+        return JSONResponse(body, status_code=200 if snap else 503)
+
+    def render_metrics(self, request: Request) -> Response:
+        state = self.watcher.current()
+        for stage in ("SHADOW", "CANARY", "FULL", "DECOMMISSIONED"):
+            self.metrics.set("cutover_stage", 1.0 if state.stage.value == stage else 0.0, stage=stage)
+        self.metrics.set("canary_percent", float(state.canary_percent or 0))
+        snap = self.data.snapshot
+        if snap:
+            self.metrics.set("snapshot_age_seconds", max(0.0, time.time() - snap.built_ms / 1000))
+        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+class MetricsMiddleware:
+    """Counts every request by route template and status, and times it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route_obj = scope.get("route")
+            path = getattr(route_obj, "path", None) or "unmatched"
+            self.metrics.observe(time.perf_counter() - started, route=path)
+            self.metrics.inc("requests_total", route=path, status=str(status["code"]))
+
+
+async def _kappa_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KappaError)
+    return JSONResponse({"error": str(exc), "type": type(exc).__name__}, status_code=exc.http_status)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"error": "internal error: see the server log", "type": "InternalError"}, status_code=500
+    )
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"error": f"no route {request.url.path}: try {COUNTS_ROUTE}", "type": "NotFound"}, 404
+    )
+
+
+def create_app(settings: ServingSettings, store: StateStore) -> Starlette:
+    """The ASGI app; `app.state.service` is the ServingService (metrics, shadow stats)."""
+    service = ServingService(settings, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = Starlette(
+        routes=[
+            Route(COUNTS_ROUTE, service.counts, methods=["GET"]),
+            Route("/healthz", service.health, methods=["GET"]),
+            Route("/metrics", service.render_metrics, methods=["GET"]),
+        ],
+        exception_handlers={KappaError: _kappa_error, 404: _not_found, Exception: _unexpected},
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    app.state.service = service
+    return app

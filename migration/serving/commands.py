@@ -1,0 +1,63 @@
+"""`kappactl serve`: the serving API, routing reads by the cutover state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from migration.cutover.store import default_state_location, open_store
+from migration.serving.app import ServingSettings
+from migration.serving.server import serve_forever
+from pipelines.cli_common import with_config
+from pipelines.config import Config, parse_duration
+from pipelines.errors import ConfigError
+
+
+def _seconds(name: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"--{name}: {exc}") from exc
+
+
+@click.command()
+@with_config
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free)."
+)
+@click.option(
+    "--warehouse", type=click.Path(path_type=Path), help="Warehouse root (default: paths.warehouse_root)."
+)
+@click.option(
+    "--state", "state_location", help="Cutover state folder or gs://... (default: <warehouse>/../cutover)."
+)
+@click.option(
+    "--refresh", default="2s", show_default=True, help="How often to look for new warehouse segments."
+)
+@click.option("--settle", default=None, help="Compare a window in shadow reads this long after it ends "
+              "(default: max(kappa_allowed_lateness, batch_period + batch_delay) + 30s).")  # fmt: skip
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(
+    config: Config,
+    host: str,
+    port: int,
+    warehouse: Path | None,
+    state_location: str | None,
+    refresh: str,
+    settle: str | None,
+    log_level: str,
+) -> None:
+    """Serve GET /v1/tweets/{id}/counts, /healthz and /metrics over the warehouse."""
+    settings = ServingSettings.from_config(config, warehouse, refresh_s=_seconds("refresh", refresh) or 2.0)
+    if (settle_s := _seconds("settle", settle)) is not None:
+        settings = ServingSettings(settings.warehouse_root, settings.window_ms, settings.period_ms,
+                                   int(settle_s * 1000), settings.refresh_s)  # fmt: skip
+    store = open_store(state_location or default_state_location(settings.warehouse_root))
+    click.echo(
+        f"serving {settings.warehouse_root} on http://{host}:{port} (cutover state: {store.describe()})"
+    )
+    serve_forever(settings, store, host, port, log_level)

@@ -1,0 +1,129 @@
+"""Shadow reads: after the response, read the other arm, compare, and count mismatches.
+
+Comparisons run on a small bounded thread pool, never on the request path; when the pool is
+saturated a shadow read is dropped and counted rather than queued without bound. Only
+settled windows are compared (both arms final: `settle_ms` after window_end), so in-flight
+windows do not count as mismatches. Stats are kept per cutover transition (`seq`) and
+written to the cutover folder, where `kappactl cutover check` reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from migration.cutover.gate import ShadowStats, write_shadow_stats
+from migration.serving.metrics import Metrics
+
+log = logging.getLogger(__name__)
+Rows = list[tuple[Any, ...]]  # (ws_ms, we_ms, ws_iso, we_iso, event_type, count)
+
+
+def compare(primary: Rows, shadow: Rows, settled_before_ms: int) -> tuple[int, int, int]:
+    """(keys compared, keys mismatched, keys pending) over the union of both arms' keys."""
+    left = {(r[0], r[4]): (r[1], r[5]) for r in primary}
+    right = {(r[0], r[4]): (r[1], r[5]) for r in shadow}
+    compared = mismatched = pending = 0
+    for key in left.keys() | right.keys():
+        window_end = (left.get(key) or right[key])[0]
+        if window_end > settled_before_ms:
+            pending += 1
+            continue
+        compared += 1
+        if left.get(key, (0, 0))[1] != right.get(key, (0, 0))[1]:
+            mismatched += 1
+    return compared, mismatched, pending
+
+
+class ShadowRecorder:
+    def __init__(
+        self, metrics: Metrics, settle_ms: int, stats_dir: Path | None, workers: int = 2, backlog: int = 64
+    ):
+        self.metrics = metrics
+        self.settle_ms = settle_ms
+        self.stats_dir = stats_dir
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shadow")
+        self.backlog = backlog
+        self._pending = 0
+        self._lock = threading.Lock()
+        self.stats = ShadowStats(seq=-1)
+        self._dirty = False
+
+    def submit(
+        self, seq: int, primary_arm: str, shadow_arm: str, primary: Rows, read: Callable[[], Rows]
+    ) -> bool:
+        """Queue one shadow read; False (and counted) if the backlog is full."""
+        with self._lock:
+            full = self._pending >= self.backlog
+            self._pending += 0 if full else 1
+        if full:
+            self.metrics.inc("shadow_dropped_total", primary=primary_arm, shadow=shadow_arm)
+            return False
+        try:
+            self._pool.submit(self._run, seq, primary_arm, shadow_arm, primary, read)
+        except RuntimeError:  # pool shut down while the server stops
+            self._done()
+            return False
+        return True
+
+    def _done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _run(
+        self, seq: int, primary_arm: str, shadow_arm: str, primary: Rows, read: Callable[[], Rows]
+    ) -> None:
+        try:
+            shadow = read()
+            compared, mismatched, pending = compare(
+                primary, shadow, time.time_ns() // 1_000_000 - self.settle_ms
+            )
+            labels = {"primary": primary_arm, "shadow": shadow_arm}
+            self.metrics.inc("shadow_reads_total", **labels)
+            self.metrics.inc("shadow_keys_compared_total", compared, **labels)
+            self.metrics.inc("shadow_keys_mismatched_total", mismatched, **labels)
+            self.metrics.inc("shadow_keys_pending_total", pending, **labels)
+            if mismatched:
+                self.metrics.inc("shadow_mismatched_reads_total", **labels)
+            self._record(seq, compared, mismatched, pending)
+        except Exception:  # a failed shadow read must never affect serving; it is counted
+            log.exception("shadow read failed")
+            self.metrics.inc("shadow_errors_total", primary=primary_arm, shadow=shadow_arm)
+        finally:
+            self._done()
+
+    def _record(self, seq: int, compared: int, mismatched: int, pending: int) -> None:
+        with self._lock:
+            stats = self.stats if self.stats.seq == seq else ShadowStats(seq=seq)
+            self.stats = replace(
+                stats,
+                reads=stats.reads + 1,
+                keys_compared=stats.keys_compared + compared,
+                keys_mismatched=stats.keys_mismatched + mismatched,
+                keys_pending=stats.keys_pending + pending,
+                updated_ms=time.time_ns() // 1_000_000,
+            )
+            self._dirty = True
+
+    def flush(self) -> None:
+        """Write the stats file if anything changed (called by the refresher)."""
+        with self._lock:
+            if not self._dirty or self.stats_dir is None:
+                return
+            stats, self._dirty = self.stats, False
+        write_shadow_stats(self.stats_dir, stats)
+
+    def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait for queued shadow reads (tests and shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.flush()
