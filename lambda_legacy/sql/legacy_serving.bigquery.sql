@@ -3,7 +3,7 @@
 --     FINISHED batch run -> the value of the LATEST finished run of that period; a key that
 --     run did not produce is absent (0), even if the speed layer or an older run has it;
 --   * otherwise -> the speed layer's current value (highest pane_index).
--- `pipeline` says which arm served the key. Placeholders use ${name}, valid for both
+-- `pipeline` says which arm served the key. The dollar-brace placeholders are valid for both
 -- Terraform templatefile() and Python's string.Template (lambda_legacy.serving renders it).
 WITH latest_finished_run AS (
   SELECT period_start, MAX(pane_index) AS pane_index

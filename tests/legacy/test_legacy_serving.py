@@ -1,0 +1,221 @@
+"""The legacy serving merge: batch wins for periods with a finished run, speed elsewhere.
+
+The DuckDB views are checked on hand-made rows; the BigQuery SQL (ours, and the one
+Terraform deploys) is transpiled to DuckDB with sqlglot and must agree with them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+import pytest
+import sqlglot
+
+from lambda_legacy.serving import bigquery_sql, connect_with_serving
+from pipelines.warehouse import Warehouse
+
+P0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
+PERIOD_MS, WINDOW_MS = 60_000, 10_000
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM_SQL = ROOT / "terraform" / "modules" / "bigquery" / "sql" / "legacy_serving.sql"
+
+
+def agg(
+    window_start: int,
+    tweet_id: int,
+    count: int,
+    pipeline: str,
+    pane_index: int,
+    emitted_at: int = 0,
+    event_type: str = "like",
+) -> dict:
+    return {
+        "window_start": window_start,
+        "window_end": window_start + WINDOW_MS,
+        "tweet_id": tweet_id,
+        "event_type": event_type,
+        "count": count,
+        "pipeline": pipeline,
+        "emitted_at": P0 + emitted_at,
+        "pane": "FINAL" if pipeline == "legacy_batch" else "ON_TIME",
+        "pane_index": pane_index,
+    }
+
+
+def run(period: int, pane_index: int, status: str) -> dict:
+    start = P0 + period * PERIOD_MS
+    return {
+        "run_id": f"r{pane_index}",
+        "period_start": start,
+        "period_end": start + PERIOD_MS,
+        "started_at": P0,
+        "finished_at": None,
+        "lines_read": None,
+        "events_counted": None,
+        "duplicates_removed": None,
+        "late_dropped": None,
+        "dead_lettered": None,
+        "status": status,
+        "pane_index": pane_index,
+    }
+
+
+def simple(wh: Warehouse) -> set[tuple]:
+    """One finished run for period 0; speed for periods 0 and 1."""
+    wh.append("batch_runs", [run(0, 100, "RUNNING"), run(0, 100, "FINISHED")])
+    wh.append(
+        "legacy_batch", [agg(P0, 1, 5, "legacy_batch", 100), agg(P0 + 10_000, 2, 3, "legacy_batch", 100)]
+    )
+    wh.append(
+        "legacy_speed",
+        [
+            agg(P0, 1, 7, "legacy_speed", 0),
+            agg(P0 + 20_000, 4, 2, "legacy_speed", 0),
+            agg(P0 + 60_000, 1, 8, "legacy_speed", 0),
+        ],
+    )
+    return {
+        (P0, 1, "like", 5, "legacy_batch"),
+        (P0 + 10_000, 2, "like", 3, "legacy_batch"),
+        (P0 + 60_000, 1, "like", 8, "legacy_speed"),
+    }
+
+
+def reruns(wh: Warehouse) -> set[tuple]:
+    """Period 0 re-run (a key vanished), a crashed third run; period 1 only a failed run."""
+    wh.append(
+        "batch_runs",
+        [run(0, 100, "FINISHED"), run(0, 200, "FINISHED"), run(0, 300, "RUNNING"), run(1, 400, "FAILED")],
+    )
+    wh.append(
+        "legacy_batch",
+        [
+            agg(P0, 1, 5, "legacy_batch", 100),
+            agg(P0 + 10_000, 2, 3, "legacy_batch", 100),  # superseded run
+            agg(P0, 1, 6, "legacy_batch", 200),  # latest finished run: key 2 is gone
+            agg(P0, 1, 99, "legacy_batch", 300),  # never finished
+            agg(P0 + 60_000, 1, 50, "legacy_batch", 400),  # failed
+        ],
+    )
+    wh.append(
+        "legacy_speed",
+        [
+            agg(P0, 1, 7, "legacy_speed", 0),
+            agg(P0 + 20_000, 4, 2, "legacy_speed", 0),  # period 0: batch wins
+            agg(P0 + 60_000, 1, 4, "legacy_speed", 0, emitted_at=1),
+            agg(P0 + 60_000, 1, 8, "legacy_speed", 0, emitted_at=2),
+            agg(P0 + 120_000, 5, 1, "legacy_speed", 0, event_type="reply"),
+        ],
+    )
+    return {
+        (P0, 1, "like", 6, "legacy_batch"),
+        (P0 + 60_000, 1, "like", 8, "legacy_speed"),
+        (P0 + 120_000, 5, "reply", 1, "legacy_speed"),
+    }
+
+
+SCENARIOS = {"simple": simple, "reruns": reruns}
+KEY_SQL = "SELECT epoch_ms(window_start), tweet_id, event_type, count, pipeline FROM {}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_batch_value_wins_for_finished_periods_and_speed_serves_the_rest(tmp_path, scenario):
+    wh = Warehouse(tmp_path)
+    expected = SCENARIOS[scenario](wh)
+    con = connect_with_serving(wh, WINDOW_MS)
+    assert set(con.execute(KEY_SQL.format("legacy_serving")).fetchall()) == expected
+
+
+def test_key_the_finished_batch_never_saw_is_absent_not_the_speed_value(tmp_path):
+    wh = Warehouse(tmp_path)
+    simple(wh)
+    con = connect_with_serving(wh, WINDOW_MS)
+    assert con.execute("SELECT count(*) FROM legacy_serving WHERE tweet_id = 4").fetchone()[0] == 0
+
+
+def test_serving_view_has_the_aggregate_shape_and_exists_on_an_empty_warehouse(tmp_path):
+    con = Warehouse(tmp_path).connect(WINDOW_MS)  # registered on import: plain connect() has it
+    assert con.execute("SELECT count(*) FROM legacy_serving").fetchone()[0] == 0
+    columns = [row[0] for row in con.execute("DESCRIBE legacy_serving").fetchall()]
+    assert columns == [
+        "window_start",
+        "window_end",
+        "tweet_id",
+        "event_type",
+        "count",
+        "pipeline",
+        "emitted_at",
+        "pane",
+        "pane_index",
+    ]
+
+
+def _bigquery_tables_in_duckdb(wh: Warehouse):
+    """The warehouse's tables (and current views, as tables) under proj.ds, as BigQuery sees them."""
+    con = connect_with_serving(wh, WINDOW_MS)
+    con.execute("ATTACH ':memory:' AS proj")
+    con.execute("CREATE SCHEMA proj.ds")
+    for name in (
+        "legacy_batch",
+        "legacy_speed",
+        "batch_runs",
+        "legacy_batch_current",
+        "legacy_speed_current",
+    ):
+        con.execute(f"CREATE TABLE proj.ds.{name} AS SELECT * FROM {name}")
+    return con
+
+
+def _run_bigquery(con, sql: str) -> set[tuple]:
+    duck = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
+    return set(con.execute(KEY_SQL.format(f"({duck})")).fetchall())
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_bigquery_sql_gives_the_duckdb_views_result(tmp_path, scenario):
+    wh = Warehouse(tmp_path)
+    expected = SCENARIOS[scenario](wh)
+    con = _bigquery_tables_in_duckdb(wh)
+    assert _run_bigquery(con, bigquery_sql("proj", "ds", PERIOD_MS // 1000)) == expected
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "simple",
+        pytest.param(
+            "reruns",
+            marks=pytest.mark.xfail(
+                reason="terraform's legacy_serving.sql takes legacy_batch_current "
+                "(highest pane_index per key): "
+                "rows of an unfinished re-run leak and a key the latest run dropped survives; "
+                "lambda_legacy/sql/legacy_serving.bigquery.sql has the latest-finished-run rule",
+                strict=True,
+            ),
+        ),
+    ],
+)
+def test_terraform_view_sql_agrees_with_the_duckdb_view(tmp_path, scenario):
+    if not TERRAFORM_SQL.exists():
+        pytest.skip("terraform/modules/bigquery/sql/legacy_serving.sql not written yet")
+    wh = Warehouse(tmp_path)
+    expected = SCENARIOS[scenario](wh)
+    con = _bigquery_tables_in_duckdb(wh)
+    sql = Template(TERRAFORM_SQL.read_text()).safe_substitute(
+        project="proj",
+        dataset="ds",
+        batch_runs_table="batch_runs",
+        batch_table="legacy_batch",
+        speed_table="legacy_speed",
+        batch_current_view="legacy_batch_current",
+        speed_current_view="legacy_speed_current",
+        batch_period_seconds=PERIOD_MS // 1000,
+        finished_status="FINISHED",
+    )
+    assert _run_bigquery(con, sql) == expected
+
+
+def test_bigquery_sql_renders_every_placeholder():
+    sql = bigquery_sql("my-project", "legacy", 3600)
+    assert "${" not in sql and "`my-project.legacy.batch_runs`" in sql and "3600" in sql
