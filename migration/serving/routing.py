@@ -7,7 +7,7 @@ import os
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from migration.cutover.model import CutoverState, Stage
 from migration.cutover.store import LocalStateStore, StateStore
@@ -20,8 +20,7 @@ def canary_bucket(tweet_id: int) -> int:
     return zlib.crc32(str(tweet_id).encode()) % 100
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     primary: str
     shadow: str | None  # the other arm, read after the response and compared
 
