@@ -65,17 +65,21 @@ def list_parts(root: str, start_ms: int | None = None, end_ms: int | None = None
     return parts
 
 
-def read_lines(path: str) -> Iterator[bytes]:
-    """The raw lines of one part (without the newline), gzip or plain, local or gs://."""
+def read_part(path: str) -> bytes:
+    """The whole (decompressed) content of one part, gzip or plain, local or gs://."""
     if path.startswith("gs://"):
         from apache_beam.io.filesystems import FileSystems
 
         raw = FileSystems.open(path).read()
-        data = gzip.decompress(raw) if path.endswith(".gz") else raw
     else:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as handle:
-            data = handle.read()
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    return gzip.decompress(raw) if path.endswith(".gz") else raw
+
+
+def read_lines(path: str) -> Iterator[bytes]:
+    """The raw lines of one part (without the newline), gzip or plain, local or gs://."""
+    data = read_part(path)
     for line in data.split(b"\n"):
         if line:
             yield line

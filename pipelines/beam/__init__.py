@@ -8,8 +8,10 @@ Contract (inputs -> outputs; every DoFn counts with Beam metrics in namespace `k
   `result.dead_letter` (`pipelines.events.BadRecord`). Same validation as `parse_event`.
 - `DedupByEventId(horizon_s)`: Interaction -> Interaction, first per event_id within
   `horizon_s` of event time (state + an event-time timer; deterministic on replay).
-- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s)`: FixedWindows,
-  AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)), ACCUMULATING.
+- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s, bounded=False)`:
+  FixedWindows, AfterWatermark(early=AfterProcessingTime(whole seconds, >= 1),
+  late=AfterCount(1)), ACCUMULATING; `bounded=True` in backfills: default trigger,
+  one pane per window (FnApiRunner's batch GroupByKey has no processing-time clock).
 - `CountPerKey()`: Interaction -> ((tweet_id, event_type), count) per window pane.
 - `ToPaneRows(pipeline, run_epoch_ms=None, final=False)`: -> aggregate row dicts (DESIGN
   2.3; timestamps as epoch ms; pane EARLY/ON_TIME/LATE, or FINAL when `final`;

@@ -9,7 +9,8 @@ them as Parquet segments with `Warehouse.append`:
   gets a segment every few seconds per shard, not one per element or bundle;
 - `buffering_s=None` (bounded runs): rows are batched per bundle (up to batch_size).
 
-The output PCollection holds the number of rows of each segment written.
+With buffering the output PCollection holds the number of rows of each segment written;
+per-bundle writing outputs nothing (a bundle's rows may span windows).
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ class _WritePerBundleFn(beam.DoFn):
     def start_bundle(self) -> None:
         self.buffer = []
 
-    def process(self, row: dict) -> Iterator[int]:
+    def process(self, row: dict) -> None:
         self.buffer.append(row)
         if len(self.buffer) >= self.batch_size:
-            yield self._flush()
+            self._flush()
 
-    def finish_bundle(self) -> Iterator[Any]:
+    def finish_bundle(self) -> None:
         if self.buffer:
-            yield window.GlobalWindows.windowed_value(self._flush())
+            self._flush()
 
     def _flush(self) -> int:
         rows, self.buffer = self.buffer, []

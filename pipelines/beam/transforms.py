@@ -10,8 +10,9 @@ Contract (see `pipelines.beam` for the summary):
 - `DedupByEventId(horizon_s)`: `Interaction` -> `Interaction`, the first of each event_id
   kept; state is held until event_time + horizon (an event-time timer), so the result is
   the same on replay, whatever the processing speed.
-- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s)`: FixedWindows with
-  AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)), ACCUMULATING.
+- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s, bounded=False)`:
+  FixedWindows with AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)),
+  ACCUMULATING; `bounded=True` for backfills (default trigger, one final pane).
 - `CountPerKey()`: `Interaction` -> `((tweet_id, event_type), count)` per window pane.
 - `ToPaneRows(pipeline, run_epoch_ms, final=False)`: counts -> aggregate row dicts of
   DESIGN.md 2.3 (timestamps in epoch ms). pane_index = run_epoch_ms * 1e6 + pane index,
@@ -148,15 +149,26 @@ class DedupByEventId(beam.PTransform):
 
 
 class WindowInteractions(beam.PTransform):
-    """Event-time tumbling windows with early, on-time and late accumulating panes."""
+    """Event-time tumbling windows with early, on-time and late accumulating panes.
 
-    def __init__(self, window_s: float, allowed_lateness_s: float, early_firing_s: float):
+    `bounded=True` (backfill): plain FixedWindows with the default trigger. In a bounded run
+    the watermark only moves at the end, so every event is on time and the single pane
+    holds the final count; FnApiRunner's batch GroupByKey also has no processing-time clock
+    for the early firings.
+    """
+
+    def __init__(
+        self, window_s: float, allowed_lateness_s: float, early_firing_s: float, bounded: bool = False
+    ):
         super().__init__()
         self.window_s = window_s
         self.allowed_lateness_s = allowed_lateness_s
         self.early_firing_s = early_firing_s
+        self.bounded = bounded
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        if self.bounded:
+            return pcoll | "FixedWindows" >> beam.WindowInto(window.FixedWindows(self.window_s))
         return pcoll | "FixedWindows" >> beam.WindowInto(
             window.FixedWindows(self.window_s),
             trigger=trigger.AfterWatermark(

@@ -1,0 +1,257 @@
+"""The Kappa backfill: the stream's semantics over the archive, as a bounded Beam pipeline.
+
+Two engines compute the same FINAL counts:
+
+- `batched` (default): one DoFn reads and validates a whole part file with Arrow
+  (`kappa.batched`), splits the valid events by a bucket of their event_id and emits
+  one table per bucket; a GroupByKey on the bucket brings every copy of an event_id
+  together, so dedup stays exact across part files; partial counts per bucket are then
+  summed per key. Locally on FnApiRunner with two worker processes.
+- `beam`: the element-wise shared composites (`ParseInteractions`, `DedupByEventId`,
+  `WindowInteractions`, `CountPerKey`, `ToPaneRows`), the same ones the stream runs.
+
+Semantics shared with the stream: validation as `parse_event`, judged against the end of
+the line's arrival partition (the archive keeps arrival time at partition granularity);
+dedup by exact event_id. Every copy of an event carries the same event_time, so "within
+dedup_horizon of event time" holds for any two copies: the backfill dedups over the
+whole run. Unlike the stream, nothing is too late: an event is counted whenever it
+arrived, which is what a backfill is for. `--from/--to` select event times in
+[from, to); parts are read from the arrival partition holding `from` onwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from kappa import batched
+from pipelines.archive import list_parts, read_lines, read_part
+from pipelines.beam import (
+    BIGQUERY_AGGREGATE_SCHEMA,
+    BIGQUERY_DEAD_LETTER_SCHEMA,
+    METRICS_NAMESPACE,
+    PANE_INDEX_SCALE,
+    CountPerKey,
+    DedupByEventId,
+    ParseInteractions,
+    ToPaneRows,
+    WindowInteractions,
+    WriteToBigQueryTable,
+    WriteToWarehouse,
+    dead_letter_row,
+)
+from pipelines.config import Config
+from pipelines.errors import InputError, PipelineError
+from pipelines.events import now_ms
+
+log = logging.getLogger(__name__)
+PIPELINE = "kappa_backfill"
+TABLE = "kappa_backfill"
+
+
+@dataclass
+class BackfillJob:
+    config: Config
+    archive: str
+    warehouse: str
+    start_ms: int | None = None
+    end_ms: int | None = None
+    engine: str = "batched"
+    buckets: int = 8
+    bigquery_table: str | None = None
+    bigquery_dead_letter_table: str | None = None
+    beam_args: list[str] = field(default_factory=list)
+    run_epoch_ms: int = field(default_factory=now_ms)
+
+
+@dataclass
+class BackfillResult:
+    parts: int
+    counters: dict[str, int]
+    seconds: float
+
+
+def _dl_row(record: Any) -> dict:
+    return dead_letter_row(record)
+
+
+class _ReadParsePartFn(beam.DoFn):
+    """(part index, path, received_at_ms) -> (bucket, (part index, events)) + dead letters."""
+
+    def __init__(self, buckets: int, start_ms: int | None, end_ms: int | None):
+        self.buckets, self.start_ms, self.end_ms = buckets, start_ms, end_ms
+        self.read = Metrics.counter(METRICS_NAMESPACE, "read")
+        self.rejected = Metrics.counter(METRICS_NAMESPACE, "dead_lettered")
+        self.outside = Metrics.counter(METRICS_NAMESPACE, "outside_range")
+
+    def process(self, part: tuple[int, str, int]) -> Iterator[Any]:
+        index, path, received_at_ms = part
+        parsed = batched.parse_blob(read_part(path), received_at_ms, PIPELINE)
+        self.read.inc(parsed.lines)
+        self.rejected.inc(len(parsed.rejected))
+        for record in parsed.rejected:
+            yield pvalue.TaggedOutput("dead_letter", dead_letter_row(record))
+        events = batched.in_event_time_range(parsed.events, self.start_ms, self.end_ms)
+        self.outside.inc(parsed.events.num_rows - events.num_rows)
+        for bucket, table in batched.split_by_bucket(events, self.buckets).items():
+            yield bucket, (index, table)
+
+
+class _DedupCountFn(beam.DoFn):
+    def __init__(self, window_ms: int):
+        self.window_ms = window_ms
+        self.duplicates = Metrics.counter(METRICS_NAMESPACE, "duplicates_removed")
+        self.counted = Metrics.counter(METRICS_NAMESPACE, "counted")
+
+    def process(self, element: tuple[int, Any]) -> Iterator[Any]:
+        ordered = [table for _, table in sorted(element[1], key=lambda item: item[0])]
+        counts, duplicates = batched.dedup_and_count(ordered, self.window_ms)
+        self.duplicates.inc(duplicates)
+        self.counted.inc(sum(counts["count"].to_pylist()))
+        yield None, counts
+
+
+class _WriteFinalFn(beam.DoFn):
+    """All partial counts -> FINAL rows, written as one segment (or emitted as row dicts)."""
+
+    def __init__(self, warehouse: str | None, window_ms: int, pane_index: int):
+        self.warehouse, self.window_ms, self.pane_index = warehouse, window_ms, pane_index
+        self.rows = Metrics.counter(METRICS_NAMESPACE, f"rows_written_{TABLE}")
+
+    def process(self, element: tuple[None, Any]) -> Iterator[dict]:
+        rows = batched.final_rows(
+            batched.sum_counts(list(element[1])), self.window_ms, PIPELINE, self.pane_index
+        )
+        self.rows.inc(rows.num_rows)
+        if self.warehouse is not None:
+            from pipelines.warehouse import Warehouse
+
+            Warehouse(self.warehouse).append(TABLE, rows, writer="kappa-backfill")
+            return
+        for row in rows.to_pylist():
+            yield {k: (int(v.timestamp() * 1000) if hasattr(v, "timestamp") else v) for k, v in row.items()}
+
+
+def _parts(job: BackfillJob) -> list[tuple[int, str, int]]:
+    period_ms = job.config.time.period_ms
+    first = None if job.start_ms is None else job.start_ms - job.start_ms % period_ms
+    parts = list_parts(job.archive, first, None)
+    if not parts:
+        raise InputError(
+            f"no archive parts under {job.archive} (run `kappactl archive` first, or check --from)"
+        )
+    return [(i, part.path, part.arrival_start_ms + period_ms) for i, part in enumerate(parts)]
+
+
+def build_batched(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str, int]]) -> None:
+    window_ms = job.config.time.window_ms
+    local = job.bigquery_table is None
+    parsed = (
+        p
+        | "Parts" >> beam.Create(parts)
+        | "ReadParsePart"
+        >> beam.ParDo(_ReadParsePartFn(job.buckets, job.start_ms, job.end_ms)).with_outputs(
+            "dead_letter", main="events"
+        )
+    )
+    rows = (
+        parsed.events
+        | "ByEventIdBucket" >> beam.GroupByKey()
+        | "DedupCount" >> beam.ParDo(_DedupCountFn(window_ms))
+        | "AllPartials" >> beam.GroupByKey()
+        | "SumWriteFinal"
+        >> beam.ParDo(_WriteFinalFn(job.warehouse if local else None, window_ms, _pane_index(job)))
+    )
+    _sinks(job, rows, parsed.dead_letter)
+
+
+def build_elementwise(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str, int]]) -> None:
+    t = job.config.time
+    start, end = job.start_ms, job.end_ms
+    parsed = (
+        p
+        | "Parts" >> beam.Create(parts)
+        | "Lines" >> beam.FlatMap(lambda part: ((line, part[2]) for line in read_lines(part[1])))
+        | "Parse" >> ParseInteractions(PIPELINE)
+    )
+    rows = (
+        parsed.events
+        | "InRange"
+        >> beam.Filter(
+            lambda e: (start is None or e.event_time >= start) and (end is None or e.event_time < end)
+        )
+        | "Dedup" >> DedupByEventId(t.dedup_horizon)
+        | "Window"
+        >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing, bounded=True)
+        | "Count" >> CountPerKey()
+        | "PaneRows" >> ToPaneRows(PIPELINE, job.run_epoch_ms, final=True)
+    )
+    if job.bigquery_table is None:
+        rows | "WriteRows" >> WriteToWarehouse(job.warehouse, TABLE, 50_000, None, writer="kappa-backfill")
+        rows = None
+    _sinks(job, rows, parsed.dead_letter | "DeadLetterRows" >> beam.Map(_dl_row))
+
+
+def _sinks(job: BackfillJob, rows: beam.PCollection | None, dead_letters: beam.PCollection) -> None:
+    if job.bigquery_table is not None:
+        if rows is not None:
+            rows | "RowsToBigQuery" >> WriteToBigQueryTable(job.bigquery_table, BIGQUERY_AGGREGATE_SCHEMA)
+        dl_table = job.bigquery_dead_letter_table or job.bigquery_table.rsplit(".", 1)[0] + ".dead_letter"
+        dead_letters | "DeadLettersToBigQuery" >> WriteToBigQueryTable(dl_table, BIGQUERY_DEAD_LETTER_SCHEMA)
+    else:
+        dead_letters | "WriteDeadLetters" >> WriteToWarehouse(
+            job.warehouse, "dead_letter", 50_000, None, writer="kappa-backfill"
+        )
+
+
+def _pane_index(job: BackfillJob) -> int:
+    return job.run_epoch_ms * PANE_INDEX_SCALE
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Local default: FnApiRunner on both cores; any --runner in beam_args wins."""
+    options = PipelineOptions(beam_args)
+    if not any(arg.startswith("--runner") for arg in beam_args):
+        options = PipelineOptions(
+            [
+                "--runner=FnApiRunner",
+                "--direct_num_workers=2",
+                "--direct_running_mode=multi_processing",
+                *beam_args,
+            ]
+        )
+    return options
+
+
+def run_backfill(job: BackfillJob) -> BackfillResult:
+    import time
+
+    if job.engine not in ("batched", "beam"):
+        raise InputError(f"unknown engine '{job.engine}': use batched or beam")
+    parts = _parts(job)
+    log.info("backfill: %d part files from %s, engine %s", len(parts), job.archive, job.engine)
+    started = time.perf_counter()
+    p = beam.Pipeline(options=pipeline_options(job.beam_args))
+    (build_batched if job.engine == "batched" else build_elementwise)(p, job, parts)
+    try:
+        result = p.run()
+        result.wait_until_finish()
+    except Exception as exc:  # a Beam job failure of any kind, translated where it enters
+        raise PipelineError(f"kappa backfill failed: {exc}") from exc
+    return BackfillResult(len(parts), counters_of(result), time.perf_counter() - started)
+
+
+def counters_of(result: Any) -> dict[str, int]:
+    """The job's `kappa` counters, summed over the steps that report each name."""
+    totals: dict[str, int] = {}
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    for metric in query["counters"]:
+        value = metric.committed if metric.committed is not None else metric.attempted
+        totals[metric.key.metric.name] = totals.get(metric.key.metric.name, 0) + (value or 0)
+    return totals

@@ -1,0 +1,109 @@
+"""The backfill's vectorised parser gives parse_event's verdict on every line."""
+
+from __future__ import annotations
+
+import random
+
+from kappa.batched import bucket_of, dedup_and_count, parse_blob, parse_lines, split_by_bucket, sum_counts
+from pipelines.events import BadEvent, parse_event
+from tests.beam.sample import BASE_MS, bad_lines, good_variants, random_events
+
+RECEIVED = BASE_MS + 3_600_000
+
+
+def mutations(lines: list[bytes], n: int, seed: int = 3) -> list[bytes]:
+    """Near misses of valid lines: one byte changed, dropped or duplicated, or a cut."""
+    rng = random.Random(seed)
+    alphabet = b'0123456789abcdefABCDEF{}[]":,.- \\eE+nutl\x00\xc3\xff'
+    out = []
+    for _ in range(n):
+        line = bytearray(rng.choice(lines))
+        i = rng.randrange(len(line))
+        op = rng.randrange(4)
+        if op == 0:
+            line[i] = rng.choice(alphabet)
+        elif op == 1:
+            del line[i]
+        elif op == 2:
+            line.insert(i, rng.choice(alphabet))
+        else:
+            line = line[:i]
+        out.append(bytes(line))
+    return out
+
+
+def expected(lines: list[bytes]) -> tuple[list[tuple], list[tuple]]:
+    good, bad = [], []
+    for line in lines:
+        try:
+            e = parse_event(line, RECEIVED)
+            good.append((e.event_id, e.event_time, e.event_type, e.tweet_id))
+        except BadEvent as exc:
+            bad.append((line, str(exc)))
+    return sorted(good), sorted(bad)
+
+
+def test_batched_parser_equals_parse_event_on_good_bad_and_mutated_lines() -> None:
+    valid = [e.to_json() for e in random_events(2000)] + good_variants()
+    edge = [
+        e.to_json()
+        for e in random_events(5, start_ms=RECEIVED + 86_400_000 - 2, span_ms=4)  # at the future bound
+    ] + [e.to_json() for e in random_events(3, start_ms=1_142_899_199_998, span_ms=4)]  # first-tweet bound
+    corpus = valid + edge + bad_lines() + mutations(valid[:200] + good_variants(), 3000)
+    random.Random(1).shuffle(corpus)
+    parsed = parse_lines(corpus, RECEIVED, "kappa_backfill")
+    good = sorted(zip(*(parsed.events[c].to_pylist() for c in parsed.events.column_names), strict=True))
+    bad = sorted((r.payload, r.error) for r in parsed.rejected)
+    want_good, want_bad = expected(corpus)
+    assert parsed.lines == len(corpus)
+    assert len(want_good) > 2000 and len(want_bad) > 1000
+    assert good == want_good
+    assert bad == want_bad
+    assert {r.pipeline for r in parsed.rejected} == {"kappa_backfill"}
+
+
+def test_same_event_id_same_bucket_and_dedup_across_parts() -> None:
+    events = random_events(500)
+    lines = [e.to_json() for e in events]
+    part_a = parse_lines(lines[:300] + lines[:50], RECEIVED, "k").events
+    part_b = parse_lines(lines[250:] + lines[100:120], RECEIVED, "k").events
+    by_bucket: dict[int, list] = {}
+    for part in (part_a, part_b):
+        for bucket, table in split_by_bucket(part, 4).items():
+            by_bucket.setdefault(bucket, []).append(table)
+    partials, removed = [], 0
+    for tables in by_bucket.values():
+        counts, duplicates = dedup_and_count(tables, 10_000)
+        partials.append(counts)
+        removed += duplicates
+    counts = sum_counts(partials)
+    assert removed == 50 + 50 + 20
+    assert sum(counts["count"].to_pylist()) == 500
+    want: dict[tuple, int] = {}
+    for e in events:
+        key = (e.event_time - e.event_time % 10_000, e.tweet_id, e.event_type)
+        want[key] = want.get(key, 0) + 1
+    got = dict(
+        zip(
+            zip(*(counts[c].to_pylist() for c in ("window_start", "tweet_id", "event_type")), strict=True),
+            counts["count"].to_pylist(),
+            strict=True,
+        )
+    )
+    assert got == want
+    ids = part_a["event_id"]
+    assert bucket_of(ids, 4).to_pylist() == bucket_of(ids, 4).to_pylist()
+    assert set(bucket_of(ids, 4).to_pylist()) == {0, 1, 2, 3}
+
+
+def test_parse_blob_equals_parse_lines_with_empty_lines_and_no_final_newline() -> None:
+    lines = [e.to_json() for e in random_events(300)] + bad_lines()[2:] + good_variants()
+    random.Random(2).shuffle(lines)
+    blob = b"\n".join(lines[:100]) + b"\n\n" + b"\n".join(lines[100:])
+    from_blob = parse_blob(blob, RECEIVED, "k")
+    from_lines = parse_lines(lines, RECEIVED, "k")
+    assert from_blob.lines == from_lines.lines == len(lines)
+    assert from_blob.events.sort_by("event_id").equals(from_lines.events.sort_by("event_id"))
+    assert sorted((r.payload, r.error) for r in from_blob.rejected) == sorted(
+        (r.payload, r.error) for r in from_lines.rejected
+    )
