@@ -1,0 +1,228 @@
+"""Where the expressions run: a small registry of Ibis backends.
+
+- `duckdb`: an in-memory DuckDB over the local warehouse (the views of
+  `Warehouse.connect`, wrapped with `ibis.duckdb.from_connection`) and over Parquet files.
+- `bigquery`: the cloud tables (`--bigquery-project`, `--dataset`); needs the
+  `ibis-framework[bigquery]` extra.
+
+Each backend turns an `ArmSpec` into a raw Ibis table plus its finality rule, and an
+archive argument into the `archive_events` table the explanation reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from migration.validator.archive_source import (
+    ARCHIVE_COLUMNS,
+    ARCHIVE_VIEW,
+    archive_events_sql,
+    archive_files,
+)
+from migration.validator.duckdb_compat import ibis_connection
+from migration.validator.finality import Finality, finality_for
+from migration.validator.inputs import ArmSpec, ValidationInputs
+from pipelines.errors import ConfigError, InputError
+from pipelines.rows import AGGREGATE_TABLES
+from pipelines.warehouse import Warehouse
+
+# Modules that register warehouse views (Warehouse.register_view) the arms may name.
+VIEW_PROVIDERS = ("lambda_legacy.serving",)
+
+
+@dataclass
+class RawArm:
+    table: ir.Table
+    finality: Finality
+    latest_pane: bool  # several panes per key: keep the highest pane_index
+    source: str  # the table, view or files actually read
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class DuckDBBackend:
+    name = "duckdb"
+    exact_quantiles = True
+
+    def __init__(self, inputs: ValidationInputs):
+        import duckdb
+
+        self.inputs = inputs
+        for module in VIEW_PROVIDERS:
+            with contextlib.suppress(ModuleNotFoundError):
+                importlib.import_module(module)
+        root = inputs.warehouse_root
+        try:
+            raw = Warehouse(root).connect(inputs.time.window_ms) if root else duckdb.connect()
+            raw.execute("SET TimeZone = 'UTC'")
+            if inputs.memory_limit:
+                raw.execute(f"SET memory_limit = '{inputs.memory_limit}'")
+            if inputs.threads:
+                raw.execute(f"SET threads = {int(inputs.threads)}")
+        except duckdb.Error as exc:
+            raise InputError(f"warehouse {root}: cannot open its views: {_first_line(exc)}") from exc
+        self.raw = raw
+        self.con: Any = ibis_connection(raw)
+        self._tables = set(self.con.list_tables())
+        self._cached: list[ir.Table] = []
+
+    def has_table(self, name: str) -> bool:
+        return name in self._tables
+
+    def table(self, name: str) -> ir.Table:
+        return self.con.table(name)
+
+    def arm(self, spec: ArmSpec) -> RawArm:
+        if spec.path is not None:
+            return self._file_arm(spec)
+        assert spec.table is not None
+        name = spec.table
+        source = f"{name}_current" if name in AGGREGATE_TABLES else name
+        if not self.has_table(source):
+            known = ", ".join(sorted(t for t in self._tables if not t.startswith("__"))) or "none"
+            raise InputError(
+                f"{spec.role} arm: table '{name}' is not in the warehouse {self.inputs.warehouse_root} "
+                f"(tables: {known}); pass --warehouse, another --{spec.role}, or --{spec.role}-path FILES"
+            )
+        rows = self.table(name)
+        runs = self.table("batch_runs") if self.has_table("batch_runs") else None
+        return RawArm(self.table(source), self._finality(name, rows, runs), False, source)
+
+    def _finality(self, name: str | None, rows: ir.Table | None, runs: ir.Table | None) -> Finality:
+        t = self.inputs.time
+        if rows is not None and "emitted_at" not in rows.columns:
+            rows = None
+        return finality_for(
+            name,
+            rows,
+            runs,
+            period_ms=t.period_ms,
+            kappa_lateness_ms=t.kappa_allowed_lateness_ms,
+            speed_lateness_ms=t.speed_out_of_orderness_ms,
+            statuses=self.inputs.finished_statuses,
+        )
+
+    def _file_arm(self, spec: ArmSpec) -> RawArm:
+        assert spec.path is not None
+        if not glob.glob(spec.path, recursive=True):
+            raise InputError(f"{spec.role} arm: no file matches {spec.path}")
+        try:
+            table = self.con.read_parquet(spec.path, table_name=f"{spec.role}_arm")
+            latest = "pane_index" in table.columns and (table.pane_index.max().execute() or 0) > 0
+        except Exception as exc:  # DuckDB's IOException, InvalidInputException, ...
+            raise InputError(
+                f"{spec.role} arm: cannot read {spec.path} as Parquet: {_first_line(exc)}"
+            ) from exc
+        return RawArm(table, self._finality(None, None, None), bool(latest), spec.path)
+
+    def cache(self, expr: ir.Table) -> ir.Table:
+        """Materialize `expr` in the engine (a temp table); released by `close`."""
+        cached = expr.cache()
+        self._cached.append(cached)
+        return cached
+
+    def archive_events(self, archive: str, since_ms: int | None) -> ir.Table:
+        self.raw.execute(archive_events_sql(archive_files(archive, since_ms)))
+        return self.table(ARCHIVE_VIEW)
+
+    def close(self) -> None:
+        for cached in self._cached:
+            cached.release()
+        self._cached.clear()
+        self.raw.close()
+
+
+class BigQueryBackend:
+    name = "bigquery"
+    exact_quantiles = False  # BigQuery has APPROX_QUANTILES only
+
+    def __init__(self, inputs: ValidationInputs):
+        try:
+            self.con: Any = ibis.bigquery.connect(
+                project_id=inputs.bigquery_project, dataset_id=inputs.bigquery_dataset
+            )
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                "the BigQuery backend needs its driver: pip install 'ibis-framework[bigquery]'"
+            ) from exc
+        except Exception as exc:  # google.auth / API errors
+            raise ConfigError(
+                f"BigQuery {inputs.bigquery_project}: cannot connect: {_first_line(exc)}"
+            ) from exc
+        self.inputs = inputs
+        self._cached: list[ir.Table] = []
+
+    def cache(self, expr: ir.Table) -> ir.Table:
+        cached = expr.cache()  # a table in the session's anonymous dataset
+        self._cached.append(cached)
+        return cached
+
+    def _split(self, name: str) -> tuple[str, str | None]:
+        dataset, _, table = name.rpartition(".")
+        return table, dataset or self.inputs.bigquery_dataset
+
+    def has_table(self, name: str) -> bool:
+        table, dataset = self._split(name)
+        try:
+            self.con.table(table, database=dataset)
+        except Exception:
+            return False
+        return True
+
+    def table(self, name: str) -> ir.Table:
+        table, dataset = self._split(name)
+        try:
+            return self.con.table(table, database=dataset)
+        except Exception as exc:
+            raise InputError(f"BigQuery table {dataset}.{table}: {_first_line(exc)}") from exc
+
+    def arm(self, spec: ArmSpec) -> RawArm:
+        assert spec.table is not None
+        table, dataset = self._split(spec.table)
+        source = f"{dataset}.{table}_current" if table in AGGREGATE_TABLES else f"{dataset}.{table}"
+        rows = self.table(f"{dataset}.{table}")
+        runs_name = f"{dataset}.batch_runs"
+        runs = self.table(runs_name) if self.has_table(runs_name) else None
+        t = self.inputs.time
+        finality = finality_for(
+            table,
+            rows if "emitted_at" in rows.columns else None,
+            runs,
+            period_ms=t.period_ms,
+            kappa_lateness_ms=t.kappa_allowed_lateness_ms,
+            speed_lateness_ms=t.speed_out_of_orderness_ms,
+            statuses=self.inputs.finished_statuses,
+        )
+        return RawArm(self.table(source), finality, False, source)
+
+    def archive_events(self, archive: str, since_ms: int | None) -> ir.Table:
+        events = self.table(archive)
+        missing = [c for c in ARCHIVE_COLUMNS if c not in events.columns]
+        if missing:
+            raise InputError(f"--archive {archive}: a BigQuery archive table needs columns {ARCHIVE_COLUMNS}")
+        return events
+
+    def close(self) -> None:
+        for cached in self._cached:
+            cached.release()
+        self._cached.clear()
+
+
+BACKENDS = {"duckdb": DuckDBBackend, "bigquery": BigQueryBackend}
+
+
+def open_backend(inputs: ValidationInputs) -> DuckDBBackend | BigQueryBackend:
+    try:
+        factory = BACKENDS[inputs.backend]
+    except KeyError:
+        raise ConfigError(f"unknown backend {inputs.backend!r}; choose one of {sorted(BACKENDS)}") from None
+    return factory(inputs)

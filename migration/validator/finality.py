@@ -1,0 +1,105 @@
+"""When a window of an arm can no longer change (DESIGN.md 4): a key is compared only
+when its window is final in both arms; otherwise it is PENDING.
+
+- files (`--left-path`...), `kappa_backfill`, `truth` and unknown tables: final (bounded
+  outputs: nothing will rewrite them).
+- `kappa_stream`: final once the stream's watermark has passed window_end +
+  kappa_allowed_lateness. The watermark is estimated by the newest `emitted_at` in the
+  table: on the DirectRunner the Pub/Sub watermark is wall-clock, so when the stream last
+  wrote at T its watermark was about T; on Dataflow it lags a little behind, so the
+  estimate is optimistic by that lag only. No rows at all: nothing is final.
+- `legacy_speed`: the same with speed_out_of_orderness (Flink's bounded watermark).
+- `legacy_serving`, `legacy_batch`: final once the key's batch period has a finished run
+  in `batch_runs` (status FINISHED or SUCCEEDED): from then on serving returns the batch
+  value, which only a re-run of the period could change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import ibis
+import ibis.expr.types as ir
+
+
+class Finality(Protocol):
+    def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class AlwaysFinal:
+    why: str
+
+    def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue:
+        return ibis.literal(True)
+
+    def describe(self) -> str:
+        return f"final ({self.why})"
+
+
+@dataclass(frozen=True)
+class WatermarkFinal:
+    """window_end + lateness <= max(emitted_at) of the arm's raw table."""
+
+    rows: ir.Table
+    lateness_ms: int
+    what: str
+
+    def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue:
+        watermark = self.rows.emitted_at.max().as_scalar()
+        closed = window_end + ibis.interval(milliseconds=self.lateness_ms) <= watermark
+        return closed.coalesce(False)
+
+    def describe(self) -> str:
+        return f"final when window_end + {self.what} ({self.lateness_ms} ms) <= max(emitted_at)"
+
+
+@dataclass(frozen=True)
+class BatchRunFinal:
+    """The window's batch period has a finished run in `batch_runs`."""
+
+    runs: ir.Table | None
+    period_ms: int
+    statuses: tuple[str, ...]
+
+    def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue:
+        if self.runs is None:
+            return ibis.literal(False)
+        runs = self.runs
+        period_s = self.period_ms // 1000
+        done = runs.filter(runs.status.isin(list(self.statuses))).select(p=runs.period_start.epoch_seconds())
+        period = window_start.epoch_seconds() // period_s * period_s
+        return period.isin(done.p)
+
+    def describe(self) -> str:
+        if self.runs is None:
+            return "never final: no batch_runs table (no legacy batch has run)"
+        return (
+            f"final when its {self.period_ms // 1000}s batch period has a run with status in {self.statuses}"
+        )
+
+
+def finality_for(
+    base_table: str | None,
+    rows: ir.Table | None,
+    batch_runs: ir.Table | None,
+    *,
+    period_ms: int,
+    kappa_lateness_ms: int,
+    speed_lateness_ms: int,
+    statuses: tuple[str, ...],
+) -> Finality:
+    """The rule of an arm, by the warehouse table it reads (None: files)."""
+    if base_table is None:
+        return AlwaysFinal("files are final")
+    name = base_table.rsplit(".", 1)[-1].removesuffix("_current")
+    if name == "kappa_stream" and rows is not None:
+        return WatermarkFinal(rows, kappa_lateness_ms, "kappa_allowed_lateness")
+    if name == "legacy_speed" and rows is not None:
+        return WatermarkFinal(rows, speed_lateness_ms, "speed_out_of_orderness")
+    if name in ("legacy_serving", "legacy_batch"):
+        return BatchRunFinal(batch_runs, period_ms, statuses)
+    return AlwaysFinal(f"{name} is a bounded output")

@@ -1,0 +1,173 @@
+"""Result handlers: what happens to a finished `Report`. They are interchangeable, each
+with one `handle(report)` method: stdout, report files, the warehouse's
+`validation_runs` table, and BigQuery's `migration.validation_runs`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import pyarrow as pa
+
+from migration.validator.inputs import ValidationInputs, parse_instant
+from migration.validator.render import render_html, render_markdown
+from migration.validator.report import FAIL, PASS, Report
+from pipelines.errors import ConfigError, InputError
+from pipelines.rows import TS, VALIDATION_RUNS_SCHEMA, table_from_rows
+from pipelines.warehouse import Warehouse
+
+# Columns the validator writes beyond the shared VALIDATION_RUNS_SCHEMA (additive: the
+# warehouse views read segments by name, so older segments simply lack them).
+VALIDATION_RUNS_EXTRA = [
+    ("keys_same", pa.int64()),
+    ("keys_pending", pa.int64()),
+    ("keys_explained", pa.int64()),
+    ("unexplained_count_rate", pa.float64()),
+    ("window_from", TS),
+    ("window_to", TS),
+    ("policy", pa.string()),
+]
+VALIDATION_RUNS_ROW_SCHEMA = pa.schema([*VALIDATION_RUNS_SCHEMA, *VALIDATION_RUNS_EXTRA])
+
+
+class StdoutSummary:
+    def __init__(self, as_json: bool = False):
+        self.as_json = as_json
+
+    def handle(self, report: Report) -> None:
+        if self.as_json:
+            click.echo(report.to_json())
+            return
+        click.echo(report.summary_line())
+        for reason in report.reasons:
+            click.echo(f"  {reason}")
+        if report.report_dir:
+            click.echo(f"  report: {Path(report.report_dir) / 'report.html'}")
+
+
+class ReportFiles:
+    """report.json, report.md and report.html (plots inline) in one folder."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def handle(self, report: Report) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            report.report_dir = str(self.directory)
+            (self.directory / "report.json").write_text(report.to_json() + "\n", encoding="utf-8")
+            (self.directory / "report.md").write_text(render_markdown(report), encoding="utf-8")
+            (self.directory / "report.html").write_text(render_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--report-dir {self.directory}: cannot write the report ({exc})") from exc
+
+
+def _ms(iso_text: str | None) -> int | None:
+    return parse_instant(iso_text) if iso_text else None
+
+
+def run_row(report: Report) -> dict[str, Any]:
+    """The report as one validation_runs row (timestamps in epoch ms)."""
+    k, r = report.keys, report.rates
+    windows = report.by_window
+    return {
+        "run_id": report.run_id,
+        "started_at": _ms(report.started_at),
+        "finished_at": _ms(report.finished_at),
+        "verdict": report.verdict,
+        "left_arm": report.inputs["left"],
+        "right_arm": report.inputs["right"],
+        "reference_arm": report.inputs["reference"],
+        "keys_total": k["total"],
+        "keys_final": k["total"] - k["pending"],
+        "keys_unexplained": k["unexplained"],
+        "unexplained_rate": r["unexplained_key_rate"],
+        "report_path": str(Path(report.report_dir) / "report.json") if report.report_dir else None,
+        "keys_same": k["same"],
+        "keys_pending": k["pending"],
+        "keys_explained": k["explained_late"] + k["explained_duplicates"],
+        "unexplained_count_rate": r["unexplained_count_rate"],
+        "window_from": _ms(windows[0]["window_start"]) if windows else None,
+        "window_to": _ms(windows[-1]["window_start"]) if windows else None,
+        "policy": json.dumps(report.policy, sort_keys=True),
+    }
+
+
+class WarehouseRecord:
+    """Appends one row per run to the local warehouse's `validation_runs`."""
+
+    def __init__(self, root: Path):
+        self.warehouse = Warehouse(root)
+
+    def handle(self, report: Report) -> None:
+        table = table_from_rows([run_row(report)], VALIDATION_RUNS_ROW_SCHEMA)
+        self.warehouse.append("validation_runs", table, writer="validator")
+
+
+class BigQueryRecord:
+    """Inserts one row into BigQuery's `migration.validation_runs` (terraform schema)."""
+
+    def __init__(self, project: str, table_id: str = "migration.validation_runs"):
+        self.project, self.table_id = project, table_id
+
+    def handle(self, report: Report) -> None:
+        try:
+            from google.cloud import bigquery
+        except ImportError as exc:
+            raise ConfigError("recording to BigQuery needs google-cloud-bigquery: pip install it") from exc
+        row = run_row(report)
+        body = {
+            "run_id": report.run_id, "started_at": report.started_at, "finished_at": report.finished_at,
+            "verdict": report.verdict, "left": row["left_arm"], "right": row["right_arm"],
+            "reference": row["reference_arm"], "keys_total": row["keys_final"], "keys_same": row["keys_same"],
+            "explained": row["keys_explained"], "pending": row["keys_pending"],
+            "unexplained": row["keys_unexplained"], "unexplained_rate": row["unexplained_rate"],
+            "policy": row["policy"], "report": report.to_json(),
+        }  # fmt: skip
+        errors = bigquery.Client(project=self.project).insert_rows_json(
+            f"{self.project}.{self.table_id}", [body]
+        )
+        if errors:
+            raise InputError(f"BigQuery {self.table_id}: insert failed: {errors[0]}")
+
+
+def previous_streak(inputs: ValidationInputs, report: Report) -> int:
+    """PASS runs in a row for these arms, this one included (INCONCLUSIVE runs neither
+    count nor break the streak, as in the cutover gate)."""
+    verdicts: list[str] = []
+    if (
+        inputs.backend == "duckdb"
+        and inputs.warehouse_root
+        and Warehouse(inputs.warehouse_root).segments("validation_runs")
+    ):
+        con = Warehouse(inputs.warehouse_root).connect()
+        try:
+            rows = con.execute(
+                "SELECT verdict FROM validation_runs WHERE left_arm = ? AND right_arm = ? "
+                "ORDER BY finished_at, run_id",
+                [report.inputs["left"], report.inputs["right"]],
+            ).fetchall()
+        finally:
+            con.close()
+        verdicts = [str(r[0]) for r in rows]
+    streak = 0
+    for verdict in [*verdicts, report.verdict]:
+        if verdict == PASS:
+            streak += 1
+        elif verdict == FAIL:
+            streak = 0
+    return streak
+
+
+def default_handlers(inputs: ValidationInputs) -> list[Any]:
+    handlers: list[Any] = []
+    if inputs.report_dir:
+        handlers.append(ReportFiles(inputs.report_dir))
+    if inputs.record and inputs.backend == "duckdb" and inputs.warehouse_root:
+        handlers.append(WarehouseRecord(inputs.warehouse_root))
+    if inputs.record and inputs.backend == "bigquery" and inputs.bigquery_project:
+        handlers.append(BigQueryRecord(inputs.bigquery_project))
+    return handlers

@@ -1,0 +1,166 @@
+"""The validation report: a fixed schema plus run metadata, and the verdict rule.
+
+Key classes (report.json `keys`): every key is counted once in `total`. A key whose window
+is not final in both arms is `pending` and nothing else. A final key is `same`,
+`different`, `missing_in_left` or `missing_in_right`; each final key that is not same is
+also exactly one of `explained_late`, `explained_duplicates` or `unexplained`. So
+total = same + different + missing_in_left + missing_in_right + pending and
+different + missing_in_left + missing_in_right = explained_late + explained_duplicates +
+unexplained. `weighted` holds the same classes summed by count (a key weighs the larger
+of its two counts).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Iterable, Mapping
+
+from migration.policy import Policy
+
+PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 2}
+CLASSES = (
+    "total",
+    "same",
+    "different",
+    "missing_in_left",
+    "missing_in_right",
+    "pending",
+    "explained_late",
+    "explained_duplicates",
+    "unexplained",
+)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def rollup(groups: Iterable[Mapping[str, Any]], prefix: str) -> dict[str, int]:
+    out = dict.fromkeys(CLASSES, 0)
+    for row in groups:
+        for name in CLASSES:
+            out[name] += int(row.get(f"{prefix}_{name}") or 0)
+    return out
+
+
+def rates(keys: Mapping[str, int], weighted: Mapping[str, int]) -> dict[str, float | None]:
+    final_keys = keys["total"] - keys["pending"]
+    final_weight = weighted["total"] - weighted["pending"]
+
+    def share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    return {
+        "final_keys": final_keys,
+        "final_weight": final_weight,
+        "same_key_rate": share(keys["same"], final_keys),
+        "unexplained_key_rate": share(keys["unexplained"], final_keys),
+        "unexplained_count_rate": share(weighted["unexplained"], final_weight),
+        "explained_key_rate": share(keys["explained_late"] + keys["explained_duplicates"], final_keys),
+        "pending_key_rate": share(keys["pending"], keys["total"]),
+    }
+
+
+def by_event_type(groups: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for event_type in sorted({str(g["event_type"]) for g in groups}):
+        rows = [g for g in groups if g["event_type"] == event_type]
+        keys, weighted = rollup(rows, "keys"), rollup(rows, "weight")
+        out[event_type] = {"keys": keys, "weighted": weighted, "rates": rates(keys, weighted)}
+    return out
+
+
+def by_window(groups: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    windows: dict[Any, dict[str, Any]] = {}
+    for g in groups:
+        w = windows.setdefault(
+            g["window_start"],
+            {
+                "window_start": iso(g["window_start"]),
+                "window_end": iso(g["window_end"]),
+                "final": True,
+                "left_count": 0,
+                "right_count": 0,
+                "left_keys": 0,
+                "right_keys": 0,
+                **{f"keys_{c}": 0 for c in CLASSES},
+            },
+        )
+        w["final"] = w["final"] and bool(g["final"])
+        for col in ("left_sum", "right_sum"):
+            w[col.replace("sum", "count")] += int(g[col] or 0)
+        for col in ("left_keys", "right_keys", *(f"keys_{c}" for c in CLASSES)):
+            w[col] += int(g[col] or 0)
+    return [windows[k] for k in sorted(windows)]
+
+
+def decide(keys: Mapping[str, int], weighted: Mapping[str, int], policy: Policy) -> tuple[str, list[str]]:
+    """PASS, FAIL or INCONCLUSIVE with the reasons, from the policy's thresholds."""
+    r = rates(keys, weighted)
+    final_keys = int(r["final_keys"] or 0)
+    if final_keys < policy.min_final_keys or final_keys == 0:
+        return INCONCLUSIVE, [
+            f"only {final_keys} final keys ({keys['pending']} pending); policy min_final_keys is "
+            f"{policy.min_final_keys}"
+        ]
+    checks = (
+        ("unexplained_key_rate", policy.max_unexplained_key_rate),
+        ("unexplained_count_rate", policy.max_unexplained_count_rate),
+    )
+    fails = [
+        f"{name} {r[name]:.6f} > {limit}" for name, limit in checks if r[name] is not None and r[name] > limit
+    ]
+    if fails:
+        return FAIL, fails
+    return PASS, [f"{name} {r[name] or 0:.6f} <= {limit}" for name, limit in checks]
+
+
+@dataclass
+class Report:
+    run_id: str
+    verdict: str
+    reasons: list[str]
+    keys: dict[str, int]
+    weighted: dict[str, int]
+    rates: dict[str, float | None]
+    by_event_type: dict[str, dict[str, Any]]
+    by_window: list[dict[str, Any]]
+    errors: dict[str, Any]
+    top_unexplained: list[dict[str, Any]]
+    finality: dict[str, str]
+    policy: dict[str, Any]
+    inputs: dict[str, Any]
+    started_at: str
+    finished_at: str
+    reference: dict[str, Any] | None = None
+    noise_baseline: dict[str, Any] | None = None
+    consecutive_passes: dict[str, int] = field(default_factory=dict)
+    report_dir: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, sort_keys=False, default=str)
+
+    def summary_line(self) -> str:
+        k, r = self.keys, self.rates
+        rate = r.get("unexplained_key_rate")
+        shown = "n/a" if rate is None else f"{rate:.4%}"
+        return (
+            f"{self.verdict}: {k['total']} keys, {k['same']} same, {k['different']} different, "
+            f"{k['missing_in_left']} missing in left, {k['missing_in_right']} missing in right, "
+            f"{k['pending']} pending; explained {k['explained_late']} late + "
+            f"{k['explained_duplicates']} duplicates; {k['unexplained']} unexplained ({shown})"
+        )
