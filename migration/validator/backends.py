@@ -35,6 +35,9 @@ from pipelines.warehouse import Warehouse
 
 # Modules that register warehouse views (Warehouse.register_view) the arms may name.
 VIEW_PROVIDERS = ("lambda_legacy.serving",)
+# The batch's current rows are those of the latest finished run of each period, not the
+# highest pane_index per key (lambda_legacy.serving explains why).
+PREFERRED_CURRENT = {"legacy_batch": "legacy_batch_served"}
 
 
 @dataclass
@@ -86,7 +89,7 @@ class DuckDBBackend:
             return self._file_arm(spec)
         assert spec.table is not None
         name = spec.table
-        source = f"{name}_current" if name in AGGREGATE_TABLES else name
+        source = self._current_view(name)
         if not self.has_table(source):
             known = ", ".join(sorted(t for t in self._tables if not t.startswith("__"))) or "none"
             raise InputError(
@@ -96,6 +99,12 @@ class DuckDBBackend:
         rows = self.table(name)
         runs = self.table("batch_runs") if self.has_table("batch_runs") else None
         return RawArm(self.table(source), self._finality(name, rows, runs), False, source)
+
+    def _current_view(self, name: str) -> str:
+        """The view holding one current row per key of table `name`."""
+        if name in PREFERRED_CURRENT and self.has_table(PREFERRED_CURRENT[name]):
+            return PREFERRED_CURRENT[name]
+        return f"{name}_current" if name in AGGREGATE_TABLES else name
 
     def _finality(self, name: str | None, rows: ir.Table | None, runs: ir.Table | None) -> Finality:
         t = self.inputs.time
