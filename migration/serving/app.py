@@ -132,7 +132,7 @@ class ServingService:
         self.refresher.stop()
         self.shadow.close()
 
-    def counts(self, request: Request) -> Response:
+    async def counts(self, request: Request) -> Response:
         tweet_id, event_type, start, end = parse_query(request)
         snapshot = self.data.snapshot
         if snapshot is None:
@@ -166,7 +166,7 @@ class ServingService:
         }
         return JSONResponse(body, headers={"X-Served-By": chosen.primary})
 
-    def health(self, request: Request) -> Response:
+    async def health(self, request: Request) -> Response:
         state = self.watcher.current()
         snap: Snapshot | None = self.data.snapshot
         body: dict[str, Any] = {
@@ -180,7 +180,7 @@ class ServingService:
                                 "rows": snap.rows, "legacy_view": snap.legacy_view}  # fmt: skip
         return JSONResponse(body, status_code=200 if snap else 503)
 
-    def render_metrics(self, request: Request) -> Response:
+    async def render_metrics(self, request: Request) -> Response:
         state = self.watcher.current()
         for stage in ("SHADOW", "CANARY", "FULL", "DECOMMISSIONED"):
             self.metrics.set("cutover_stage", 1.0 if state.stage.value == stage else 0.0, stage=stage)

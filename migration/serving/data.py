@@ -2,11 +2,12 @@
 
 Per-request DuckDB over the Parquet segments costs tens of milliseconds (globbing plus a
 window function over every segment). Instead a background thread rebuilds a snapshot when
-the warehouse changed (a stat of each table folder), at most every `refresh_s`: it opens
-`Warehouse.connect()` (the shared views, including `legacy_serving` registered by
-lambda_legacy.serving), copies the two served views into in-memory tables sorted by
-tweet_id, and swaps them in. A lookup is then a zone-map-pruned scan of about a millisecond,
-and both arms always come from the same snapshot.
+the warehouse changed (a stat of each table folder), at most every refresh interval: it
+opens `Warehouse.connect()` (the shared views, including `legacy_serving` registered by
+lambda_legacy.serving), reads the two served views sorted by tweet_id into Arrow/NumPy
+arrays, and swaps them in. A lookup is then a binary search and a slice of about a hundred
+rows (tens of microseconds, no DuckDB cursor shared between request threads), and both arms
+always come from the same snapshot.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
+from migration.cutover.model import utc_iso
 from migration.serving.routing import KAPPA, LEGACY
 from pipelines.warehouse import Warehouse
 
@@ -56,8 +60,40 @@ def _load_legacy_view_module() -> None:
 
 
 @dataclass(frozen=True)
+class ArmIndex:
+    """One served view, sorted by tweet_id: a lookup is two binary searches and a slice."""
+
+    tweet_id: np.ndarray
+    ws: np.ndarray  # window_start, epoch ms
+    we: np.ndarray  # window_end, epoch ms
+    event_type: pa.Array
+    count: np.ndarray
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> ArmIndex:
+        def ints(name: str) -> np.ndarray:
+            return table.column(name).to_numpy().astype(np.int64, copy=False)
+
+        return cls(
+            ints("tweet_id"),
+            ints("ws"),
+            ints("we"),
+            table.column("event_type").combine_chunks(),
+            ints("count"),
+        )
+
+    def rows(self, tweet_id: int) -> list[tuple[int, int, str, int]]:
+        lo, hi = np.searchsorted(self.tweet_id, [tweet_id, tweet_id + 1])
+        if lo == hi:
+            return []
+        types = self.event_type.slice(lo, hi - lo).to_pylist()
+        return sorted(zip(self.ws[lo:hi].tolist(), self.we[lo:hi].tolist(), types, self.count[lo:hi].tolist(),
+                          strict=True))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    tables: dict[str, str]  # arm -> in-memory table name
+    arms: dict[str, ArmIndex]
     built_ms: int  # wall-clock time the snapshot was taken
     build_seconds: float
     rows: dict[str, int]
@@ -69,37 +105,41 @@ _SELECT = """
            count::BIGINT AS count
     FROM {view} ORDER BY tweet_id
 """
-_ISO = "strftime(make_timestamp({col} * 1000), '%Y-%m-%dT%H:%M:%S.%gZ')"
-_LOOKUP = (
-    f"SELECT ws, we, {_ISO.format(col='ws')}, {_ISO.format(col='we')}, event_type, count "
-    "FROM {table} WHERE tweet_id = $1 ORDER BY ws, event_type"
-)
+Row = tuple[int, int, str, str, str, int]
+# A rebuild waits at least this many times the last build's duration after it (at most 20% of
+# a core on rebuilds): snapshots of a large warehouse get older, the request path stays fast.
+BUILD_DUTY_FACTOR = 5  # ws_ms, we_ms, ws_iso, we_iso, event_type, count
 
 
 class ServingData:
-    def __init__(self, warehouse: Warehouse, window_ms: int, period_ms: int, refresh_s: float = 2.0):
+    def __init__(self, warehouse: Warehouse, window_ms: int, period_ms: int):
         self.warehouse = warehouse
         self.window_ms = window_ms
         self.period_ms = period_ms
-        self.refresh_s = refresh_s
-        self._db = duckdb.connect()
-        self._local = threading.local()
-        self._builds = 0
         self._fingerprint: object = None
+        self._iso: dict[int, str] = {}
+        self._warned = False
+        self._built_at = 0.0
         self.snapshot: Snapshot | None = None
         self.last_error: str | None = None
         _load_legacy_view_module()
 
     def fingerprint(self) -> object:
         """Changes whenever a segment is added to (renamed into) any table folder."""
-        root = self.warehouse.root
         try:
-            entries = sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(root) if e.is_dir())
+            return tuple(
+                sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(self.warehouse.root) if e.is_dir())
+            )
         except FileNotFoundError:
             return None
-        return tuple(entries)
 
     def refresh_if_changed(self) -> bool:
+        """Rebuild if a segment appeared, but spend at most 1/BUILD_DUTY_FACTOR of a core on it."""
+        if (
+            self.snapshot
+            and time.monotonic() - self._built_at < BUILD_DUTY_FACTOR * self.snapshot.build_seconds
+        ):
+            return False
         token = self.fingerprint()
         if token == self._fingerprint and self.snapshot is not None:
             return False
@@ -110,6 +150,7 @@ class ServingData:
             log.warning("serving snapshot not refreshed: %s", self.last_error)
             return False
         self._fingerprint = token
+        self._built_at = time.monotonic()
         self.last_error = None
         return True
 
@@ -117,30 +158,17 @@ class ServingData:
         started, built_ms = time.perf_counter(), time.time_ns() // 1_000_000
         source = self.warehouse.connect(self.window_ms)
         try:
+            source.execute("SET threads = 1").fetchall()  # leave the other core to the requests
             legacy_view = self._legacy_view(source)
             arrow = {arm: source.sql(_SELECT.format(view=view)).to_arrow_table()
                      for arm, view in ((LEGACY, legacy_view), (KAPPA, KAPPA_VIEW))}  # fmt: skip
         finally:
             source.close()
-        self._builds += 1
-        cursor = self._db.cursor()
-        tables = {}
-        for arm, data in arrow.items():
-            name = f"served_{arm}_{self._builds}"
-            cursor.register("incoming", data)
-            cursor.execute(f"CREATE TABLE {name} AS SELECT * FROM incoming")
-            cursor.unregister("incoming")
-            tables[arm] = name
-        previous = self.snapshot
-        rows = {arm: data.num_rows for arm, data in arrow.items()}
-        self.snapshot = Snapshot(tables, built_ms, time.perf_counter() - started, rows, legacy_view)
-        if previous:  # readers of the previous snapshot had a full refresh interval to finish
-            for old in self._stale_tables(previous):
-                cursor.execute(f"DROP TABLE IF EXISTS {old}")
-        cursor.close()
-
-    def _stale_tables(self, previous: Snapshot) -> list[str]:
-        return [f"served_{arm}_{self._builds - 2}" for arm in previous.tables] if self._builds > 2 else []
+        arms = {arm: ArmIndex.from_arrow(table) for arm, table in arrow.items()}
+        rows = {arm: table.num_rows for arm, table in arrow.items()}
+        if len(self._iso) > 100_000:
+            self._iso = {}
+        self.snapshot = Snapshot(arms, built_ms, time.perf_counter() - started, rows, legacy_view)
 
     def _legacy_view(self, con: duckdb.DuckDBPyConnection) -> str:
         found = con.execute(
@@ -148,22 +176,24 @@ class ServingData:
         ).fetchall()  # fetchone() would leave the result open, which DuckDB 2 refuses to mix
         if found[0][0]:
             return LEGACY_VIEW
-        if not getattr(self, "_warned", False):
+        if not self._warned:
             log.warning("view %s is not registered (lambda_legacy.serving): using %s", LEGACY_VIEW,
                         PLACEHOLDER_LEGACY_VIEW)  # fmt: skip
             self._warned = True
         con.execute(placeholder_legacy_sql(self.period_ms)).fetchall()
         return PLACEHOLDER_LEGACY_VIEW
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            cursor = self._local.cursor = self._db.cursor()
-        return cursor
+    def iso(self, ms: int) -> str:
+        text = self._iso.get(ms)
+        if text is None:
+            text = self._iso[ms] = utc_iso(ms)
+        return text
 
-    def lookup(self, arm: str, tweet_id: int, snapshot: Snapshot) -> list[tuple[Any, ...]]:
+    def lookup(self, arm: str, tweet_id: int, snapshot: Snapshot) -> list[Row]:
         """(ws_ms, we_ms, ws_iso, we_iso, event_type, count) rows of one tweet, in window order."""
-        return self._cursor().execute(_LOOKUP.format(table=snapshot.tables[arm]), [tweet_id]).fetchall()
+        return [
+            (ws, we, self.iso(ws), self.iso(we), et, c) for ws, we, et, c in snapshot.arms[arm].rows(tweet_id)
+        ]
 
 
 class Refresher(threading.Thread):

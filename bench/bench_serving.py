@@ -1,0 +1,200 @@
+"""Serving API latency under a bounded open-loop load on loopback.
+
+A warehouse of 10k tweets x 60 windows x 2 event types (legacy speed rows, kappa rows with
+an EARLY and an ON_TIME pane each: 3.6M rows), the API in its own process (`kappactl
+serve`) in SHADOW state, so every request also makes a shadow read of the other arm. An
+asyncio httpx client sends requests on a fixed schedule (open loop: latency is measured
+from the scheduled send time, so a stalled server cannot hide its queueing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+
+from bench.figures import Figure
+from pipelines.rows import AGGREGATE_SCHEMA
+from pipelines.warehouse import Warehouse
+
+WINDOW_MS = 10_000  # config/demo.yaml
+BASE_MS = 1_700_000_000_000
+EVENT_TYPES = ("impression", "like")
+
+
+def _segment(pipeline: str, tweets: int, window: int, pane: int, rng: np.random.Generator) -> pa.Table:
+    n = tweets * len(EVENT_TYPES)
+    start_us = (BASE_MS + window * WINDOW_MS) * 1000
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.table(
+        {
+            "window_start": pa.array(np.full(n, start_us)).cast(ts),
+            "window_end": pa.array(np.full(n, start_us + WINDOW_MS * 1000)).cast(ts),
+            "tweet_id": pa.array(np.repeat(np.arange(1, tweets + 1), len(EVENT_TYPES)), pa.int64()),
+            "event_type": pa.array(list(EVENT_TYPES) * tweets),
+            "count": pa.array(rng.integers(1, 500, n), pa.int64()),
+            "pipeline": pa.array([pipeline] * n),
+            "emitted_at": pa.array(np.full(n, start_us + (WINDOW_MS + 1000 * (pane + 1)) * 1000)).cast(ts),
+            "pane": pa.array(["EARLY" if pane == 0 else "ON_TIME"] * n),
+            "pane_index": pa.array(np.full(n, pane), pa.int64()),
+        },
+        schema=AGGREGATE_SCHEMA,
+    )
+
+
+def build_warehouse(root: Path, tweets: int, windows: int) -> int:
+    """One segment per window and pane, as streaming writers leave them; returns the row count."""
+    warehouse, rng, rows = Warehouse(root), np.random.default_rng(7), 0
+    for window in range(windows):
+        for table, panes in (("legacy_speed", 1), ("kappa_stream", 2)):
+            for pane in range(panes):
+                segment = _segment(table, tweets, window, pane, rng)
+                warehouse.append(table, segment, writer="bench")
+                rows += segment.num_rows
+    return rows
+
+
+class _SegmentWriter(threading.Thread):
+    """Appends one new kappa window segment per second, like a streaming writer."""
+
+    def __init__(self, root: Path, tweets: int, first_window: int):
+        super().__init__(daemon=True)
+        self.root, self.tweets, self.window = root, tweets, first_window
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        warehouse, rng = Warehouse(self.root), np.random.default_rng(3)
+        while not self.done.wait(1.0):
+            warehouse.append(
+                "kappa_stream", _segment("kappa_stream", self.tweets, self.window, 0, rng), writer="w2"
+            )
+            self.window += 1
+
+    def __enter__(self) -> _SegmentWriter:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.join()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"kappactl serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            response = httpx.get(f"{url}/healthz", timeout=2)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("kappactl serve did not become healthy")
+
+
+async def _load(url: str, rate: float, seconds: float, tweets: int) -> tuple[list[float], int, float]:
+    """Open-loop load: request i is due at start + i / rate. Returns latencies (ms), errors, wall."""
+    rng = random.Random(11)
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
+
+        async def one(due: float, tweet_id: int) -> None:
+            nonlocal errors
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                response = await client.get(f"/v1/tweets/{tweet_id}/counts")
+                if response.status_code != 200 or not response.json()["windows"]:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        start = time.perf_counter() + 0.2
+        tasks = [one(start + i / rate, rng.randint(1, tweets)) for i in range(total)]
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
+    return latencies, errors, wall
+
+
+def run(workdir: Path, quick: bool = False) -> list[Figure]:
+    tweets, windows = (2_000, 60) if quick else (10_000, 60)
+    rate, seconds = 200.0, (5.0 if quick else 15.0)
+    shutil.rmtree(workdir, ignore_errors=True)
+    rows = build_warehouse(workdir / "warehouse", tweets, windows)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "migration.cli", "serve", "--port", str(port), "--log-level", "warning",
+           "--warehouse", str(workdir / "warehouse"), "--config", "config/demo.yaml"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+    try:
+        health = _wait_healthy(url, proc)
+        asyncio.run(_load(url, rate, 1.0, tweets))  # warm-up: connections, thread pool, caches
+        latencies, errors, wall = asyncio.run(_load(url, rate, seconds, tweets))
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        with _SegmentWriter(workdir / "warehouse", tweets, windows):
+            during, during_errors, _ = asyncio.run(_load(url, rate, seconds / 1.5, tweets))
+        refreshed = httpx.get(f"{url}/healthz", timeout=5).json()["snapshot"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    lat = np.array(latencies)
+    p50, p99, worst = (float(np.percentile(lat, q)) for q in (50, 99, 100))
+    shadow_reads = _metric(metrics, 'kappa_serving_shadow_reads_total{primary="legacy",shadow="kappa"}')
+    build_s = health["snapshot"]["build_seconds"]
+    notes = (
+        f"{len(lat)} GET /v1/tweets/{{id}}/counts at {rate:.0f} req/s for {seconds:.0f}s open loop "
+        f"(achieved {len(lat) / wall:.0f} req/s), {errors} errors, SHADOW state (every read also "
+        f"shadow-reads kappa: {shadow_reads:.0f} done), {tweets} tweets x {windows} windows x "
+        f"{len(EVENT_TYPES)} types, {rows} warehouse rows; server in its own process, loopback; "
+        f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared)"
+    )
+    return [
+        Figure("serving_p99_ms", p99, "ms", len(lat), notes,
+               {"p50_ms": p50, "max_ms": worst, "errors": float(errors), "req_per_s": len(lat) / wall}),
+        Figure("serving_p99_during_refresh_ms", float(np.percentile(during, 99)), "ms", len(during),
+               f"same load at {rate:.0f} req/s for {seconds / 1.5:.0f}s while a writer appends a kappa "
+               f"segment every second, so the server keeps rebuilding its snapshot (at most 20% of a core); "
+               f"{during_errors} errors; last build {refreshed['build_seconds']}s",
+               {"p50_ms": float(np.percentile(during, 50)), "errors": float(during_errors)}),
+        Figure("serving_snapshot_build_s", build_s, "s", rows,
+               "materialize legacy_serving + kappa_stream_current into memory (the refresh cost "
+               "paid in the background whenever new segments appear)", {"rows": float(rows)}),
+    ]  # fmt: skip
+
+
+def _metric(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+if __name__ == "__main__":
+    import json
+
+    for figure in run(
+        Path(sys.argv[1] if len(sys.argv) > 1 else ".local/bench/serving"), "--quick" in sys.argv
+    ):
+        print(json.dumps(figure.as_json()))
