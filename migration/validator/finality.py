@@ -71,7 +71,8 @@ class BatchRunFinal:
         runs = self.runs
         period_s = self.period_ms // 1000
         done = runs.filter(runs.status.isin(list(self.statuses))).select(p=runs.period_start.epoch_seconds())
-        period = window_start.epoch_seconds() // period_s * period_s
+        seconds = window_start.epoch_seconds()
+        period = seconds - seconds % period_s  # not `//`: BigQuery's IEEE_DIVIDE has no DuckDB twin
         return period.isin(done.p)
 
     def describe(self) -> str:
