@@ -27,7 +27,6 @@ from typing import Any, Iterator
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from kappa import batched
@@ -39,6 +38,7 @@ from pipelines.beam import (
     PANE_INDEX_SCALE,
     CountPerKey,
     DedupByEventId,
+    KappaCounter,
     ParseInteractions,
     ToPaneRows,
     WindowInteractions,
@@ -64,6 +64,7 @@ class BackfillJob:
     end_ms: int | None = None
     engine: str = "batched"
     buckets: int = 8
+    workers: int = 1
     bigquery_table: str | None = None
     bigquery_dead_letter_table: str | None = None
     beam_args: list[str] = field(default_factory=list)
@@ -86,9 +87,9 @@ class _ReadParsePartFn(beam.DoFn):
 
     def __init__(self, buckets: int, start_ms: int | None, end_ms: int | None):
         self.buckets, self.start_ms, self.end_ms = buckets, start_ms, end_ms
-        self.read = Metrics.counter(METRICS_NAMESPACE, "read")
-        self.rejected = Metrics.counter(METRICS_NAMESPACE, "dead_lettered")
-        self.outside = Metrics.counter(METRICS_NAMESPACE, "outside_range")
+        self.read = KappaCounter("read")
+        self.rejected = KappaCounter("dead_lettered")
+        self.outside = KappaCounter("outside_range")
 
     def process(self, part: tuple[int, str, int]) -> Iterator[Any]:
         index, path, received_at_ms = part
@@ -106,8 +107,8 @@ class _ReadParsePartFn(beam.DoFn):
 class _DedupCountFn(beam.DoFn):
     def __init__(self, window_ms: int):
         self.window_ms = window_ms
-        self.duplicates = Metrics.counter(METRICS_NAMESPACE, "duplicates_removed")
-        self.counted = Metrics.counter(METRICS_NAMESPACE, "counted")
+        self.duplicates = KappaCounter("duplicates_removed")
+        self.counted = KappaCounter("counted")
 
     def process(self, element: tuple[int, Any]) -> Iterator[Any]:
         ordered = [table for _, table in sorted(element[1], key=lambda item: item[0])]
@@ -122,7 +123,7 @@ class _WriteFinalFn(beam.DoFn):
 
     def __init__(self, warehouse: str | None, window_ms: int, pane_index: int):
         self.warehouse, self.window_ms, self.pane_index = warehouse, window_ms, pane_index
-        self.rows = Metrics.counter(METRICS_NAMESPACE, f"rows_written_{TABLE}")
+        self.rows = KappaCounter(f"rows_written_{TABLE}")
 
     def process(self, element: tuple[None, Any]) -> Iterator[dict]:
         rows = batched.final_rows(
@@ -214,19 +215,19 @@ def _pane_index(job: BackfillJob) -> int:
     return job.run_epoch_ms * PANE_INDEX_SCALE
 
 
-def pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """Local default: FnApiRunner on both cores; any --runner in beam_args wins."""
-    options = PipelineOptions(beam_args)
-    if not any(arg.startswith("--runner") for arg in beam_args):
-        options = PipelineOptions(
-            [
-                "--runner=FnApiRunner",
-                "--direct_num_workers=2",
-                "--direct_running_mode=multi_processing",
-                *beam_args,
-            ]
-        )
-    return options
+def pipeline_options(beam_args: list[str], workers: int = 1) -> PipelineOptions:
+    """Local default: FnApiRunner, in process or on `workers` processes; a --runner in beam_args wins."""
+    if any(arg.startswith("--runner") for arg in beam_args):
+        return PipelineOptions(beam_args)
+    mode = "multi_processing" if workers > 1 else "in_memory"
+    return PipelineOptions(
+        [
+            "--runner=FnApiRunner",
+            f"--direct_num_workers={workers}",
+            f"--direct_running_mode={mode}",
+            *beam_args,
+        ]
+    )
 
 
 def run_backfill(job: BackfillJob) -> BackfillResult:
@@ -237,10 +238,12 @@ def run_backfill(job: BackfillJob) -> BackfillResult:
     parts = _parts(job)
     log.info("backfill: %d part files from %s, engine %s", len(parts), job.archive, job.engine)
     started = time.perf_counter()
-    p = beam.Pipeline(options=pipeline_options(job.beam_args))
+    p = beam.Pipeline(options=pipeline_options(job.beam_args, job.workers))
     (build_batched if job.engine == "batched" else build_elementwise)(p, job, parts)
     try:
         result = p.run()
+        if any("DataflowRunner" in arg for arg in job.beam_args):
+            return BackfillResult(len(parts), {}, time.perf_counter() - started)  # submitted; runs on
         result.wait_until_finish()
     except Exception as exc:  # a Beam job failure of any kind, translated where it enters
         raise PipelineError(f"kappa backfill failed: {exc}") from exc

@@ -1,6 +1,8 @@
 """Composite Beam transforms shared by the Kappa stream, the Kappa backfill and the legacy batch.
 
-Contract (inputs -> outputs; every DoFn counts with Beam metrics in namespace `kappa`):
+Contract (inputs -> outputs; every DoFn counts with `KappaCounter`: a Beam metric in
+namespace `kappa` plus a process-local total, `local_counts()`, which is what a local
+streaming run can read while it runs):
 
 - `ParseInteractions(pipeline)`: raw payloads (`bytes`, a Pub/Sub message with `.data`
   and `.publish_time`, or `(payload, received_at_ms)`) -> `result.events`
@@ -38,11 +40,14 @@ from pipelines.beam.transforms import (
     PANE_INDEX_SCALE,
     CountPerKey,
     DedupByEventId,
+    KappaCounter,
     ParseInteractions,
     ToPaneRows,
     WindowInteractions,
     dead_letter_row,
+    local_counts,
     payload_and_arrival,
+    reset_local_counts,
 )
 
 __all__ = [
@@ -54,6 +59,7 @@ __all__ = [
     "PANE_INDEX_SCALE",
     "CountPerKey",
     "DedupByEventId",
+    "KappaCounter",
     "ParseInteractions",
     "ToPaneRows",
     "WindowInteractions",
@@ -61,5 +67,7 @@ __all__ = [
     "WriteToWarehouse",
     "bigquery_row",
     "dead_letter_row",
+    "local_counts",
+    "reset_local_counts",
     "payload_and_arrival",
 ]

@@ -19,10 +19,9 @@ import random
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
-from pipelines.beam.transforms import METRICS_NAMESPACE
+from pipelines.beam.transforms import KappaCounter
 
 BIGQUERY_AGGREGATE_SCHEMA = (
     "window_start:TIMESTAMP,window_end:TIMESTAMP,tweet_id:INTEGER,event_type:STRING,count:INTEGER,"
@@ -45,8 +44,8 @@ class _WriteBatchFn(beam.DoFn):
 
     def __init__(self, root: str, table: str, writer: str):
         self.root, self.table, self.writer = root, table, writer
-        self.rows = Metrics.counter(METRICS_NAMESPACE, f"rows_written_{table}")
-        self.segments = Metrics.counter(METRICS_NAMESPACE, f"segments_written_{table}")
+        self.rows = KappaCounter(f"rows_written_{table}")
+        self.segments = KappaCounter(f"segments_written_{table}")
 
     def process(self, element: tuple[int, Iterable[dict]]) -> Iterator[int]:
         written = _append(self.root, self.table, self.writer, list(element[1]))
@@ -60,7 +59,7 @@ class _WritePerBundleFn(beam.DoFn):
 
     def __init__(self, root: str, table: str, writer: str, batch_size: int):
         self.root, self.table, self.writer, self.batch_size = root, table, writer, batch_size
-        self.rows_written = Metrics.counter(METRICS_NAMESPACE, f"rows_written_{table}")
+        self.rows_written = KappaCounter(f"rows_written_{table}")
         self.buffer: list[dict] = []
 
     def start_bundle(self) -> None:

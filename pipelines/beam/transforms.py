@@ -23,7 +23,9 @@ Every DoFn counts what it rejects or drops with a Beam metric in namespace `kapp
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from typing import Any, Iterator
 
 import apache_beam as beam
@@ -42,6 +44,38 @@ EVENTS_TAG = "events"
 DEAD_LETTER_TAG = "dead_letter"
 # Room for pane indexes below one run's epoch: run_epoch_ms * 1e6 stays under 2**63 until 2262.
 PANE_INDEX_SCALE = 1_000_000
+
+_LOCAL_COUNTS: Counter[str] = Counter()
+_LOCAL_LOCK = threading.Lock()
+
+
+class KappaCounter:
+    """A Beam counter in namespace `kappa` that also keeps a process-local total.
+
+    The BundleBasedDirectRunner does not update a streaming job's metrics while it runs,
+    so the local streaming job reads its live progress (and its summary after a cancel)
+    from `local_counts()`; every other runner reports the Beam metric.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self._beam = Metrics.counter(METRICS_NAMESPACE, name)
+
+    def inc(self, n: int = 1) -> None:
+        self._beam.inc(n)
+        with _LOCAL_LOCK:
+            _LOCAL_COUNTS[self.name] += n
+
+
+def local_counts() -> dict[str, int]:
+    with _LOCAL_LOCK:
+        return dict(_LOCAL_COUNTS)
+
+
+def reset_local_counts() -> None:
+    with _LOCAL_LOCK:
+        _LOCAL_COUNTS.clear()
+
 
 _TIMING_NAMES = {
     PaneInfoTiming.EARLY: "EARLY",
@@ -72,8 +106,8 @@ def _as_bytes(payload: bytes | str | None) -> bytes:
 class _ParseFn(beam.DoFn):
     def __init__(self, pipeline: str):
         self.pipeline = pipeline
-        self.parsed = Metrics.counter(METRICS_NAMESPACE, "parsed")
-        self.rejected = Metrics.counter(METRICS_NAMESPACE, "dead_lettered")
+        self.parsed = KappaCounter("parsed")
+        self.rejected = KappaCounter("dead_lettered")
 
     def process(self, element: Any) -> Iterator[Any]:
         payload, received_at_ms = payload_and_arrival(element)
@@ -112,7 +146,7 @@ class _DedupFn(beam.DoFn):
 
     def __init__(self, horizon_s: float):
         self.horizon = Duration.of(horizon_s)
-        self.duplicates = Metrics.counter(METRICS_NAMESPACE, "duplicates_removed")
+        self.duplicates = KappaCounter("duplicates_removed")
 
     def process(
         self,
@@ -198,8 +232,7 @@ class _PaneRowFn(beam.DoFn):
         self.run_epoch_ms = run_epoch_ms
         self.final = final
         self.panes = {
-            name: Metrics.counter(METRICS_NAMESPACE, f"panes_{name.lower()}")
-            for name in ("EARLY", "ON_TIME", "LATE", "FINAL")
+            name: KappaCounter(f"panes_{name.lower()}") for name in ("EARLY", "ON_TIME", "LATE", "FINAL")
         }
 
     def process(

@@ -1,0 +1,241 @@
+"""The Kappa streaming job: Pub/Sub -> parse/DLQ -> dedup -> event-time windows -> pane rows.
+
+Locally it runs on BundleBasedDirectRunner against the Pub/Sub emulator and writes Parquet
+segments to the warehouse (`kappa_stream`, `dead_letter`); on Dataflow (`--runner
+DataflowRunner` in the Beam args) it reads with `id_label="event_id"` too and writes to
+BigQuery tables.
+
+Stopping: a streaming pipeline never finishes by itself. `max_runtime_s` cancels it after
+that long; `exit_when_idle_s` cancels it once nothing was read and no row was written for
+that long (so every buffered segment is flushed and every on-time pane is out).
+
+Restarting after a crash: the DirectRunner acks messages before processing them, so a
+crash loses in-flight events; `replay_from` seeks the subscription back before the job
+starts. pane_index = run start (ms) * 1e6 + pane index, so a restarted run's panes win in
+`kappa_stream_current`. A window is recomputed in full only if the replay starts before
+its first event: replay from (oldest window not yet final) - dedup_horizon, e.g. crash
+time - allowed_lateness - window_size - dedup_horizon, and keep the outage shorter than
+allowed_lateness, or re-run the backfill for what the stream then drops as too late.
+
+Too late: an event whose window ended more than allowed_lateness before the watermark is
+dropped by the windowing. Beam's Python SDK does not count those, so the job counts
+`too_late_by_clock` (window end + lateness <= wall clock before windowing: exact on the
+DirectRunner, whose Pub/Sub watermark is the wall clock; an upper bound on Dataflow) and
+the run summary derives the exact number from the conservation
+read = parsed + dead_lettered, parsed = duplicates_removed + counted + too_late.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipelines.beam import (
+    BIGQUERY_AGGREGATE_SCHEMA,
+    BIGQUERY_DEAD_LETTER_SCHEMA,
+    CountPerKey,
+    DedupByEventId,
+    KappaCounter,
+    ParseInteractions,
+    ToPaneRows,
+    WindowInteractions,
+    WriteToBigQueryTable,
+    WriteToWarehouse,
+    dead_letter_row,
+    local_counts,
+    reset_local_counts,
+)
+from pipelines.config import Config
+from pipelines.errors import PipelineError
+from pipelines.events import Interaction, now_ms
+
+log = logging.getLogger(__name__)
+PIPELINE = "kappa_stream"
+TABLE = "kappa_stream"
+
+
+@dataclass
+class StreamJob:
+    config: Config
+    warehouse: str
+    subscription: str = "kappa"
+    replay_from: datetime | None = None
+    max_runtime_s: float | None = None
+    exit_when_idle_s: float | None = None
+    flush_s: float = 2.0
+    bigquery_table: str | None = None
+    bigquery_dead_letter_table: str | None = None
+    beam_args: list[str] = field(default_factory=list)
+    run_epoch_ms: int = field(default_factory=now_ms)
+    progress_every_s: float = 5.0
+
+    @property
+    def subscription_path(self) -> str:
+        if self.subscription.startswith("projects/"):
+            return self.subscription
+        return self.config.pubsub.subscription_path(self.subscription)
+
+
+@dataclass
+class StreamResult:
+    counters: dict[str, int]
+    seconds: float
+    stopped_because: str
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counters
+        parsed = c.get("parsed", 0)
+        counted_or_late = parsed - c.get("duplicates_removed", 0)
+        return {
+            "read": c.get("read", 0),
+            "dead_lettered": c.get("dead_lettered", 0),
+            "duplicates_removed": c.get("duplicates_removed", 0),
+            "windowed": counted_or_late,
+            "too_late_by_clock": c.get("too_late_by_clock", 0),
+            "rows_written": c.get(f"rows_written_{TABLE}", 0),
+            "dead_letters_written": c.get("rows_written_dead_letter", 0),
+            "seconds": round(self.seconds, 1),
+            "stopped_because": self.stopped_because,
+        }
+
+
+class _CountReadFn(beam.DoFn):
+    def __init__(self) -> None:
+        self.read = KappaCounter("read")
+
+    def process(self, message: Any) -> Iterator[Any]:
+        self.read.inc()
+        yield message
+
+
+class _FlagTooLateFn(beam.DoFn):
+    """Counts events the windowing will drop, judged against the wall clock (see module doc)."""
+
+    def __init__(self, window_ms: int, lateness_ms: int):
+        self.window_ms, self.lateness_ms = window_ms, lateness_ms
+        self.too_late = KappaCounter("too_late_by_clock")
+
+    def process(self, event: Interaction) -> Iterator[Interaction]:
+        window_end = event.event_time - event.event_time % self.window_ms + self.window_ms
+        if window_end + self.lateness_ms <= now_ms():
+            self.too_late.inc()
+        yield event
+
+
+def on_dataflow(beam_args: list[str]) -> bool:
+    return any("DataflowRunner" in arg for arg in beam_args)
+
+
+def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
+    from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+    t = job.config.time
+    read_args: dict[str, Any] = {"id_label": "event_id"} if on_dataflow(job.beam_args) else {}
+    parsed = (
+        p
+        | "ReadFromPubSub"
+        >> ReadFromPubSub(
+            subscription=job.subscription_path,
+            timestamp_attribute="event_time",
+            with_attributes=True,
+            **read_args,
+        )
+        | "CountRead" >> beam.ParDo(_CountReadFn())
+        | "Parse" >> ParseInteractions(PIPELINE)
+    )
+    rows = (
+        parsed.events
+        | "Dedup" >> DedupByEventId(t.dedup_horizon)
+        | "FlagTooLate" >> beam.ParDo(_FlagTooLateFn(t.window_ms, int(t.kappa_allowed_lateness * 1000)))
+        | "Window" >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing)
+        | "Count" >> CountPerKey()
+        | "PaneRows" >> ToPaneRows(PIPELINE, job.run_epoch_ms)
+    )
+    dead_letters = parsed.dead_letter | "DeadLetterRows" >> beam.Map(dead_letter_row)
+    if job.bigquery_table:
+        rows | "RowsToBigQuery" >> WriteToBigQueryTable(job.bigquery_table, BIGQUERY_AGGREGATE_SCHEMA)
+        dl_table = job.bigquery_dead_letter_table or job.bigquery_table.rsplit(".", 1)[0] + ".dead_letter"
+        dead_letters | "DeadLettersToBigQuery" >> WriteToBigQueryTable(dl_table, BIGQUERY_DEAD_LETTER_SCHEMA)
+        return
+    rows | "WriteRows" >> WriteToWarehouse(job.warehouse, TABLE, 20_000, job.flush_s, writer="kappa-stream")
+    dead_letters | "WriteDeadLetters" >> WriteToWarehouse(
+        job.warehouse, "dead_letter", 20_000, job.flush_s, writer="kappa-stream"
+    )
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    args = list(beam_args)
+    if not any(arg.startswith("--runner") for arg in args):
+        args.insert(0, "--runner=BundleBasedDirectRunner")
+    options = PipelineOptions(args)
+    options.view_as(StandardOptions).streaming = True
+    return options
+
+
+def prepare_source(job: StreamJob) -> None:
+    """Locally: point clients at the emulator, create the topic/subscription, seek if asked."""
+    from pipelines import pubsub_io
+
+    if not on_dataflow(job.beam_args):
+        pubsub_io.use_emulator(job.config)
+        pubsub_io.ensure_topic_and_subscriptions(job.config, extra=(job.subscription_path.rsplit("/", 1)[1],))
+    if job.replay_from is not None:
+        log.info("seeking %s to %s", job.subscription_path, job.replay_from.isoformat())
+        pubsub_io.seek(job.config, job.subscription_path, job.replay_from)
+
+
+def run_stream(job: StreamJob) -> StreamResult:
+    """Run until cancelled by max_runtime_s / exit_when_idle_s (or forever without them)."""
+    prepare_source(job)
+    reset_local_counts()
+    p = beam.Pipeline(options=pipeline_options(job.beam_args))
+    build_stream(p, job)
+    started = time.monotonic()
+    try:
+        result = p.run()
+    except Exception as exc:  # a Beam job failure of any kind, translated where it enters
+        raise PipelineError(f"kappa stream failed to start: {exc}") from exc
+    if on_dataflow(job.beam_args) and job.max_runtime_s is None and job.exit_when_idle_s is None:
+        return StreamResult({}, time.monotonic() - started, "submitted to Dataflow")
+    reason = _watch(result, job, started)
+    counters = local_counts() if not on_dataflow(job.beam_args) else _beam_counters(result)
+    return StreamResult(counters, time.monotonic() - started, reason)
+
+
+def _beam_counters(result: Any) -> dict[str, int]:
+    from kappa.backfill import counters_of
+
+    return counters_of(result)
+
+
+def _watch(result: Any, job: StreamJob, started: float) -> str:
+    """Poll the job's counters, log progress, cancel on a stop condition; returns why it stopped."""
+    from apache_beam.runners.runner import PipelineState
+
+    last_activity, last_seen, last_log = time.monotonic(), None, 0.0
+    while True:
+        time.sleep(0.5)
+        if PipelineState.is_terminal(result.state):
+            return f"pipeline {result.state}"
+        now = time.monotonic()
+        counters = local_counts() if not on_dataflow(job.beam_args) else _beam_counters(result)
+        seen = (counters.get("read", 0), counters.get(f"rows_written_{TABLE}", 0))
+        if seen != last_seen:
+            last_seen, last_activity = seen, now
+        if now - last_log >= job.progress_every_s:
+            last_log = now
+            log.info("kappa stream: %s", StreamResult(counters, now - started, "running").summary())
+        if job.max_runtime_s is not None and now - started >= job.max_runtime_s:
+            reason = f"max runtime {job.max_runtime_s:g}s reached"
+        elif job.exit_when_idle_s is not None and now - last_activity >= job.exit_when_idle_s:
+            reason = f"idle for {job.exit_when_idle_s:g}s"
+        else:
+            continue
+        result.cancel()
+        return reason
