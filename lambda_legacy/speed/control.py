@@ -122,6 +122,18 @@ def _job_status(client: Any) -> str:
         return "FINISHED"
 
 
+def _log_failure(client: Any) -> None:
+    try:
+        client.get_job_execution_result().result()
+    except Exception as exc:
+        causes = [
+            line
+            for line in str(exc).splitlines()
+            if "Exception" in line and not line.strip().startswith("at ")
+        ]
+        LOG.error("job failed: %s", " | ".join(causes[-3:])[:2000])
+
+
 def supervise(client: Any, args: Any, state_dir: Path, requested: list[str], started: float) -> int:
     """Wait for the job; stop it on a signal, the runtime limit or idleness. Exit code."""
     started_wall = time.time()

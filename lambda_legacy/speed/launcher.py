@@ -6,6 +6,7 @@ this subprocess and forwards SIGTERM/SIGINT to it (the job stops with a savepoin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -89,7 +90,9 @@ def run_speed_job(config: Config, opts: SpeedOptions) -> int:
     """Run the job in the foreground, forwarding SIGTERM/SIGINT; its exit code."""
     cmd = job_command(config, opts)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+    # Its own session, so that whatever the job leaves behind (a crashed driver orphans the
+    # Flink JVM and its Python workers) can be reaped as a group once it exits.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
     def forward(signum: int, _frame: object) -> None:
         proc.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -100,6 +103,8 @@ def run_speed_job(config: Config, opts: SpeedOptions) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
     if code not in (0, -signal.SIGTERM):
         raise PipelineError(f"the legacy speed job exited with code {code}; see its log above")
     return code
