@@ -70,9 +70,21 @@ def _event(rng: random.Random, event_time: int, tweets: int) -> Interaction:
     )
 
 
-def _write(root: Path, *, events: int, periods: int, period_s: float, seed: int, start_ms: int,
-           duplicate_rate: float, late_rate: float, bad_rate: float, tweets: int,
-           parts_per_period: int, compress: bool) -> ArchiveManifest:
+def _write(
+    root: Path,
+    *,
+    events: int,
+    periods: int,
+    period_s: float,
+    seed: int,
+    start_ms: int,
+    duplicate_rate: float,
+    late_rate: float,
+    bad_rate: float,
+    tweets: int,
+    parts_per_period: int,
+    compress: bool,
+) -> ArchiveManifest:
     rng = random.Random(seed)
     writer = ArchiveWriter(root, f"bench{seed}", period_s, compress=compress)
     manifest = ArchiveManifest(str(root), start_ms, period_s, periods)
@@ -108,14 +120,35 @@ def _write(root: Path, *, events: int, periods: int, period_s: float, seed: int,
     return manifest
 
 
-def build_archive(workdir: Path, events: int = 1_000_000, *, periods: int = 10, period_s: float = 60.0,
-                  seed: int = 20260105, start_ms: int = DEFAULT_START_MS, duplicate_rate: float = 0.02,
-                  late_rate: float = 0.01, bad_rate: float = 0.001, tweets: int = 2_000,
-                  parts_per_period: int = 4, compress: bool = False) -> ArchiveManifest:
+def build_archive(
+    workdir: Path,
+    events: int = 1_000_000,
+    *,
+    periods: int = 10,
+    period_s: float = 60.0,
+    seed: int = 20260105,
+    start_ms: int = DEFAULT_START_MS,
+    duplicate_rate: float = 0.02,
+    late_rate: float = 0.01,
+    bad_rate: float = 0.001,
+    tweets: int = 2_000,
+    parts_per_period: int = 4,
+    compress: bool = False,
+) -> ArchiveManifest:
     """The archive for these arguments under `workdir`, generated on first use."""
-    params = dict(events=events, periods=periods, period_s=period_s, seed=seed, start_ms=start_ms,
-                  duplicate_rate=duplicate_rate, late_rate=late_rate, bad_rate=bad_rate, tweets=tweets,
-                  parts_per_period=parts_per_period, compress=compress)
+    params = dict(
+        events=events,
+        periods=periods,
+        period_s=period_s,
+        seed=seed,
+        start_ms=start_ms,
+        duplicate_rate=duplicate_rate,
+        late_rate=late_rate,
+        bad_rate=bad_rate,
+        tweets=tweets,
+        parts_per_period=parts_per_period,
+        compress=compress,
+    )
     digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(workdir) / f"archive-{events}-{digest}"
     manifest_path = root / "manifest.json"
