@@ -18,7 +18,6 @@ from pipelines.warehouse import Warehouse
 P0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
 PERIOD_MS, WINDOW_MS = 60_000, 10_000
 ROOT = Path(__file__).resolve().parents[2]
-TERRAFORM_SQL = ROOT / "terraform" / "modules" / "bigquery" / "sql" / "legacy_serving.sql"
 
 
 def agg(
@@ -178,42 +177,6 @@ def test_bigquery_sql_gives_the_duckdb_views_result(tmp_path, scenario):
     expected = SCENARIOS[scenario](wh)
     con = _bigquery_tables_in_duckdb(wh)
     assert _run_bigquery(con, bigquery_sql("proj", "ds", PERIOD_MS // 1000)) == expected
-
-
-@pytest.mark.parametrize(
-    "scenario",
-    [
-        "simple",
-        pytest.param(
-            "reruns",
-            marks=pytest.mark.xfail(
-                reason="terraform's legacy_serving.sql takes legacy_batch_current "
-                "(highest pane_index per key): "
-                "rows of an unfinished re-run leak and a key the latest run dropped survives; "
-                "lambda_legacy/sql/legacy_serving.bigquery.sql has the latest-finished-run rule",
-                strict=True,
-            ),
-        ),
-    ],
-)
-def test_terraform_view_sql_agrees_with_the_duckdb_view(tmp_path, scenario):
-    if not TERRAFORM_SQL.exists():
-        pytest.skip("terraform/modules/bigquery/sql/legacy_serving.sql not written yet")
-    wh = Warehouse(tmp_path)
-    expected = SCENARIOS[scenario](wh)
-    con = _bigquery_tables_in_duckdb(wh)
-    sql = Template(TERRAFORM_SQL.read_text()).safe_substitute(
-        project="proj",
-        dataset="ds",
-        batch_runs_table="batch_runs",
-        batch_table="legacy_batch",
-        speed_table="legacy_speed",
-        batch_current_view="legacy_batch_current",
-        speed_current_view="legacy_speed_current",
-        batch_period_seconds=PERIOD_MS // 1000,
-        finished_status="FINISHED",
-    )
-    assert _run_bigquery(con, sql) == expected
 
 
 def test_bigquery_sql_renders_every_placeholder():

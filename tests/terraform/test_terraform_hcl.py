@@ -12,7 +12,8 @@ import pytest
 
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed in this venv")
 
-TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "terraform"
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM_DIR = ROOT / "terraform"
 MODULES_DIR = TERRAFORM_DIR / "modules"
 ENV_DIR = TERRAFORM_DIR / "envs" / "dev"
 BIGQUERY_DIR = MODULES_DIR / "bigquery"
@@ -220,23 +221,22 @@ def test_enum_variables_are_validated(docs: dict[Path, dict[str, Any]]) -> None:
 
 
 def test_legacy_serving_sql_is_shared_and_keeps_the_batch_rule(res: dict[str, dict[str, Any]]) -> None:
-    sql_path = BIGQUERY_DIR / "sql" / "legacy_serving.sql"
+    # The view renders the legacy codebase's own SQL file: one rule, tested against DuckDB
+    # in tests/legacy/test_legacy_serving.py.
+    sql_path = ROOT / "lambda_legacy" / "sql" / "legacy_serving.bigquery.sql"
     view = only(res["bigquery/google_bigquery_table.legacy_serving"], "view")
-    assert "templatefile" in view["query"] and "sql/legacy_serving.sql" in view["query"]
-    # The Python side renders the same file with string.Template.
+    assert "templatefile" in view["query"] and "lambda_legacy/sql/legacy_serving.bigquery.sql" in view["query"]
     rendered = string.Template(sql_path.read_text(encoding="utf-8")).substitute(
         project="p",
         dataset="legacy",
         batch_runs_table="batch_runs",
-        batch_current_view="legacy_batch_current",
-        speed_current_view="legacy_speed_current",
+        batch_table="legacy_batch",
+        speed_table="legacy_speed",
         batch_period_seconds=3600,
-        finished_status="FINISHED",
     )
     assert "${" not in rendered
-    # Batch rows only for finished periods; speed rows only where no finished period exists.
-    assert re.search(r"FROM batch\s+INNER JOIN finished_periods", rendered)
-    assert re.search(r"FROM speed\s+LEFT JOIN finished_periods.*IS NULL", rendered, re.DOTALL)
+    assert "status = 'FINISHED'" in rendered and "latest_finished_run" in rendered
+    assert re.search(r"LEFT JOIN latest_finished_run.*IS NULL", rendered, re.DOTALL)
 
 
 def test_every_legacy_resource_is_gated(docs: dict[Path, dict[str, Any]]) -> None:

@@ -236,14 +236,15 @@ resource "google_bigquery_table" "legacy_serving" {
 
   view {
     use_legacy_sql = false
-    query = templatefile("${path.module}/sql/legacy_serving.sql", {
+    # One rule for both sides: the legacy codebase's own BigQuery SQL (also rendered by
+    # lambda_legacy.serving and tested against the local DuckDB view).
+    query = templatefile("${path.module}/../../../lambda_legacy/sql/legacy_serving.bigquery.sql", {
       project              = var.project_id
       dataset              = google_bigquery_dataset.legacy[0].dataset_id
       batch_runs_table     = google_bigquery_table.legacy_batch_runs[0].table_id
-      batch_current_view   = google_bigquery_table.legacy_current["legacy_batch"].table_id
-      speed_current_view   = google_bigquery_table.legacy_current["legacy_speed"].table_id
+      batch_table          = google_bigquery_table.legacy_aggregate["legacy_batch"].table_id
+      speed_table          = google_bigquery_table.legacy_aggregate["legacy_speed"].table_id
       batch_period_seconds = var.batch_period_seconds
-      finished_status      = var.batch_finished_status
     })
   }
 }

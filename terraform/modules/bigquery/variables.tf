@@ -36,12 +36,6 @@ variable "batch_period_seconds" {
   }
 }
 
-variable "batch_finished_status" {
-  type        = string
-  description = "Value of legacy.batch_runs.status that marks a finished batch run."
-  default     = "FINISHED"
-}
-
 variable "deletion_protection" {
   type        = bool
   description = "Protect the kappa and migration tables from terraform destroy."
