@@ -63,10 +63,14 @@ class DuckDBBackend:
         for module in VIEW_PROVIDERS:
             with contextlib.suppress(ModuleNotFoundError):
                 importlib.import_module(module)
-        root = inputs.warehouse_root
+        arms = [a for a in (inputs.left, inputs.right, inputs.reference) if a is not None]
+        # Files only: no warehouse views to build (globbing every table costs time).
+        root = inputs.warehouse_root if any(not a.from_files for a in arms) else None
+        self.has_warehouse = root is not None
         try:
             raw = Warehouse(root).connect(inputs.time.window_ms) if root else duckdb.connect()
             raw.execute("SET TimeZone = 'UTC'")
+            raw.execute("SET enable_progress_bar = false")  # it would print into --json output
             if inputs.memory_limit:
                 raw.execute(f"SET memory_limit = '{inputs.memory_limit}'")
             if inputs.threads:
@@ -126,7 +130,7 @@ class DuckDBBackend:
             raise InputError(f"{spec.role} arm: no file matches {spec.path}")
         try:
             table = self.con.read_parquet(spec.path, table_name=f"{spec.role}_arm")
-            latest = "pane_index" in table.columns and (table.pane_index.max().execute() or 0) > 0
+            latest = "pane_index" in table.columns and (table.pane_index.max().to_pyarrow().as_py() or 0) > 0
         except Exception as exc:  # DuckDB's IOException, InvalidInputException, ...
             raise InputError(
                 f"{spec.role} arm: cannot read {spec.path} as Parquet: {_first_line(exc)}"

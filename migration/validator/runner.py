@@ -187,7 +187,7 @@ def run_validation(
             and inputs.reference.table == "kappa_backfill"
         ):
             noise = reference["right_vs_reference"] if reference else None
-        elif plan.backend.name == "duckdb" and inputs.warehouse_root:
+        elif getattr(plan.backend, "has_warehouse", False):
             noise = _noise_baseline(plan, inputs)
     finally:
         plan.backend.close()
