@@ -136,3 +136,17 @@ def test_archive_view_keeps_exactly_what_parse_event_accepts(data: Path) -> None
             expected[(event.event_id, part.arrival_start_ms, event.event_time)] += 1
     assert got == expected
     assert sum(got.values()) == 3 + 2 + 6 + 2  # late, dups (4 unique + 2 copies), late_missing_left
+
+
+def test_file_arm_with_several_panes_keeps_the_highest(data: Path, tmp_path: Path) -> None:
+    rows = arm_rows("right")
+    early = [{**r, "count": r["count"] + 100, "pane": "EARLY", "pane_index": 0} for r in rows]
+    final = [{**r, "pane": "ON_TIME", "pane_index": 1} for r in rows]
+    write_arm(tmp_path / "panes.parquet", final[:300] + early + final[300:])
+    copy = tmp_path / "copy.parquet"
+    copy.write_bytes((data / "right.parquet").read_bytes())
+    report = run_validation(
+        inputs(data, tmp_path, left_path=str(copy), right_path=str(tmp_path / "panes.parquet"), record=False),
+        LENIENT,
+    )
+    assert report.keys["same"] == report.keys["total"] == 605
