@@ -234,7 +234,10 @@ class KafkaBroker(Component):
         if (self.data_dir / "meta.properties").exists():
             return  # formatted once; a restart keeps its data
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties))
+        # `--cluster-id=` form: a base64url id may start with "-", which argparse takes for an option.
+        cmd = self._java(
+            "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties)
+        )
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise StackError(
