@@ -48,7 +48,9 @@ def kappa() -> None:
 @kappa.command(context_settings=_PASS_THROUGH)
 @with_config
 @click.option("--warehouse", default=None, help="Warehouse root (default: paths.warehouse_root).")
-@click.option("--subscription", default="kappa", show_default=True, help="Pub/Sub subscription name or path.")
+@click.option(
+    "--subscription", default=None, help="Pub/Sub subscription name or path (default: the config's first)."
+)
 @click.option("--replay-from", default=None, help="Seek the subscription to this ISO 8601 time first.")
 @click.option("--max-runtime", type=float, default=None, help="Cancel the job after this many seconds.")
 @click.option(
@@ -66,7 +68,7 @@ def run(
     ctx: click.Context,
     config: Config,
     warehouse: str | None,
-    subscription: str,
+    subscription: str | None,
     replay_from: str | None,
     max_runtime: float | None,
     exit_when_idle: float | None,
@@ -81,7 +83,7 @@ def run(
     job = StreamJob(
         config=config,
         warehouse=str(warehouse or config.paths.warehouse_root),
-        subscription=subscription,
+        subscription=subscription or config.pubsub.subscriptions[0],
         replay_from=parse_time(replay_from, "--replay-from"),
         max_runtime_s=max_runtime,
         exit_when_idle_s=exit_when_idle,

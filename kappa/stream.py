@@ -18,11 +18,12 @@ time - allowed_lateness - window_size - dedup_horizon, and keep the outage short
 allowed_lateness, or re-run the backfill for what the stream then drops as too late.
 
 Too late: an event whose window ended more than allowed_lateness before the watermark is
-dropped by the windowing. Beam's Python SDK does not count those, so the job counts
-`too_late_by_clock` (window end + lateness <= wall clock before windowing: exact on the
-DirectRunner, whose Pub/Sub watermark is the wall clock; an upper bound on Dataflow) and
-the run summary derives the exact number from the conservation
-read = parsed + dead_lettered, parsed = duplicates_removed + counted + too_late.
+dropped by the windowing, and Beam's Python SDK does not count those. Locally the job
+applies that rule itself before windowing against the wall clock (which is the
+DirectRunner's Pub/Sub watermark) and counts `too_late_by_clock`, so per run
+read = dead_lettered + duplicates_removed + too_late_by_clock + counted exactly. On
+Dataflow it only counts (the watermark lags the clock, so the count is an upper bound)
+and the windowing drops.
 """
 
 from __future__ import annotations
@@ -115,16 +116,24 @@ class _CountReadFn(beam.DoFn):
 
 
 class _FlagTooLateFn(beam.DoFn):
-    """Counts events the windowing will drop, judged against the wall clock (see module doc)."""
+    """Counts (and locally drops) events whose window closed before the wall clock allows.
 
-    def __init__(self, window_ms: int, lateness_ms: int):
-        self.window_ms, self.lateness_ms = window_ms, lateness_ms
+    On the DirectRunner the Pub/Sub watermark is the wall clock, so this is the windowing's
+    own rule, applied at read time; it also covers the first bundle after a start, which
+    the runner delivers before its watermark moves and so would count as on time.
+    On Dataflow the watermark lags the clock: there it only counts (an upper bound).
+    """
+
+    def __init__(self, window_ms: int, lateness_ms: int, drop: bool):
+        self.window_ms, self.lateness_ms, self.drop = window_ms, lateness_ms, drop
         self.too_late = KappaCounter("too_late_by_clock")
 
     def process(self, event: Interaction) -> Iterator[Interaction]:
         window_end = event.event_time - event.event_time % self.window_ms + self.window_ms
         if window_end + self.lateness_ms <= now_ms():
             self.too_late.inc()
+            if self.drop:
+                return
         yield event
 
 
@@ -152,7 +161,12 @@ def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
     rows = (
         parsed.events
         | "Dedup" >> DedupByEventId(t.dedup_horizon)
-        | "FlagTooLate" >> beam.ParDo(_FlagTooLateFn(t.window_ms, int(t.kappa_allowed_lateness * 1000)))
+        | "FlagTooLate"
+        >> beam.ParDo(
+            _FlagTooLateFn(
+                t.window_ms, int(t.kappa_allowed_lateness * 1000), drop=not on_dataflow(job.beam_args)
+            )
+        )
         | "Window" >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing)
         | "Count" >> CountPerKey()
         | "PaneRows" >> ToPaneRows(PIPELINE, job.run_epoch_ms)

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections import Counter
 from typing import Any, Iterator
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.coders import BooleanCoder
+from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
@@ -135,49 +136,85 @@ class ParseInteractions(beam.PTransform):
         )
 
 
-_SEEN = userstate.ReadModifyWriteStateSpec("seen", BooleanCoder())
+_SEEN = userstate.ReadModifyWriteStateSpec("seen", PickleCoder())  # {event_id: expiry micros}
+_NEXT = userstate.ReadModifyWriteStateSpec("next_expiry", VarIntCoder())
 _EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
 _SEEN_PARAM = beam.DoFn.StateParam(_SEEN)
+_NEXT_PARAM = beam.DoFn.StateParam(_NEXT)
 _EXPIRY_PARAM = beam.DoFn.TimerParam(_EXPIRY)
 
 
+def dedup_bucket(event_id: str, buckets: int) -> int:
+    """A stable bucket of an event_id (the same in every process, unlike hash())."""
+    return zlib.crc32(event_id.encode("utf-8", "surrogateescape")) % buckets
+
+
 class _DedupFn(beam.DoFn):
-    """Keeps the first element per key; forgets the key at its event time + horizon."""
+    """Per bucket of event_ids: the ids seen, each forgotten at its event time + horizon.
+
+    One state cell and one timer per bucket rather than per event_id: the DirectRunner
+    scans every pending timer per bundle, so a timer per event_id slows a local stream
+    down to a crawl within a minute. The timer is kept at the earliest expiry.
+    """
 
     def __init__(self, horizon_s: float):
-        self.horizon = Duration.of(horizon_s)
+        self.horizon_micros = Duration.of(horizon_s).micros
         self.duplicates = KappaCounter("duplicates_removed")
 
     def process(
         self,
-        element: tuple[str, Interaction],
+        element: tuple[int, Interaction],
         ts: Timestamp = beam.DoFn.TimestampParam,
-        seen: Any = _SEEN_PARAM,
+        seen_state: Any = _SEEN_PARAM,
+        next_state: Any = _NEXT_PARAM,
         expiry: Any = _EXPIRY_PARAM,
     ) -> Iterator[Interaction]:
-        if seen.read():
+        event = element[1]
+        seen = seen_state.read() or {}
+        if event.event_id in seen:
             self.duplicates.inc()
             return
-        seen.write(True)
-        expiry.set(ts + self.horizon)
-        yield element[1]
+        expires = ts.micros + self.horizon_micros
+        seen[event.event_id] = expires
+        seen_state.write(seen)
+        pending = next_state.read()
+        if pending is None or expires < pending:
+            expiry.set(Timestamp(micros=expires))
+            next_state.write(expires)
+        yield event
 
     @userstate.on_timer(_EXPIRY)
-    def forget(self, seen: Any = _SEEN_PARAM) -> None:
-        seen.clear()
+    def forget(
+        self,
+        fired: Timestamp = beam.DoFn.TimestampParam,
+        seen_state: Any = _SEEN_PARAM,
+        next_state: Any = _NEXT_PARAM,
+        expiry: Any = _EXPIRY_PARAM,
+    ) -> None:
+        kept = {k: v for k, v in (seen_state.read() or {}).items() if v > fired.micros}
+        if not kept:
+            seen_state.clear()
+            next_state.clear()
+            return
+        seen_state.write(kept)
+        earliest = min(kept.values())
+        expiry.set(Timestamp(micros=earliest))
+        next_state.write(earliest)
 
 
 class DedupByEventId(beam.PTransform):
     """Drop repeated event_ids seen within `horizon_s` of event time (state + timers)."""
 
-    def __init__(self, horizon_s: float, label: str | None = None):
+    def __init__(self, horizon_s: float, buckets: int = 64, label: str | None = None):
         super().__init__(label)
         self.horizon_s = horizon_s
+        self.buckets = buckets
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        buckets = self.buckets
         return (
             pcoll
-            | "KeyByEventId" >> beam.Map(lambda e: (e.event_id, e))
+            | "KeyByEventIdBucket" >> beam.Map(lambda e: (dedup_bucket(e.event_id, buckets), e))
             | "KeepFirst" >> beam.ParDo(_DedupFn(self.horizon_s))
         )
 

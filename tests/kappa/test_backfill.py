@@ -1,0 +1,179 @@
+"""Kappa backfill on real Beam runners: same final counts as the stream, lateness, conservation, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.transforms import window
+
+from kappa.backfill import BackfillJob, run_backfill
+from pipelines.archive import ArchiveWriter, partition_of
+from pipelines.beam import (
+    CountPerKey,
+    DedupByEventId,
+    ParseInteractions,
+    ToPaneRows,
+    WindowInteractions,
+    WriteToWarehouse,
+)
+from pipelines.config import build_config
+from pipelines.warehouse import Warehouse
+from tests.beam.sample import BASE_MS, bad_lines, random_events
+
+S = 1000
+CONFIG = build_config(
+    {
+        "time": {
+            "window_size": "10s",
+            "batch_period": "60s",
+            "batch_delay": "15s",
+            "speed_out_of_orderness": "2s",
+            "kappa_allowed_lateness": "30s",
+            "kappa_early_firing": "2s",
+            "dedup_horizon": "30s",
+        }
+    }
+)
+
+
+def scenario() -> tuple[list[tuple[int, bytes]], int]:
+    """(arrival ms, payload) in arrival order: events, re-sent duplicates, late, too late, bad.
+
+    Returns the arrivals and how many unique valid events arrive too late for the stream.
+    """
+    events = random_events(400, span_ms=120 * S)
+    arrivals = [(e.event_time + 500, e.to_json()) for e in events]
+    arrivals += [(e.event_time + 1500, e.to_json()) for e in events[::10]]  # duplicates, seconds later
+    late = random_events(20, span_ms=50 * S, seed=8)
+    arrivals += [(e.event_time + 25 * S, e.to_json()) for e in late]  # LATE panes, within lateness
+    too_late = random_events(5, span_ms=10 * S, seed=9)
+    arrivals += [(e.event_time + 100 * S, e.to_json()) for e in too_late]  # beyond 10 s + 30 s
+    arrivals += [(BASE_MS + i * 7 * S, line) for i, line in enumerate(bad_lines()[2:])]
+    return sorted(arrivals, key=lambda a: a[0]), len(too_late)
+
+
+def stream_final_counts(arrivals: list[tuple[int, bytes]], warehouse: Path) -> dict[tuple, int]:
+    """Run the stream composites with the watermark following arrival time (as on Pub/Sub)."""
+    stream = TestStream()
+    watermark = 0
+    for arrival, payload in arrivals:
+        if arrival > watermark:
+            stream = stream.advance_watermark_to(arrival / 1000)
+            watermark = arrival
+        stream = stream.add_elements([window.TimestampedValue((payload, arrival), arrival / 1000)])
+    stream = stream.advance_watermark_to_infinity()
+    options = PipelineOptions(runner="BundleBasedDirectRunner")
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(options=options) as p:
+        parsed = p | stream | ParseInteractions("kappa_stream")
+        _ = (
+            parsed.events
+            | DedupByEventId(30)
+            | WindowInteractions(10, 30, 2)
+            | CountPerKey()
+            | ToPaneRows("kappa_stream", run_epoch_ms=1)
+            | WriteToWarehouse(str(warehouse), "kappa_stream", buffering_s=1)
+        )
+    con = Warehouse(warehouse).connect(10_000)
+    rows = con.execute(
+        "SELECT epoch_ms(window_start), tweet_id, event_type, count FROM kappa_stream_current"
+    ).fetchall()
+    return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+
+def write_archive(root: Path, arrivals: list[tuple[int, bytes]]) -> None:
+    writer = ArchiveWriter(root, "t", 60)
+    by_partition: dict[str, list[bytes]] = {}
+    for arrival, payload in arrivals:
+        by_partition.setdefault(partition_of(arrival, 60), []).append(payload)
+    for partition, lines in by_partition.items():
+        writer.write(partition, lines[: len(lines) // 2])
+        writer.compress = not writer.compress
+        writer.write(partition, lines[len(lines) // 2 :])
+
+
+def backfill_counts(tmp: Path, engine: str) -> tuple[dict[tuple, int], dict[str, int]]:
+    warehouse = tmp / f"wh-{engine}"
+    result = run_backfill(BackfillJob(CONFIG, str(tmp / "archive"), str(warehouse), engine=engine))
+    con = Warehouse(warehouse).connect(10_000)
+    rows = con.execute(
+        "SELECT epoch_ms(window_start), tweet_id, event_type, count, pane FROM kappa_backfill_current"
+    ).fetchall()
+    assert {r[4] for r in rows} == {"FINAL"}
+    return {(r[0], r[1], r[2]): r[3] for r in rows}, result.counters
+
+
+def test_stream_and_backfill_agree_except_events_beyond_lateness(tmp_path: Path) -> None:
+    arrivals, too_late = scenario()
+    write_archive(tmp_path / "archive", arrivals)
+    stream = stream_final_counts(arrivals, tmp_path / "wh-stream")
+    batched, counters = backfill_counts(tmp_path, "batched")
+    elementwise, _ = backfill_counts(tmp_path, "beam")
+    assert batched == elementwise
+    assert sum(batched.values()) - sum(stream.values()) == too_late
+    differing = {k for k in batched if batched[k] != stream.get(k)}
+    assert 0 < len(differing) <= too_late  # only the windows the too-late events fall in
+    assert all(batched[k] - stream.get(k, 0) >= 1 for k in differing)
+    # Conservation of the backfill: every line read is counted, a duplicate, or dead-lettered.
+    assert (
+        counters["read"] == counters["counted"] + counters["duplicates_removed"] + counters["dead_lettered"]
+    )
+    assert counters["duplicates_removed"] == 40
+    assert counters["dead_lettered"] == len(bad_lines()) - 2
+    assert counters["counted"] == 425
+
+
+def test_backfill_from_to_selects_event_times(tmp_path: Path) -> None:
+    arrivals, _ = scenario()
+    write_archive(tmp_path / "archive", arrivals)
+    job = BackfillJob(
+        CONFIG,
+        str(tmp_path / "archive"),
+        str(tmp_path / "wh"),
+        start_ms=BASE_MS + 60 * S,
+        end_ms=BASE_MS + 90 * S,
+    )
+    run_backfill(job)
+    con = Warehouse(tmp_path / "wh").connect(10_000)
+    lo, hi = con.execute(
+        "SELECT min(epoch_ms(window_start)), max(epoch_ms(window_start)) FROM kappa_backfill"
+    ).fetchone()
+    assert lo >= BASE_MS + 60 * S and hi < BASE_MS + 90 * S
+
+
+def test_cli_backfill_reports_counters_and_rejects_bad_input(tmp_path: Path) -> None:
+    arrivals, _ = scenario()
+    write_archive(tmp_path / "archive", arrivals)
+    base = [sys.executable, "-m", "migration.cli", "kappa", "backfill", "--config", "config/demo.yaml"]
+    ok = subprocess.run(
+        [*base, "--archive", str(tmp_path / "archive"), "--warehouse", str(tmp_path / "wh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert summary["counted"] == 425 and summary["read"] == len(arrivals)
+    bad = subprocess.run(
+        [*base, "--archive", str(tmp_path / "nothing"), "--from", "yesterday"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert bad.returncode == 3 and "ISO 8601" in bad.stderr
+    empty = subprocess.run(
+        [*base, "--archive", str(tmp_path / "nothing"), "--warehouse", str(tmp_path / "wh2")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert empty.returncode == 3 and "no archive parts" in empty.stderr
