@@ -174,12 +174,24 @@ def _explain(counts: dict, publisher: Publisher, summary: dict, config: Config) 
         pair = by_window.setdefault(key[0], [0, 0])
         pair[0] += counts.get(key, 0)
         pair[1] += publisher.truth.get(key, 0)
-    print("summary", summary, "sent", publisher.sent, "dups", publisher.duplicates, "too late", publisher.too_late)
+    print(
+        "summary",
+        summary,
+        "sent",
+        publisher.sent,
+        "dups",
+        publisher.duplicates,
+        "too late",
+        publisher.too_late,
+    )
     print("stream total", sum(counts.values()), "truth total", sum(publisher.truth.values()))
     for window_start, (got, want) in sorted(by_window.items()):
         print(window_start, got, want)
     con = Warehouse(config.paths.warehouse_root).connect(config.time.window_ms)
-    print(con.execute(
-        "SELECT epoch_ms(window_start), pane, count(*), sum(count), max(epoch_ms(emitted_at)) FROM kappa_stream "
-        "GROUP BY ALL ORDER BY 1, 2"
-    ).fetchall())
+    print(
+        con.execute(
+            "SELECT epoch_ms(window_start), pane, count(*), sum(count), max(epoch_ms(emitted_at)) "
+            "FROM kappa_stream "
+            "GROUP BY ALL ORDER BY 1, 2"
+        ).fetchall()
+    )
