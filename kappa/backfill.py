@@ -65,6 +65,7 @@ class BackfillJob:
     engine: str = "batched"
     buckets: int = 8
     workers: int = 1
+    threads: bool = False  # workers as threads of this process (Arrow releases the GIL)
     bigquery_table: str | None = None
     bigquery_dead_letter_table: str | None = None
     beam_args: list[str] = field(default_factory=list)
@@ -215,11 +216,11 @@ def _pane_index(job: BackfillJob) -> int:
     return job.run_epoch_ms * PANE_INDEX_SCALE
 
 
-def pipeline_options(beam_args: list[str], workers: int = 1) -> PipelineOptions:
+def pipeline_options(beam_args: list[str], workers: int = 1, threads: bool = False) -> PipelineOptions:
     """Local default: FnApiRunner, in process or on `workers` processes; a --runner in beam_args wins."""
     if any(arg.startswith("--runner") for arg in beam_args):
         return PipelineOptions(beam_args)
-    mode = "multi_processing" if workers > 1 else "in_memory"
+    mode = "in_memory" if workers == 1 else "multi_threading" if threads else "multi_processing"
     return PipelineOptions(
         [
             "--runner=FnApiRunner",
@@ -238,7 +239,7 @@ def run_backfill(job: BackfillJob) -> BackfillResult:
     parts = _parts(job)
     log.info("backfill: %d part files from %s, engine %s", len(parts), job.archive, job.engine)
     started = time.perf_counter()
-    p = beam.Pipeline(options=pipeline_options(job.beam_args, job.workers))
+    p = beam.Pipeline(options=pipeline_options(job.beam_args, job.workers, job.threads))
     (build_batched if job.engine == "batched" else build_elementwise)(p, job, parts)
     try:
         result = p.run()

@@ -197,17 +197,17 @@ def dedup_and_count(tables: list[pa.Table], window_ms: int) -> tuple[pa.Table, i
     Returns a table (window_start ms, tweet_id, event_type, count) and the duplicates removed.
     """
     events = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    first = events.group_by("event_id", use_threads=False).aggregate(
-        [("event_time", "first"), ("event_type", "first"), ("tweet_id", "first")]
-    )
+    ids = events["event_id"]
+    # index_in gives, for each distinct id, the position of its first occurrence.
+    first_rows = pc.index_in(pc.unique(ids), value_set=ids)
+    first = events.take(first_rows) if len(first_rows) < events.num_rows else events
     duplicates = events.num_rows - first.num_rows
-    event_time = first["event_time_first"]
-    window_start = pc.subtract(event_time, _mod(event_time, window_ms))
+    event_time = first["event_time"]
     keyed = pa.table(
         {
-            "window_start": window_start,
-            "tweet_id": first["tweet_id_first"],
-            "event_type": first["event_type_first"],
+            "window_start": pc.subtract(event_time, _mod(event_time, window_ms)),
+            "tweet_id": first["tweet_id"],
+            "event_type": first["event_type"],
         }
     )
     counts = keyed.group_by(["window_start", "tweet_id", "event_type"]).aggregate([([], "count_all")])

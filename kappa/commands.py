@@ -123,6 +123,7 @@ def run(
     show_default=True,
     help="Local FnApiRunner worker processes (1: in the CLI's process, no start-up cost).",
 )
+@click.option("--threads", is_flag=True, help="Run the --workers as threads of one process, not processes.")
 @click.option("--bigquery-table", default=None, help="PROJECT:DATASET.TABLE for FINAL rows (cloud sink).")
 @click.option(
     "--bigquery-dead-letter-table", default=None, help="Dead-letter table (default DATASET.dead_letter)."
@@ -138,6 +139,7 @@ def backfill(
     engine: str,
     buckets: int,
     workers: int,
+    threads: bool,
     bigquery_table: str | None,
     bigquery_dead_letter_table: str | None,
 ) -> None:
@@ -157,6 +159,7 @@ def backfill(
         engine=engine,
         buckets=buckets,
         workers=workers,
+        threads=threads,
         bigquery_table=bigquery_table,
         bigquery_dead_letter_table=bigquery_dead_letter_table,
         beam_args=list(ctx.args),
