@@ -46,7 +46,8 @@ def batch(
 
     archive_root = archive or config.paths.archive_root
     warehouse_root = warehouse or str(config.paths.warehouse_root)
-    runs.check_archive(archive_root)
+    if not follow:  # --follow may start before the archiver wrote its first part
+        runs.check_archive(archive_root)
     period_ms, window_ms = config.time.period_ms, config.time.window_ms
     beam_args = list(ctx.args)
     if not follow:
