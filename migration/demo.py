@@ -151,10 +151,12 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
         # After the traffic: wait for the last period's batch run and for kappa windows to settle.
         tail = config.time.batch_period + config.time.batch_delay + 30
         next_validation = time.monotonic() + validate_every
+        rounds = 0
         while procs.running("generator") or state.elapsed() < duration + tail:
             procs.check_alive()
             time.sleep(5)
-            serve_traffic(port, run_config)
+            rounds += 1
+            serve_traffic(port, rounds)
             phase = "traffic" if procs.running("generator") else "settling"
             _progress(run_config, state, phase)
             if time.monotonic() >= next_validation:

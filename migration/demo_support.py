@@ -35,11 +35,15 @@ def kappactl(
 
 
 def run_validation(
-    config: Config, config_path: Path, report_dir: Path, left: str, right: str
+    config: Config, config_path: Path, report_dir: Path, left: str, right: str, record: bool = True
 ) -> tuple[str, dict]:
-    """One `kappactl validate` run; its verdict and report.json (empty on a bad run)."""
+    """One `kappactl validate` run; its verdict and report.json (empty on a bad run).
+
+    Only the migration pair is recorded in `validation_runs` (the cutover's evidence);
+    the demo's own comparisons with truth are not."""
     out = kappactl(
         "validate",
+        *([] if record else ["--no-record"]),
         "--left",
         left,
         "--right",
@@ -59,12 +63,14 @@ def run_validation(
     return verdict, json.loads(report_path.read_text())
 
 
-def serve_traffic(port: int, config: Config, requests: int = 20) -> None:
-    """A few reads of the most popular tweets, so the API's shadow reads have evidence."""
+def serve_traffic(port: int, round_: int, requests: int = 20) -> None:
+    """A few reads spread over the popular and the long-tail tweets (a different sample each
+    round), so the API's shadow reads have evidence like real traffic would give."""
     from pipelines.generator import TWEET_ID_BASE
 
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-        for rank in range(1, requests + 1):
+        for i in range(requests):
+            rank = 1 + (round_ * requests + i) * 37 % 400
             try:
                 client.get(f"/v1/tweets/{TWEET_ID_BASE + rank}/counts")
             except httpx.HTTPError:

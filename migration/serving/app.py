@@ -48,6 +48,7 @@ class ServingSettings:
     period_ms: int
     settle_ms: int  # a window is compared in shadow reads only this long after it ends
     refresh_s: float = 2.0
+    shadow_tolerance: float = 0.0  # policy shadow_relative_tolerance
 
     @classmethod
     def from_config(
@@ -112,7 +113,9 @@ class ServingService:
         self.data = ServingData(Warehouse(settings.warehouse_root), settings.window_ms, settings.period_ms)
         self.watcher = StateWatcher(store)
         stats_dir = store.directory if isinstance(store, LocalStateStore) else None
-        self.shadow = ShadowRecorder(self.metrics, settings.settle_ms, stats_dir)
+        self.shadow = ShadowRecorder(
+            self.metrics, settings.settle_ms, stats_dir, tolerance=settings.shadow_tolerance
+        )
         self.refresher = Refresher(settings.refresh_s, self.refresh, self.shadow.flush)
 
     def refresh(self) -> None:

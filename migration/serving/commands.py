@@ -40,6 +40,7 @@ def _seconds(name: str, text: str | None) -> float | None:
 )
 @click.option("--settle", default=None, help="Compare a window in shadow reads this long after it ends "
               "(default: max(kappa_allowed_lateness, batch_period + batch_delay) + 30s).")  # fmt: skip
+@click.option("--policy", "policy_path", default=None, help="Policy YAML (default: config/policy.yaml).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     config: Config,
@@ -49,6 +50,7 @@ def serve(
     state_location: str | None,
     refresh: str,
     settle: str | None,
+    policy_path: str | None,
     log_level: str,
 ) -> None:
     """Serve GET /v1/tweets/{id}/counts, /healthz and /metrics over the warehouse."""
@@ -56,6 +58,11 @@ def serve(
     if (settle_s := _seconds("settle", settle)) is not None:
         settings = ServingSettings(settings.warehouse_root, settings.window_ms, settings.period_ms,
                                    int(settle_s * 1000), settings.refresh_s)  # fmt: skip
+    from dataclasses import replace
+
+    from migration.policy import load_policy
+
+    settings = replace(settings, shadow_tolerance=load_policy(policy_path).shadow_relative_tolerance)
     store = open_store(state_location or default_state_location(settings.warehouse_root))
     click.echo(
         f"serving {settings.warehouse_root} on http://{host}:{port} (cutover state: {store.describe()})"

@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 Rows = list[tuple[Any, ...]]  # (ws_ms, we_ms, ws_iso, we_iso, event_type, count)
 
 
-def compare(primary: Rows, shadow: Rows, settled_before_ms: int) -> tuple[int, int, int]:
-    """(keys compared, keys mismatched, keys pending) over the union of both arms' keys."""
+def compare(
+    primary: Rows, shadow: Rows, settled_before_ms: int, tolerance: float = 0.0
+) -> tuple[int, int, int]:
+    """(keys compared, keys mismatched, keys pending) over the union of both arms' keys.
+
+    A key mismatches when its counts differ by more than `tolerance` x the larger one."""
     left = {(r[0], r[4]): (r[1], r[5]) for r in primary}
     right = {(r[0], r[4]): (r[1], r[5]) for r in shadow}
     compared = mismatched = pending = 0
@@ -35,17 +39,25 @@ def compare(primary: Rows, shadow: Rows, settled_before_ms: int) -> tuple[int, i
             pending += 1
             continue
         compared += 1
-        if left.get(key, (0, 0))[1] != right.get(key, (0, 0))[1]:
+        a, b = left.get(key, (0, 0))[1], right.get(key, (0, 0))[1]
+        if abs(a - b) > tolerance * max(a, b):
             mismatched += 1
     return compared, mismatched, pending
 
 
 class ShadowRecorder:
     def __init__(
-        self, metrics: Metrics, settle_ms: int, stats_dir: Path | None, workers: int = 2, backlog: int = 64
+        self,
+        metrics: Metrics,
+        settle_ms: int,
+        stats_dir: Path | None,
+        workers: int = 2,
+        backlog: int = 64,
+        tolerance: float = 0.0,
     ):
         self.metrics = metrics
         self.settle_ms = settle_ms
+        self.tolerance = tolerance
         self.stats_dir = stats_dir
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shadow")
         self.backlog = backlog
@@ -81,7 +93,7 @@ class ShadowRecorder:
         try:
             shadow = read()
             compared, mismatched, pending = compare(
-                primary, shadow, time.time_ns() // 1_000_000 - self.settle_ms
+                primary, shadow, time.time_ns() // 1_000_000 - self.settle_ms, self.tolerance
             )
             labels = {"primary": primary_arm, "shadow": shadow_arm}
             self.metrics.inc("shadow_reads_total", **labels)
