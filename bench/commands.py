@@ -6,7 +6,7 @@ import importlib
 import json
 import pkgutil
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -19,17 +19,42 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # (ratio name, numerator figure, denominator figure, what it says)
 RATIOS = [
-    ("kappa_backfill_vs_legacy_batch", "kappa_backfill_events_per_s", "legacy_batch_events_per_s",
-     "throughput on the same archive; target >= 3"),
-    ("kappa_backfill_vs_duckdb_baseline", "kappa_backfill_events_per_s", "baseline_events_per_s",
-     "share of the plain DuckDB limit; target >= 0.25"),
-    ("legacy_batch_vs_duckdb_baseline", "legacy_batch_events_per_s", "baseline_events_per_s",
-     "share of the plain DuckDB limit"),
-    ("validator_vs_outer_join", "validator_25m_keys_seconds", "duckdb_outer_join_25m_seconds",
-     "time on the same 25M keys; target <= 2"),
-    ("kappa_freshness_vs_legacy_batch_freshness", "kappa_e2e_freshness_p99_s", "legacy_batch_freshness_p99_s",
-     "seconds from window end to a final count; lower is fresher"),
-    ("bridge_vs_generator", "bridge_events_per_s", "generator_events_per_s", "bridge keeps up with producers"),
+    (
+        "kappa_backfill_vs_legacy_batch",
+        "kappa_backfill_events_per_s",
+        "legacy_batch_events_per_s",
+        "throughput on the same archive; target >= 3",
+    ),
+    (
+        "kappa_backfill_vs_duckdb_baseline",
+        "kappa_backfill_events_per_s",
+        "baseline_events_per_s",
+        "share of the plain DuckDB limit; target >= 0.25",
+    ),
+    (
+        "legacy_batch_vs_duckdb_baseline",
+        "legacy_batch_events_per_s",
+        "baseline_events_per_s",
+        "share of the plain DuckDB limit",
+    ),
+    (
+        "validator_vs_outer_join",
+        "validator_25m_keys_seconds",
+        "duckdb_outer_join_25m_seconds",
+        "time on the same 25M keys; target <= 2",
+    ),
+    (
+        "kappa_freshness_vs_legacy_batch_freshness",
+        "kappa_e2e_freshness_p99_s",
+        "legacy_batch_freshness_p99_s",
+        "seconds from window end to a final count; lower is fresher",
+    ),
+    (
+        "bridge_vs_generator",
+        "bridge_events_per_s",
+        "generator_events_per_s",
+        "bridge keeps up with producers",
+    ),
 ]
 
 
@@ -40,13 +65,16 @@ def discover() -> list[str]:
 
 def ratios(figures: list[Figure]) -> list[tuple[str, float, str]]:
     values = {f.name: f.value for f in figures}
-    return [(name, values[a] / values[b], note) for name, a, b, note in RATIOS
-            if a in values and b in values and values[b]]
+    return [
+        (name, values[a] / values[b], note)
+        for name, a, b, note in RATIOS
+        if a in values and b in values and values[b]
+    ]
 
 
 def write_results(figures: list[Figure], failures: dict[str, str], out: Path = RESULTS) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     path = out / f"{stamp:%Y-%m-%d}.json"
     path.write_text(json.dumps([f.as_json() for f in figures], indent=2) + "\n")
     lines = [
@@ -57,8 +85,10 @@ def write_results(figures: list[Figure], failures: dict[str, str], out: Path = R
     ]
     for f in figures:
         peak = f.extra.get("peak_rss_mib")
-        lines.append(f"| {f.name} | {f.value:,.3f} | {f.unit} | {f.events or ''} | "
-                     f"{'' if peak is None else f'{peak:,.0f}'} | {f.notes} |")
+        lines.append(
+            f"| {f.name} | {f.value:,.3f} | {f.unit} | {f.events or ''} | "
+            f"{'' if peak is None else f'{peak:,.0f}'} | {f.notes} |"
+        )
     lines += ["", "## Ratios (measured in the same run)", "", "| ratio | value | meaning |", "|---|---:|---|"]
     lines += [f"| {name} | {value:,.3f} | {note} |" for name, value, note in ratios(figures)]
     if failures:
@@ -95,8 +125,13 @@ def _plot(figures: list[Figure], folder: Path) -> None:
 @click.command()
 @click.option("--only", multiple=True, help="Run only these modules (e.g. bench_foundation); repeatable.")
 @click.option("--quick", is_flag=True, help="Smaller inputs, for a smoke run (results not comparable).")
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".local/bench"), show_default=True,
-              help="Scratch folder for generated inputs (cached between runs).")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".local/bench"),
+    show_default=True,
+    help="Scratch folder for generated inputs (cached between runs).",
+)
 @with_config
 def bench(config: Config, only: tuple[str, ...], quick: bool, workdir: Path) -> None:
     """Run the benchmarks and write bench/results/<date>.json and bench/results/latest.md."""

@@ -171,7 +171,10 @@ def test_cli_follow_waits_for_an_archive_that_does_not_exist_yet(tmp_path, capsy
     missing = tmp_path / "archive-not-yet"
     args = ["legacy", "batch", "--archive", str(missing), "--warehouse", str(tmp_path / "wh"), "--follow"]
     assert _kappactl([*args, "--until", "2000-01-01T00:00:00Z"]) == 0
-    assert _kappactl(["legacy", "batch", "--archive", str(missing), "--period-start", "2026-01-05T00:00:00Z"]) == 3
+    assert (
+        _kappactl(["legacy", "batch", "--archive", str(missing), "--period-start", "2026-01-05T00:00:00Z"])
+        == 3
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ Terraform deploys) is transpiled to DuckDB with sqlglot and must agree with them
 from __future__ import annotations
 
 from pathlib import Path
-from string import Template
 
 import pytest
 import sqlglot

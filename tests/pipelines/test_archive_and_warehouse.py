@@ -55,7 +55,7 @@ def test_warehouse_current_value_and_truth(tmp_path):
     con = wh.connect(10_000)
     assert con.execute("select count(*) from kappa_stream").fetchone()[0] == 2
     assert con.execute("select count, pane from kappa_stream_current").fetchall() == [(2, "ON_TIME")]
-    truth = con.execute("select epoch_ms(window_start) - %d, count from truth order by 1" % T).fetchall()
+    truth = con.execute(f"select epoch_ms(window_start) - {T}, count from truth order by 1").fetchall()
     assert truth == [(0, 2), (10_000, 1)]
     assert con.execute("select count(*) from legacy_batch").fetchone()[0] == 0  # empty known table
     assert not list(tmp_path.rglob(".*.tmp"))

@@ -225,7 +225,9 @@ def test_legacy_serving_sql_is_shared_and_keeps_the_batch_rule(res: dict[str, di
     # in tests/legacy/test_legacy_serving.py.
     sql_path = ROOT / "lambda_legacy" / "sql" / "legacy_serving.bigquery.sql"
     view = only(res["bigquery/google_bigquery_table.legacy_serving"], "view")
-    assert "templatefile" in view["query"] and "lambda_legacy/sql/legacy_serving.bigquery.sql" in view["query"]
+    assert (
+        "templatefile" in view["query"] and "lambda_legacy/sql/legacy_serving.bigquery.sql" in view["query"]
+    )
     rendered = string.Template(sql_path.read_text(encoding="utf-8")).substitute(
         project="p",
         dataset="legacy",
