@@ -17,6 +17,14 @@ its first event: replay from (oldest window not yet final) - dedup_horizon, e.g.
 time - allowed_lateness - window_size - dedup_horizon, and keep the outage shorter than
 allowed_lateness, or re-run the backfill for what the stream then drops as too late.
 
+Hostile publishers: locally the job reads without `timestamp_attribute` (the DirectRunner's
+reader raises on an unparseable `event_time` attribute and its read loop stops for good, the
+messages of that pull already acked) and `CheckAttributes` dead-letters a message whose
+payload is a valid event but whose `event_id`/`event_time` attributes are missing or
+disagree with the payload: what Dataflow's id_label and timestamp_attribute read must be
+what the event says. On Dataflow the reader parses the timestamp attribute before any of
+this code runs, so only the bridge may publish to the topic (terraform IAM).
+
 Too late: an event whose window ended more than allowed_lateness before the watermark is
 dropped by the windowing, and Beam's Python SDK does not count those. Locally the job
 applies that rule itself before windowing against the wall clock (which is the
@@ -50,11 +58,12 @@ from pipelines.beam import (
     WriteToWarehouse,
     dead_letter_row,
     local_counts,
+    payload_and_arrival,
     reset_local_counts,
 )
 from pipelines.config import Config
 from pipelines.errors import PipelineError
-from pipelines.events import Interaction, now_ms
+from pipelines.events import BadEvent, BadRecord, Interaction, now_ms, parse_event
 
 log = logging.getLogger(__name__)
 PIPELINE = "kappa_stream"
@@ -137,6 +146,42 @@ class _FlagTooLateFn(beam.DoFn):
         yield event
 
 
+class _CheckAttributesFn(beam.DoFn):
+    """Dead-letters a valid event whose Pub/Sub attributes are missing or disagree with it.
+
+    Messages whose payload is not a valid event pass on unchanged: ParseInteractions
+    dead-letters them with the payload's own reason.
+    """
+
+    def __init__(self) -> None:
+        self.rejected = KappaCounter("dead_lettered")
+
+    def process(self, message: Any) -> Iterator[Any]:
+        payload, received_at_ms = payload_and_arrival(message)
+        try:
+            event = parse_event(payload, received_at_ms)
+        except BadEvent:
+            yield message
+            return
+        error = attribute_error(getattr(message, "attributes", None) or {}, event)
+        if error is None:
+            yield message
+            return
+        self.rejected.inc()
+        yield beam.pvalue.TaggedOutput("dead_letter", BadRecord(payload, error, PIPELINE, now_ms()))
+
+
+def attribute_error(attributes: dict[str, str], event: Interaction) -> str | None:
+    """Why these attributes may not carry this event, or None if they match it exactly."""
+    for name, expected in event.attributes().items():
+        value = attributes.get(name)
+        if value is None:
+            return f"Pub/Sub attribute '{name}' is missing"
+        if value != expected:
+            return f"Pub/Sub attribute {name}={value[:40]!r} does not match the payload's {name} {expected}"
+    return None
+
+
 def on_dataflow(beam_args: list[str]) -> bool:
     return any("DataflowRunner" in arg for arg in beam_args)
 
@@ -145,19 +190,18 @@ def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
     from apache_beam.io.gcp.pubsub import ReadFromPubSub
 
     t = job.config.time
-    read_args: dict[str, Any] = {"id_label": "event_id"} if on_dataflow(job.beam_args) else {}
-    parsed = (
+    # Locally no timestamp_attribute: a hostile attribute would stop the reader (module doc).
+    read_args: dict[str, Any] = (
+        {"id_label": "event_id", "timestamp_attribute": "event_time"} if on_dataflow(job.beam_args) else {}
+    )
+    checked = (
         p
         | "ReadFromPubSub"
-        >> ReadFromPubSub(
-            subscription=job.subscription_path,
-            timestamp_attribute="event_time",
-            with_attributes=True,
-            **read_args,
-        )
+        >> ReadFromPubSub(subscription=job.subscription_path, with_attributes=True, **read_args)
         | "CountRead" >> beam.ParDo(_CountReadFn())
-        | "Parse" >> ParseInteractions(PIPELINE)
+        | "CheckAttributes" >> beam.ParDo(_CheckAttributesFn()).with_outputs("dead_letter", main="messages")
     )
+    parsed = checked.messages | "Parse" >> ParseInteractions(PIPELINE)
     rows = (
         parsed.events
         | "Dedup" >> DedupByEventId(t.dedup_horizon)
@@ -171,7 +215,11 @@ def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
         | "Count" >> CountPerKey()
         | "PaneRows" >> ToPaneRows(PIPELINE, job.run_epoch_ms)
     )
-    dead_letters = parsed.dead_letter | "DeadLetterRows" >> beam.Map(dead_letter_row)
+    dead_letters = (
+        (checked.dead_letter, parsed.dead_letter)
+        | "AllDeadLetters" >> beam.Flatten()
+        | "DeadLetterRows" >> beam.Map(dead_letter_row)
+    )
     if job.bigquery_table:
         rows | "RowsToBigQuery" >> WriteToBigQueryTable(job.bigquery_table, BIGQUERY_AGGREGATE_SCHEMA)
         dl_table = job.bigquery_dead_letter_table or job.bigquery_table.rsplit(".", 1)[0] + ".dead_letter"
