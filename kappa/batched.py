@@ -80,7 +80,8 @@ def parse_lines(lines: list[bytes], received_at_ms: int, pipeline: str) -> Parse
 
 
 def parse_blob(data: bytes, received_at_ms: int, pipeline: str) -> ParsedPart:
-    """`parse_lines` over the non-empty lines of a whole part file's bytes.
+    """`parse_lines` over the lines of a whole part file's bytes (as `archive.read_lines`
+    cuts them: an empty line is an empty record, the final newline ends none).
 
     The lines are cut without copying: an Arrow binary array over `data` whose values
     keep their trailing newline (JSON whitespace, so the verdict is unchanged).
@@ -92,14 +93,10 @@ def parse_blob(data: bytes, received_at_ms: int, pipeline: str) -> ParsedPart:
     ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
     starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))
     offsets = np.concatenate((np.zeros(1, np.int64), ends)).astype(np.int32)
-    every = pa.Array.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    nonempty = ends - starts > 1
-    kept = np.flatnonzero(nonempty)
-    raw = every.filter(pa.array(nonempty)) if len(kept) < len(ends) else every
+    raw = pa.Array.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
     def line_at(i: int) -> bytes:
-        j = kept[i]
-        return data[starts[j] : ends[j] - 1]
+        return data[starts[i] : ends[i] - 1]
 
     return _parse_array(raw, line_at, received_at_ms, pipeline)
 

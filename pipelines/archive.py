@@ -78,11 +78,15 @@ def read_part(path: str) -> bytes:
 
 
 def read_lines(path: str) -> Iterator[bytes]:
-    """The raw lines of one part (without the newline), gzip or plain, local or gs://."""
-    data = read_part(path)
-    for line in data.split(b"\n"):
-        if line:
-            yield line
+    """The raw lines of one part (without the newline), gzip or plain, local or gs://.
+
+    Every line is a record, an empty one too (an empty Kafka message is archived as an
+    empty line, and every arm dead-letters it); only the final newline ends no record.
+    """
+    lines = read_part(path).split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    yield from lines
 
 
 class ArchiveWriter:
