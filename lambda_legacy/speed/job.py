@@ -62,7 +62,7 @@ def _flink_functions() -> dict[str, Any]:
         def close(self) -> None:
             self.progress.flush()
 
-        def process_element(self, value: str, ctx: Any):
+        def process_element(self, value: bytes, ctx: Any):
             self.records.inc()
             self.progress.seen(1)
             result = logic.parse_record(value, ctx.timestamp())
@@ -196,7 +196,7 @@ def _environment(args: argparse.Namespace):
 
 
 def _kafka_source(args: argparse.Namespace):
-    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.common.serialization import ByteArraySchema
     from pyflink.datastream.connectors.kafka import (
         KafkaOffsetResetStrategy,
         KafkaOffsetsInitializer,
@@ -208,7 +208,10 @@ def _kafka_source(args: argparse.Namespace):
         .set_bootstrap_servers(args.bootstrap)
         .set_topics(args.topic)
         .set_group_id(args.group_id)
-        .set_value_only_deserializer(SimpleStringSchema())
+        # Raw bytes: SimpleStringSchema throws on a tombstone (a null value), which crash-looped
+        # the job, and replaces invalid UTF-8, so dead letters were not the bytes received.
+        # ByteArraySchema skips a tombstone (Flink's DeserializationSchema contract).
+        .set_value_only_deserializer(ByteArraySchema())
         .set_property("commit.offsets.on.checkpoint", "true")
         .set_property("partition.discovery.interval.ms", "10000")
     )
