@@ -1,0 +1,258 @@
+"""What the reliability drills share: processes they start and always stop, kill -9 of a
+stack component, deterministic generator runs, counts per key, and the drill summaries.
+
+Every process a drill starts is a `kappactl` subprocess in its own session; `Procs.stop_all`
+stops each one and everything below it (the legacy speed launcher starts its Flink job in
+a session of its own), first with SIGTERM, then SIGKILL. Nothing else is ever signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+from pipelines.archive import list_parts, read_lines
+from pipelines.config import Config
+from pipelines.events import BadEvent, parse_event
+from pipelines.generator import EventGenerator, GeneratorSpec, Record
+from pipelines.stack import Component
+from pipelines.warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[2]
+KAPPACTL = [sys.executable, "-m", "migration.cli"]
+SUMMARY = Path(os.environ.get("RELIABILITY_SUMMARY", ROOT / ".local" / "reliability" / "summary.json"))
+Key = tuple[int, int, str]  # (window_start ms, tweet_id, event_type)
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        tree.setdefault(ppid, []).append(int(stat.parent.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (Linux /proc)."""
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(tree.get(current, []))
+    return found
+
+
+def kill_tree(pid: int, sig: int) -> None:
+    """Signal the process groups of `pid` and of all its descendants (each started its own)."""
+    groups = set()
+    for p in descendants(pid):
+        with contextlib.suppress(OSError):
+            groups.add(os.getpgid(p))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, sig)
+
+
+class Procs:
+    """Subprocesses of one drill, logged to files, all stopped by `stop_all` (use try/finally)."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.started: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen(
+            [*KAPPACTL, *args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # FLINK_LOG_DIR: PyFlink's JVM log of this drill, not the venv's shared one.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "FLINK_LOG_DIR": str(self.log_dir / "flink")},
+            start_new_session=True,
+        )
+        log.close()
+        self.started[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def last_json(self, name: str) -> dict[str, Any]:
+        """The last JSON object line a command printed (its summary)."""
+        for line in reversed(self.log(name).splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        raise AssertionError(f"{name} printed no JSON summary:\n{self.log(name)[-3000:]}")
+
+    def wait(self, name: str, timeout: float) -> int:
+        try:
+            return self.started[name].wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"{name} did not finish in {timeout:.0f}s:\n{self.log(name)[-3000:]}"
+            ) from exc
+
+    def kill9(self, name: str) -> None:
+        proc = self.started[name]
+        kill_tree(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+    def stop(self, name: str, timeout: float = 60.0) -> int | None:
+        proc = self.started[name]
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
+        kill_tree(proc.pid, signal.SIGKILL)  # leftovers of a launcher (e.g. the Flink JVM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for name in list(self.started):
+            self.stop(name, timeout=30)
+
+
+def kill9_component(component: Component) -> int:
+    """kill -9 a stack component started by this process (Kafka or the emulator); its pid."""
+    pid = component.pid()
+    assert pid is not None, f"{component.name} is not running"
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while component.pid() is not None and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # the stack's Popen is ours: reap the zombie
+        time.sleep(0.1)
+    assert component.pid() is None, f"{component.name} survived SIGKILL"
+    return pid
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def generator_spec(seed: int, rate: float, start_ms: int, **overrides: Any) -> GeneratorSpec:
+    """The spec `kappactl generate` builds from `generator_args` (same defaults)."""
+    return GeneratorSpec(seed=seed, rate=rate, start_ms=start_ms, **overrides)
+
+
+def generator_args(spec: GeneratorSpec, count: int) -> list[str]:
+    return [
+        "generate",
+        "--duration",
+        f"{count / spec.rate:g}",
+        "--rate",
+        f"{spec.rate:g}",
+        "--seed",
+        str(spec.seed),
+        "--start-time",
+        iso_ms(spec.start_ms),
+        "--dup-rate",
+        f"{spec.dup_rate:g}",
+        "--late-rate",
+        f"{spec.late_rate:g}",
+        "--max-lateness",
+        f"{spec.max_lateness_s:g}",
+        "--malformed-rate",
+        f"{spec.malformed_rate:g}",
+    ]
+
+
+def generated(spec: GeneratorSpec, count: int) -> list[Record]:
+    """Exactly the records `kappactl generate` sends for this spec (it is deterministic)."""
+    return list(EventGenerator(spec).records(count))
+
+
+def archived_lines(config: Config) -> Counter:
+    return Counter(line for part in list_parts(config.paths.archive_root) for line in read_lines(part.path))
+
+
+def counts(config: Config, view: str, where: str = "") -> dict[Key, int]:
+    con = Warehouse(config.paths.warehouse_root).connect(config.time.window_ms)
+    rows = con.execute(
+        f"SELECT epoch_ms(window_start), tweet_id, event_type, count FROM {view} {where}"
+    ).fetchall()
+    return {(int(r[0]), int(r[1]), r[2]): int(r[3]) for r in rows}
+
+
+def scalar(config: Config, sql: str) -> Any:
+    return Warehouse(config.paths.warehouse_root).connect(config.time.window_ms).execute(sql).fetchone()[0]
+
+
+def diff(got: dict[Key, int], want: dict[Key, int], window_ms: int) -> dict[str, Any]:
+    """How `got` differs from `want`: keys and windows wrong, events missing and extra."""
+    keys = set(got) | set(want)
+    wrong = {k for k in keys if got.get(k, 0) != want.get(k, 0)}
+    return {
+        "keys": len(keys),
+        "keys_wrong": len(wrong),
+        "windows": len({k[0] for k in keys}),
+        "windows_wrong": len({k[0] for k in wrong}),
+        "events_expected": sum(want.values()),
+        "events_counted": sum(got.values()),
+        "events_missing": sum(max(0, want.get(k, 0) - got.get(k, 0)) for k in wrong),
+        "events_extra": sum(max(0, got.get(k, 0) - want.get(k, 0)) for k in wrong),
+        "window_ms": window_ms,
+    }
+
+
+def speed_expected(records: list[Record], window_ms: int, received_at_ms: int) -> dict[Key, int]:
+    """What a speed layer without dedup and without late drops would count: every valid copy."""
+    out: Counter = Counter()
+    for record in records:
+        try:
+            e = parse_event(record.payload, received_at_ms)
+        except BadEvent:
+            continue
+        out[(e.event_time - e.event_time % window_ms, e.tweet_id, e.event_type)] += 1
+    return dict(out)
+
+
+def record_summary(request: Any, tmp_path: Path, name: str, data: dict[str, Any]) -> None:
+    """A drill's measurements: JSON in its tmp dir, one entry of SUMMARY, and pytest properties."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    (tmp_path / f"{name}.json").write_text(text + "\n")
+    SUMMARY.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(SUMMARY.with_suffix(".lock")):
+        current = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
+        current[name] = {"test": request.node.nodeid, "at": iso_ms(int(time.time() * 1000)), **data}
+        tmp = SUMMARY.with_suffix(".tmp")
+        tmp.write_text(json.dumps(current, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, SUMMARY)
+    for key, value in data.items():
+        request.node.user_properties.append((key, json.dumps(value, default=str)))
+    print(f"reliability summary {name}: {text}")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
