@@ -30,7 +30,7 @@ from migration.cutover.store import LocalStateStore, StateStore
 from migration.serving.data import Refresher, ServingData, Snapshot
 from migration.serving.metrics import Metrics
 from migration.serving.routing import StateWatcher, route
-from migration.serving.shadow import ShadowRecorder
+from migration.serving.shadow import Finality, ShadowRecorder
 from pipelines.config import Config
 from pipelines.errors import InputError, KappaError, StackError
 from pipelines.events import EVENT_TYPES
@@ -146,8 +146,12 @@ class ServingService:
         self.metrics.inc("reads_total", source=chosen.primary, stage=state.stage.value)
         if chosen.shadow:
             shadow_arm = chosen.shadow
+            # Judged at the snapshot's time: a stale snapshot must not compare windows that
+            # were still open, or legacy values still served by the speed layer, back then.
+            finality = Finality(snapshot.built_ms - self.settings.settle_ms, snapshot.finished_periods,
+                                self.settings.period_ms)  # fmt: skip
             self.shadow.submit(state.seq, chosen.primary, shadow_arm, rows,
-                               lambda: self.data.lookup(shadow_arm, tweet_id, snapshot))  # fmt: skip
+                               lambda: self.data.lookup(shadow_arm, tweet_id, snapshot), finality)  # fmt: skip
         windows = [
             {"window_start": r[2], "window_end": r[3], "event_type": r[4], "count": r[5]}
             for r in rows

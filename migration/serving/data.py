@@ -98,6 +98,7 @@ class Snapshot:
     build_seconds: float
     rows: dict[str, int]
     legacy_view: str  # LEGACY_VIEW, or PLACEHOLDER_LEGACY_VIEW until legacy registers it
+    finished_periods: frozenset[int] = frozenset()  # batch periods (start ms) with a FINISHED run
 
 
 _SELECT = """
@@ -162,13 +163,19 @@ class ServingData:
             legacy_view = self._legacy_view(source)
             arrow = {arm: source.sql(_SELECT.format(view=view)).to_arrow_table()
                      for arm, view in ((LEGACY, legacy_view), (KAPPA, KAPPA_VIEW))}  # fmt: skip
+            finished = frozenset(
+                row[0]
+                for row in source.execute(
+                    "SELECT DISTINCT epoch_ms(period_start) FROM batch_runs WHERE status = 'FINISHED'"
+                ).fetchall()
+            )
         finally:
             source.close()
         arms = {arm: ArmIndex.from_arrow(table) for arm, table in arrow.items()}
         rows = {arm: table.num_rows for arm, table in arrow.items()}
         if len(self._iso) > 100_000:
             self._iso = {}
-        self.snapshot = Snapshot(arms, built_ms, time.perf_counter() - started, rows, legacy_view)
+        self.snapshot = Snapshot(arms, built_ms, time.perf_counter() - started, rows, legacy_view, finished)
 
     def _legacy_view(self, con: duckdb.DuckDBPyConnection) -> str:
         found = con.execute(

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,18 +24,38 @@ log = logging.getLogger(__name__)
 Rows = list[tuple[Any, ...]]  # (ws_ms, we_ms, ws_iso, we_iso, event_type, count)
 
 
+@dataclass(frozen=True)
+class Finality:
+    """Which windows a shadow read may compare: ended `settle` before the snapshot was taken,
+    and (when known) in a batch period whose legacy batch run had finished by then, so the
+    legacy side is the batch value rather than the speed layer's."""
+
+    settled_before_ms: int
+    finished_periods: frozenset[int] | None = None
+    period_ms: int = 0
+
+    def final(self, window_start_ms: int, window_end_ms: int) -> bool:
+        if window_end_ms > self.settled_before_ms:
+            return False
+        if self.finished_periods is None:
+            return True
+        return window_start_ms - window_start_ms % self.period_ms in self.finished_periods
+
+
 def compare(
-    primary: Rows, shadow: Rows, settled_before_ms: int, tolerance: float = 0.0
+    primary: Rows, shadow: Rows, settled: int | Finality, tolerance: float = 0.0
 ) -> tuple[int, int, int]:
     """(keys compared, keys mismatched, keys pending) over the union of both arms' keys.
 
-    A key mismatches when its counts differ by more than `tolerance` x the larger one."""
+    `settled` is a Finality (or just the settled-before time in ms). A key mismatches when
+    its counts differ by more than `tolerance` x the larger one."""
+    finality = settled if isinstance(settled, Finality) else Finality(settled)
     left = {(r[0], r[4]): (r[1], r[5]) for r in primary}
     right = {(r[0], r[4]): (r[1], r[5]) for r in shadow}
     compared = mismatched = pending = 0
     for key in left.keys() | right.keys():
         window_end = (left.get(key) or right[key])[0]
-        if window_end > settled_before_ms:
+        if not finality.final(key[0], window_end):
             pending += 1
             continue
         compared += 1
@@ -67,7 +87,13 @@ class ShadowRecorder:
         self._dirty = False
 
     def submit(
-        self, seq: int, primary_arm: str, shadow_arm: str, primary: Rows, read: Callable[[], Rows]
+        self,
+        seq: int,
+        primary_arm: str,
+        shadow_arm: str,
+        primary: Rows,
+        read: Callable[[], Rows],
+        finality: Finality | None = None,
     ) -> bool:
         """Queue one shadow read; False (and counted) if the backlog is full."""
         with self._lock:
@@ -77,7 +103,7 @@ class ShadowRecorder:
             self.metrics.inc("shadow_dropped_total", primary=primary_arm, shadow=shadow_arm)
             return False
         try:
-            self._pool.submit(self._run, seq, primary_arm, shadow_arm, primary, read)
+            self._pool.submit(self._run, seq, primary_arm, shadow_arm, primary, read, finality)
         except RuntimeError:  # pool shut down while the server stops
             self._done()
             return False
@@ -88,13 +114,18 @@ class ShadowRecorder:
             self._pending -= 1
 
     def _run(
-        self, seq: int, primary_arm: str, shadow_arm: str, primary: Rows, read: Callable[[], Rows]
+        self,
+        seq: int,
+        primary_arm: str,
+        shadow_arm: str,
+        primary: Rows,
+        read: Callable[[], Rows],
+        finality: Finality | None = None,
     ) -> None:
         try:
             shadow = read()
-            compared, mismatched, pending = compare(
-                primary, shadow, time.time_ns() // 1_000_000 - self.settle_ms, self.tolerance
-            )
+            settled = finality or Finality(time.time_ns() // 1_000_000 - self.settle_ms)
+            compared, mismatched, pending = compare(primary, shadow, settled, self.tolerance)
             labels = {"primary": primary_arm, "shadow": shadow_arm}
             self.metrics.inc("shadow_reads_total", **labels)
             self.metrics.inc("shadow_keys_compared_total", compared, **labels)

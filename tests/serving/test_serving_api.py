@@ -51,8 +51,18 @@ def set_state(store: LocalStateStore, stage: Stage, percent: int | None = None) 
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     warehouse = Warehouse(root / "warehouse")
-    # legacy (speed-served: no batch run) counts 1; kappa agrees except on every 10th tweet.
-    warehouse.append("legacy_speed", aggregate_rows("legacy_speed", TWEETS, lambda t, w: 1 + w))
+    # legacy is batch-served (its period has a FINISHED run); kappa agrees except on every
+    # 10th tweet. Shadow reads compare only batch-served legacy values (Finality).
+    batch = aggregate_rows("legacy_batch", TWEETS, lambda t, w: 1 + w)
+    for row in batch:
+        row["pane"], row["pane_index"] = "FINAL", 7
+    warehouse.append("legacy_batch", batch)
+    period = BASE_MS - BASE_MS % 60_000
+    warehouse.append("batch_runs", [{
+        "run_id": "r1", "period_start": period, "period_end": period + 60_000, "started_at": period + 61_000,
+        "finished_at": period + 62_000, "lines_read": 0, "events_counted": 0, "duplicates_removed": 0,
+        "late_dropped": 0, "dead_lettered": 0, "status": "FINISHED", "pane_index": 7,
+    }])  # fmt: skip
     warehouse.append(
         "kappa_stream", aggregate_rows("kappa_stream", TWEETS, lambda t, w: 1 + w + (t % 10 == 0))
     )

@@ -23,3 +23,13 @@ def test_policy_default_and_bounds():
     assert load_policy().shadow_relative_tolerance == 0.02
     with pytest.raises(ConfigError, match="shadow_relative_tolerance"):
         build_policy({"shadow_relative_tolerance": 2})
+
+
+def test_windows_of_periods_without_a_finished_batch_run_are_pending():
+    from migration.serving.shadow import Finality
+
+    legacy = rows((0, "like", 5), (60_000, "like", 7))  # period 0 batch-served, period 60 s speed-served
+    kappa = rows((0, "like", 6), (60_000, "like", 6))
+    finality = Finality(settled_before_ms=10**9, finished_periods=frozenset({0}), period_ms=60_000)
+    assert compare(legacy, kappa, finality) == (1, 1, 1)
+    assert compare(legacy, kappa, Finality(10**9)) == (2, 2, 0)  # without batch knowledge
