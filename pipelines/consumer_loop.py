@@ -9,10 +9,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from confluent_kafka import KafkaException
+
 from pipelines.cli_common import echo_err
 from pipelines.errors import StackError
 
 PROGRESS_EVERY_S = 5.0
+# A broker outage makes commits fail for a while; the outputs are already durable, so the
+# loop keeps going and commits later (an uncommitted tail is re-sent after a restart:
+# duplicates, never losses). Only a commit failing for this long stops it.
+COMMIT_GIVE_UP_S = 300.0
+MAX_KEPT_ERRORS = 100
 
 
 class Output(Protocol):
@@ -46,6 +53,28 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+class _Committer:
+    """Synchronous commits that survive a broker outage (see COMMIT_GIVE_UP_S)."""
+
+    def __init__(self, consumer, name: str):
+        self.consumer, self.name = consumer, name
+        self.failing_since: float | None = None
+
+    def commit(self) -> None:
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            now = time.monotonic()
+            self.failing_since = self.failing_since or now
+            if now - self.failing_since >= COMMIT_GIVE_UP_S:
+                raise StackError(
+                    f"{self.name}: Kafka offset commits failing for {now - self.failing_since:.0f}s: {exc}"
+                ) from exc
+            echo_err(f"{self.name}: offset commit failed ({exc}); output is durable, will commit later")
+            return
+        self.failing_since = None
+
+
 def run_consumer_loop(
     consumer,
     output: Output,
@@ -54,6 +83,7 @@ def run_consumer_loop(
     on_progress: Callable[[LoopStats], None] | None = None,
 ) -> LoopStats:
     stats = LoopStats()
+    committer = _Committer(consumer, name)
     idle_since = time.monotonic()
     last_progress = time.monotonic()
     with _StopFlag() as flag:
@@ -62,7 +92,7 @@ def run_consumer_loop(
                 batch = consumer.consume(num_messages=5000, timeout=0.5)
                 for msg in batch:
                     if msg.error():
-                        stats.errors.append(str(msg.error()))
+                        stats.errors = [*stats.errors[-MAX_KEPT_ERRORS + 1 :], str(msg.error())]
                         continue
                     output.add(msg)
                     stats.consumed += 1
@@ -70,7 +100,7 @@ def run_consumer_loop(
                     idle_since = time.monotonic()  # idle counts only once partitions are assigned
                 if output.due() or (not batch and stats.consumed > stats.flushed):
                     stats.flushed += output.flush()
-                    consumer.commit(asynchronous=False)
+                    committer.commit()
                 if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                     last_progress = time.monotonic()
                     echo_err(f"{name}: {stats.flushed} records forwarded and committed")
@@ -80,11 +110,9 @@ def run_consumer_loop(
                     break
             if stats.consumed > stats.flushed:
                 stats.flushed += output.flush()
-                consumer.commit(asynchronous=False)
-        except Exception as exc:
-            if type(exc).__module__.startswith("confluent_kafka"):
-                raise StackError(f"{name}: Kafka error: {exc}") from exc
-            raise
+                committer.commit()
+        except KafkaException as exc:  # its __module__ is "cimpl", not "confluent_kafka"
+            raise StackError(f"{name}: Kafka error: {exc}") from exc
         finally:
             consumer.close()
     echo_err(f"{name}: stopped after {stats.flushed} records")
