@@ -252,8 +252,8 @@ def demo(config: Config, duration: float, rate: float, report_dir: Path, validat
     """Run the whole dual run end to end and say whether the migration evidence holds.
 
     Exits 0 when the kappa stream equals truth on every final window, at most 0.1% of the
-    legacy's final keys are unexplained, and the cutover advanced at least to CANARY through its gates (a later
-    automatic rollback is reported, not hidden)."""
+    legacy's final keys are unexplained, and the cutover advanced at least to CANARY through
+    its gates (a later automatic rollback is reported, not hidden)."""
     summary = run_demo(config, duration, rate, report_dir, validate_every)
     _print_summary(summary)
     click.echo(json.dumps(summary))
