@@ -37,6 +37,7 @@ and the windowing drops.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -265,9 +266,33 @@ def run_stream(job: StreamJob) -> StreamResult:
         raise PipelineError(f"kappa stream failed to start: {exc}") from exc
     if on_dataflow(job.beam_args) and job.max_runtime_s is None and job.exit_when_idle_s is None:
         return StreamResult({}, time.monotonic() - started, "submitted to Dataflow")
+    if not on_dataflow(job.beam_args):
+        _surface_failures(result)
     reason = _watch(result, job, started)
     counters = local_counts() if not on_dataflow(job.beam_args) else _beam_counters(result)
+    if reason.startswith("pipeline") and reason.endswith("FAILED"):  # not cancelled by us
+        raise PipelineError(
+            f"kappa stream failed after {time.monotonic() - started:.0f}s ({counters}); see the log above. "
+            "Restart it with --replay-from (the oldest window not yet final minus dedup_horizon)"
+        )
     return StreamResult(counters, time.monotonic() - started, reason)
+
+
+def _surface_failures(result: Any) -> None:
+    """Make a local job's failure visible in `result.state`.
+
+    The DirectRunner gives up on a bundle after four failed attempts (e.g. its Pub/Sub reader
+    cannot pull) but its result stays RUNNING until someone waits on it: without this, a job
+    whose reader died would sit idle forever, or exit 0 on --exit-when-idle.
+    """
+
+    def wait() -> None:
+        try:
+            result.wait_until_finish()
+        except Exception as exc:  # the failure itself is in result.state and the runner's log
+            log.error("kappa stream pipeline failed: %s", str(exc).splitlines()[0][:500])
+
+    threading.Thread(target=wait, name="kappa-stream-failure-watch", daemon=True).start()
 
 
 def _beam_counters(result: Any) -> dict[str, int]:
