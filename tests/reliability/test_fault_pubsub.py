@@ -1,0 +1,125 @@
+"""Issue 9, fault injection: kill -9 of the Pub/Sub emulator mid-stream, then `up` again.
+
+The emulator keeps nothing on disk: `up` recreates the topic and the subscriptions, and
+every message it held is gone. What is lost is exactly what the old emulator held and
+nobody had pulled yet: messages the bridge published (and so committed in Kafka) that the
+kappa stream had not read. The drill measures how many keys and windows the stream then
+gets wrong against the truth ledger, and shows that `kappa backfill` over the archive
+(which never went through Pub/Sub) gives counts equal to the truth.
+
+The processes are supervised as systemd would: one that exits is started again. In
+practice a short outage needs none: the Pub/Sub clients of the bridge and of the stream's
+reader retry UNAVAILABLE until the new emulator answers. The bridge exits if a publish is
+refused for good (NOT_FOUND in the moment before `up` recreated the topic; its offsets stay
+uncommitted, so the batch is re-sent); a stream whose reader gives up exits 5
+(tests/reliability/test_stream_failure.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from pipelines.events import now_ms
+from pipelines.sandbox import PrivateStack
+from tests.reliability.support import (
+    Procs,
+    archived_lines,
+    counts,
+    diff,
+    generated,
+    generator_args,
+    generator_spec,
+    kill9_component,
+    record_summary,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(540)]
+RATE, SECONDS = 200, 45
+KAPPA = ("kappa", "run", "--exit-when-idle", "30", "--max-runtime", "300")
+
+
+def test_emulator_kill_9_loses_what_it_held_and_the_backfill_recovers_it(tmp_path, request, monkeypatch):
+    summary: dict = {}
+    with PrivateStack(tmp_path / "stack") as stack:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", stack.config.pubsub.emulator_host)
+        procs = Procs(tmp_path / "logs")
+        try:
+            summary = drill(stack, procs)
+        finally:
+            procs.stop_all()
+            record_summary(request, tmp_path, "pubsub_emulator_kill_9", summary)
+    assert summary["archive_missing_records"] == 0, summary
+    assert summary["backfill_vs_truth"]["keys_wrong"] == 0, summary
+    assert summary["kappa_stream_vs_truth"]["events_extra"] == 0, summary  # dedup held
+    assert summary["kappa_stream_vs_truth"]["events_missing"] <= summary["pubsub_outage_window_events"], (
+        summary
+    )
+
+
+def drill(stack: PrivateStack, procs: Procs) -> dict:
+    config, path = stack.config, str(stack.config_path)
+    spec = generator_spec(seed=31, rate=RATE, start_ms=now_ms(), max_lateness_s=20.0)
+    count = RATE * SECONDS
+    expected = Counter(r.payload for r in generated(spec, count))
+    for name in ("bridge", "archive"):
+        procs.start(name, name, "--config", path)
+    procs.start("kappa", *KAPPA, "--config", path)
+    procs.start("generate", *generator_args(spec, count), "--config", path)
+    time.sleep(15)
+
+    killed_at = time.monotonic()
+    kill9_component(stack.stack.pubsub)
+    time.sleep(3)
+    stack.stack.up()  # a new, empty emulator: topic and subscriptions created again
+    restarted_s = time.monotonic() - killed_at
+    restarts, first_exit = _supervise(procs, path, killed_at)
+    # Upper bound of what the old emulator can have held: everything sent from ten seconds
+    # before the kill (the stream pulls continuously) until the new emulator was up.
+    outage_window = int((restarted_s + 10) * RATE)
+    generator_code = procs.wait("generate", 30)
+    wait_until(lambda: not expected - archived_lines(config), 120, "the archive to catch up")
+    time.sleep(5)
+    procs.stop("bridge")
+    procs.stop("archive")
+    assert procs.wait("kappa", 200) == 0, procs.log("kappa")[-3000:]
+    stream = counts(config, "kappa_stream_current")
+    truth = counts(config, "truth")
+
+    procs.start("backfill", "kappa", "backfill", "--config", path)
+    assert procs.wait("backfill", 180) == 0, procs.log("backfill")[-3000:]
+    archived = archived_lines(config)
+    return {
+        "records_sent": count,
+        "generator_exit_code": generator_code,
+        "outage_s_until_emulator_healthy": round(restarted_s, 1),
+        "pubsub_outage_window_events": outage_window,
+        "supervisor_restarts": restarts,
+        "kappa_first_exit": first_exit,
+        "kappa_stream_last_run": procs.last_json("kappa"),
+        "kappa_stream_vs_truth": diff(stream, truth, config.time.window_ms),
+        "archive_missing_records": sum((expected - archived).values()),
+        "kappa_backfill": procs.last_json("backfill"),
+        "backfill_vs_truth": diff(counts(config, "kappa_backfill_current"), truth, config.time.window_ms),
+    }
+
+
+def _supervise(procs: Procs, path: str, killed_at: float) -> tuple[dict[str, int], dict]:
+    """Restart whatever exits while the generator runs; how the stream first stopped."""
+    restarts: Counter = Counter()
+    first_exit: dict = {}
+    deadline = time.monotonic() + 150
+    while procs.started["generate"].poll() is None and time.monotonic() < deadline:
+        for name, args in (("bridge", ("bridge",)), ("archive", ("archive",)), ("kappa", KAPPA)):
+            code = procs.started[name].poll()
+            if code is None:
+                continue
+            if name == "kappa" and not first_exit:
+                first_exit = {"code": code, "s_after_kill": round(time.monotonic() - killed_at, 1)}
+            restarts[name] += 1
+            procs.start(name, *args, "--config", path)
+        time.sleep(0.5)
+    return dict(restarts), first_exit
