@@ -139,7 +139,9 @@ def _flink_functions() -> dict[str, Any]:
             if not self.final_timer.value():
                 ctx.timer_service().register_event_time_timer(END_OF_TIME_MS)
                 self.final_timer.update(True)
-            if size >= self.max_rows:
+            # Past the end-of-time timer (a drain or the end of a bounded run) no timer will
+            # fire again: write at once, or the row would be lost when the job finishes.
+            if size >= self.max_rows or ctx.timer_service().current_watermark() >= END_OF_TIME_MS:
                 self._flush(ctx.get_current_key())
             else:
                 self.progress.buffered(ctx.get_current_key(), size)
