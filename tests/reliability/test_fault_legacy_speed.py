@@ -1,0 +1,178 @@
+"""Issue 9, fault injection: kill -9 of the legacy speed layer (launcher, Flink JVM and
+Python workers) mid-stream, then a restart from its retained checkpoint.
+
+What the design guarantees, and what is asserted: the job restores from the newest
+retained checkpoint and keeps producing; the batch layer's finished periods are exact
+against the archive rule (unique valid events that arrived within their own period), and
+the serving merge serves them. What the speed layer loses or double-counts is measured,
+not asserted: against the truth ledger, and against what a speed layer without a crash
+would count (every valid copy, duplicates included, minus the events it listed as late).
+Kill -9 of the kappa stream: tests/kappa/test_stream_stack.py::test_crash_and_replay_still_equal_truth;
+of the bridge and the archiver: tests/stack/test_foundation_flow.py::test_kill_9_mid_stream_then_restart_loses_nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lambda_legacy.serving import connect_with_serving
+from lambda_legacy.speed.control import read_progress
+from pipelines.archive import list_parts, read_lines
+from pipelines.events import BadEvent, now_ms, parse_event
+from tests.reliability.support import (
+    Key,
+    Procs,
+    counts,
+    diff,
+    generated,
+    generator_args,
+    generator_spec,
+    iso_ms,
+    record_summary,
+    scalar,
+    speed_expected,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.flink, pytest.mark.timeout(480)]
+RATE, SECONDS = 200, 60
+
+
+def test_speed_kill_9_recovers_and_batch_stays_exact(stack_config, tmp_path, request):
+    config, path = stack_config
+    procs = Procs(tmp_path / "logs")
+    summary: dict = {}
+    try:
+        summary = drill(procs, config, str(path), tmp_path / "speed-state")
+    finally:
+        procs.stop_all()
+        record_summary(request, tmp_path, "legacy_speed_kill_9", summary)
+    assert summary["restored_from_checkpoint"], summary
+    assert summary["speed_windows_after_restart"] > 0, summary
+    assert summary["batch_vs_archive_rule"]["keys_wrong"] == 0, summary
+    assert summary["serving_batch_periods_vs_archive_rule"]["keys_wrong"] == 0, summary
+
+
+def speed(procs: Procs, path: str, state: Path, *extra: str) -> None:
+    procs.start("speed", "legacy", "speed", "--config", path, "--state-dir", str(state),
+                "--checkpoint-ms", "2000", "--flush-ms", "1000", *extra)  # fmt: skip
+
+
+def drill(procs: Procs, config, path: str, state: Path) -> dict:
+    spec = generator_spec(seed=41, rate=RATE, start_ms=now_ms(), max_lateness_s=20.0)
+    count = RATE * SECONDS
+    records = generated(spec, count)
+    procs.start("archive", "archive", "--config", path)
+    speed(procs, path, state, "--fresh")
+    procs.start("generate", *generator_args(spec, count), "--config", path)
+    checkpoints = lambda: len(list(state.glob("checkpoints/*/chk-*/_metadata")))  # noqa: E731
+    wait_until(lambda: read_progress(state / "progress")["records"] >= 3000, 120, "the job to be busy")
+    taken = checkpoints()
+    wait_until(lambda: checkpoints() > taken, 30, "one more checkpoint while busy")
+    time.sleep(1)  # mid-way between two checkpoints
+    before_kill = read_progress(state / "progress")
+    procs.kill9("speed")
+    killed_at_ms = now_ms()
+    time.sleep(3)
+    speed(procs, path, state, "--drain", "--exit-when-idle", "10")
+    assert procs.wait("generate", 120) == 0, procs.log("generate")[-2000:]
+    _wait_idle_exit(procs, state)
+    after = procs.last_json("speed")["legacy_speed_summary"]
+    wait_until(lambda: _archived(config) >= count, 60, "the archive to catch up")
+    time.sleep(3)
+    procs.stop("archive")
+
+    batch_summary = _run_batch(procs, config, path)
+    truth = counts(config, "truth")
+    window_ms = config.time.window_ms
+    late = _late(config)
+    no_crash = Counter(speed_expected(records, window_ms, spec.start_ms + 60_000))
+    no_crash.subtract(late)
+    speed_counts = counts(config, "legacy_speed_current")
+    rule = archive_rule(config)
+    con = connect_with_serving(config.paths.warehouse_root, window_ms)
+    served = con.execute(
+        "SELECT epoch_ms(window_start), tweet_id, event_type, count FROM legacy_serving "
+        "WHERE pipeline = 'legacy_batch'"
+    ).fetchall()
+    return {
+        "records_sent": count,
+        "killed_at": iso_ms(killed_at_ms),
+        "first_run_progress_at_kill": before_kill,
+        "restarted_run": after,
+        "records_reread_after_restore": before_kill["records"] + after["records"] - count,
+        "restored_from_checkpoint": "restoring from" in procs.log("speed") and "chk-" in procs.log("speed"),
+        "speed_windows_after_restart": sum(1 for k in speed_counts if k[0] >= killed_at_ms),
+        "speed_late_listed": sum(late.values()),
+        "speed_rows_written_twice": scalar(
+            config,
+            "SELECT count(*) - count(DISTINCT (window_start, tweet_id, event_type)) FROM legacy_speed",
+        ),
+        "speed_vs_no_crash_speed": diff(speed_counts, {k: v for k, v in no_crash.items() if v}, window_ms),
+        "speed_vs_truth": diff(speed_counts, truth, window_ms),
+        "batch_runs": batch_summary,
+        "batch_vs_archive_rule": diff(counts(config, "legacy_batch"), rule, window_ms),
+        "serving_batch_periods_vs_archive_rule": diff(
+            {(int(r[0]), int(r[1]), r[2]): int(r[3]) for r in served}, rule, window_ms
+        ),
+        "batch_vs_truth": diff(counts(config, "legacy_batch"), truth, window_ms),
+    }
+
+
+def _wait_idle_exit(procs: Procs, state: Path, timeout: float = 180) -> None:
+    """Wait for the restarted job's idle exit; on a timeout, show its progress over time."""
+    snapshots, deadline = [], time.monotonic() + timeout
+    while procs.started["speed"].poll() is None and time.monotonic() < deadline:
+        snapshots = [*snapshots[-5:], {"at": round(time.time(), 1), **read_progress(state / "progress")}]
+        time.sleep(5)
+    assert procs.started["speed"].poll() == 0, f"{snapshots}\n{procs.log('speed')[-3000:]}"
+
+
+def _archived(config) -> int:
+    return sum(1 for part in list_parts(config.paths.archive_root) for _ in read_lines(part.path))
+
+
+def _late(config) -> Counter:
+    from pipelines.warehouse import Warehouse
+
+    con = Warehouse(config.paths.warehouse_root).connect(config.time.window_ms)
+    rows = con.execute(
+        "SELECT epoch_ms(window_start), tweet_id, event_type, count(*) FROM speed_late GROUP BY ALL"
+    ).fetchall()
+    return Counter({(int(r[0]), int(r[1]), r[2]): int(r[3]) for r in rows})
+
+
+def archive_rule(config) -> dict[Key, int]:
+    """Legacy batch semantics computed straight from the archive, independently of Beam:
+    per arrival period P, the unique valid events of P's parts whose event_time is in P."""
+    period_ms, window_ms = config.time.period_ms, config.time.window_ms
+    seen: dict[int, set[str]] = {}
+    out: Counter = Counter()
+    for part in list_parts(config.paths.archive_root):
+        start = part.arrival_start_ms
+        for line in read_lines(part.path):
+            try:
+                e = parse_event(line, start)
+            except BadEvent:
+                continue
+            if not start <= e.event_time < start + period_ms or e.event_id in seen.setdefault(start, set()):
+                continue
+            seen[start].add(e.event_id)
+            out[(e.event_time - e.event_time % window_ms, e.tweet_id, e.event_type)] += 1
+    return dict(out)
+
+
+def _run_batch(procs: Procs, config, path: str) -> list[dict]:
+    import json
+
+    starts = sorted({p.arrival_start_ms for p in list_parts(config.paths.archive_root)})
+    periods = (starts[-1] - starts[0]) // config.time.period_ms + 1
+    procs.start("batch", "legacy", "batch", "--config", path, "--period-start", iso_ms(starts[0]),
+                "--periods", str(periods))  # fmt: skip
+    assert procs.wait("batch", 240) == 0, procs.log("batch")[-3000:]
+    return [json.loads(line)["batch_run"] for line in procs.log("batch").splitlines()
+            if line.startswith('{"batch_run"')]  # fmt: skip
