@@ -72,6 +72,16 @@ def ratios(figures: list[Figure]) -> list[tuple[str, float, str]]:
     ]
 
 
+def merge_with_today(figures: list[Figure], out: Path = RESULTS) -> list[Figure]:
+    """Today's earlier figures, with those measured again replaced by the new ones."""
+    today = out / f"{datetime.now(UTC):%Y-%m-%d}.json"
+    if not today.exists():
+        return figures
+    fresh = {f.name for f in figures}
+    kept = [Figure(**row) for row in json.loads(today.read_text()) if row["name"] not in fresh]
+    return kept + figures
+
+
 def write_results(figures: list[Figure], failures: dict[str, str], out: Path = RESULTS) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC)
@@ -154,6 +164,8 @@ def bench(config: Config, only: tuple[str, ...], quick: bool, workdir: Path) -> 
         for f in got:
             echo_err(f"bench:   {f.name} = {f.value:,.3f} {f.unit}")
         figures.extend(got)
+    if only:  # re-running some modules keeps today's figures of the others
+        figures = merge_with_today(figures)
     path = write_results(figures, failures)
     click.echo(f"wrote {path} and {RESULTS / 'latest.md'}")
     if failures:
