@@ -16,7 +16,7 @@ from collections import defaultdict
 import click
 
 from pipelines.archive import ArchiveWriter, partition_of
-from pipelines.cli_common import with_config
+from pipelines.cli_common import exit_when_idle_option, with_config
 from pipelines.config import Config
 from pipelines.consumer_loop import run_consumer_loop
 from pipelines.events import now_ms
@@ -65,12 +65,7 @@ def run_archiver(
 
 
 @click.command()
-@click.option(
-    "--exit-when-idle",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="S",
-    help="Stop after S seconds without new records (default: run until SIGTERM).",
-)
+@exit_when_idle_option
 @click.option("--gzip", "compress", is_flag=True, help="Write .jsonl.gz parts.")
 @click.option("--group-id", default="archiver", show_default=True, help="Kafka consumer group.")
 @with_config

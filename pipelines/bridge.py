@@ -16,7 +16,7 @@ from concurrent import futures
 
 import click
 
-from pipelines.cli_common import with_config
+from pipelines.cli_common import exit_when_idle_option, with_config
 from pipelines.config import Config
 from pipelines.consumer_loop import run_consumer_loop
 from pipelines.errors import StackError
@@ -82,12 +82,7 @@ def run_bridge(config: Config, exit_when_idle: float | None = None, group_id: st
 
 
 @click.command()
-@click.option(
-    "--exit-when-idle",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="S",
-    help="Stop after S seconds without new records (default: run until SIGTERM).",
-)
+@exit_when_idle_option
 @click.option("--group-id", default="bridge", show_default=True, help="Kafka consumer group.")
 @with_config
 def bridge(config: Config, exit_when_idle: float | None, group_id: str) -> None:

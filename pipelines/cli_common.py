@@ -49,5 +49,13 @@ def with_config(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+exit_when_idle_option = click.option(
+    "--exit-when-idle",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Stop after S seconds without new records (default: run until SIGTERM).",
+)
+
+
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
