@@ -111,7 +111,14 @@ def _flink_functions() -> dict[str, Any]:
             return logic.LATE_TABLE, logic.late_row(logic.SpeedEvent(*value), self.window_ms)
 
     class WarehouseSink(KeyedProcessFunction):
-        """Buffers rows per table in checkpointed state; writes a segment per flush."""
+        """Buffers rows per table in checkpointed state; writes a segment per flush.
+
+        Timers are (re)armed per table by each instance rather than on a restored buffer's
+        first row: after a restore from a checkpoint whose buffer was not empty, the old
+        rule armed no flush timer at all, and the table was written only at the next drain.
+        Rows reaching the sink after its end-of-time timer fired (a drain, the end of a
+        bounded run) are written when the function closes: no timer fires any more.
+        """
 
         def __init__(self, warehouse: str, flush_ms: int, max_rows: int, progress_dir: str):
             self.warehouse, self.flush_ms, self.max_rows = warehouse, flush_ms, max_rows
@@ -122,33 +129,39 @@ def _flink_functions() -> dict[str, Any]:
                 ListStateDescriptor("rows", Types.PICKLED_BYTE_ARRAY())
             )
             self.size = runtime_context.get_state(ValueStateDescriptor("size", Types.LONG()))
-            self.final_timer = runtime_context.get_state(ValueStateDescriptor("final", Types.BOOLEAN()))
             self.writer = f"speed{runtime_context.get_index_of_this_subtask()}"
             self.written = runtime_context.get_metrics_group().counter("rows_written")
             index = runtime_context.get_index_of_this_subtask()
             self.progress = ProgressFile(Path(self.progress_dir) / f"sink-{index}.json")
+            self.flush_armed: set[str] = set()
+            self.end_armed: set[str] = set()
+            self.tail: dict[str, list] = {}
 
         def process_element(self, value: Any, ctx: Any):
+            table, timers = ctx.get_current_key(), ctx.timer_service()
+            if timers.current_watermark() >= END_OF_TIME_MS:
+                self.tail.setdefault(table, []).append(value[1])
+                return iter(())
             self.buffer.add(value[1])
             size = (self.size.value() or 0) + 1
             self.size.update(size)
-            if size == 1:
-                ctx.timer_service().register_processing_time_timer(
-                    ctx.timer_service().current_processing_time() + self.flush_ms
-                )
-            if not self.final_timer.value():
-                ctx.timer_service().register_event_time_timer(END_OF_TIME_MS)
-                self.final_timer.update(True)
-            # Past the end-of-time timer (a drain or the end of a bounded run) no timer will
-            # fire again: write at once, or the row would be lost when the job finishes.
-            if size >= self.max_rows or ctx.timer_service().current_watermark() >= END_OF_TIME_MS:
-                self._flush(ctx.get_current_key())
+            if table not in self.flush_armed:
+                timers.register_processing_time_timer(timers.current_processing_time() + self.flush_ms)
+                self.flush_armed.add(table)
+            if table not in self.end_armed:
+                timers.register_event_time_timer(END_OF_TIME_MS)
+                self.end_armed.add(table)
+            if size >= self.max_rows:
+                self._flush(table)
             else:
-                self.progress.buffered(ctx.get_current_key(), size)
+                self.progress.buffered(table, size)
             return iter(())
 
         def on_timer(self, timestamp: int, ctx: Any):
-            self._flush(ctx.get_current_key())
+            table = ctx.get_current_key()
+            if timestamp < END_OF_TIME_MS:
+                self.flush_armed.discard(table)
+            self._flush(table)
             return iter(())
 
         def _flush(self, table: str) -> None:
@@ -158,6 +171,13 @@ def _flink_functions() -> dict[str, Any]:
             self.buffer.clear()
             self.size.update(0)
             self.progress.buffered(table, 0, written)
+
+        def close(self) -> None:
+            for table, rows in self.tail.items():
+                written = logic.write_rows(self.warehouse, table, rows, self.writer)
+                self.written.inc(written)
+                self.progress.buffered(table, 0, written)
+            self.tail.clear()
 
     return {
         "ParseOrDeadLetter": ParseOrDeadLetter,
