@@ -57,9 +57,9 @@ def test_speed_kill_9_recovers_and_batch_stays_exact(stack_config, tmp_path, req
     assert summary["serving_batch_periods_vs_archive_rule"]["keys_wrong"] == 0, summary
 
 
-def speed(procs: Procs, path: str, state: Path, *extra: str) -> None:
+def speed(procs: Procs, path: str, state: Path, *extra: str, flush_ms: int = 1000) -> None:
     procs.start("speed", "legacy", "speed", "--config", path, "--state-dir", str(state),
-                "--checkpoint-ms", "2000", "--flush-ms", "1000", *extra)  # fmt: skip
+                "--checkpoint-ms", "2000", "--flush-ms", str(flush_ms), *extra)  # fmt: skip
 
 
 def drill(procs: Procs, config, path: str, state: Path) -> dict:
@@ -67,18 +67,22 @@ def drill(procs: Procs, config, path: str, state: Path) -> dict:
     count = RATE * SECONDS
     records = generated(spec, count)
     procs.start("archive", "archive", "--config", path)
-    speed(procs, path, state, "--fresh")
+    # A long flush interval before the crash: every checkpoint holds a non-empty sink buffer.
+    speed(procs, path, state, "--fresh", flush_ms=30_000)
     procs.start("generate", *generator_args(spec, count), "--config", path)
-    checkpoints = lambda: len(list(state.glob("checkpoints/*/chk-*/_metadata")))  # noqa: E731
     wait_until(lambda: read_progress(state / "progress")["records"] >= 3000, 120, "the job to be busy")
-    taken = checkpoints()
-    wait_until(lambda: checkpoints() > taken, 30, "one more checkpoint while busy")
+    taken = _newest_checkpoint(state)
+    wait_until(lambda: _newest_checkpoint(state) > taken, 30, "one more checkpoint while busy")
     time.sleep(1)  # mid-way between two checkpoints
     before_kill = read_progress(state / "progress")
     procs.kill9("speed")
     killed_at_ms = now_ms()
     time.sleep(3)
     speed(procs, path, state, "--drain", "--exit-when-idle", "10")
+    restarted = time.monotonic()
+    wait_until(lambda: _written_live(procs, config, killed_at_ms), 90,
+               "rows of post-crash windows written by the restarted job while it runs")  # fmt: skip
+    first_rows_after_restart_s = round(time.monotonic() - restarted, 1)
     assert procs.wait("generate", 120) == 0, procs.log("generate")[-2000:]
     _wait_idle_exit(procs, state)
     after = procs.last_json("speed")["legacy_speed_summary"]
@@ -105,6 +109,7 @@ def drill(procs: Procs, config, path: str, state: Path) -> dict:
         "first_run_progress_at_kill": before_kill,
         "restarted_run": after,
         "records_reread_after_restore": before_kill["records"] + after["records"] - count,
+        "first_post_crash_rows_s_after_restart": first_rows_after_restart_s,
         "restored_from_checkpoint": "restoring from" in procs.log("speed") and "chk-" in procs.log("speed"),
         "speed_windows_after_restart": sum(1 for k in speed_counts if k[0] >= killed_at_ms),
         "speed_late_listed": sum(late.values()),
@@ -121,6 +126,20 @@ def drill(procs: Procs, config, path: str, state: Path) -> dict:
         ),
         "batch_vs_truth": diff(counts(config, "legacy_batch"), truth, window_ms),
     }
+
+
+def _written_live(procs: Procs, config, since_ms: int) -> bool:
+    """Rows of windows after `since_ms` in legacy_speed, written while the job still runs."""
+    running = procs.started["speed"].poll() is None
+    sql = f"SELECT count(*) FROM legacy_speed WHERE epoch_ms(window_start) >= {since_ms}"
+    assert running or scalar(config, sql) > 0, "the restarted job exited before writing a post-crash row"
+    return running and scalar(config, sql) > 0
+
+
+def _newest_checkpoint(state: Path) -> int:
+    """The number of the newest completed checkpoint (Flink keeps only the last two)."""
+    done = [int(p.parent.name.split("-")[1]) for p in state.glob("checkpoints/*/chk-*/_metadata")]
+    return max(done, default=0)
 
 
 def _wait_idle_exit(procs: Procs, state: Path, timeout: float = 180) -> None:
