@@ -22,7 +22,7 @@ import pytest
 from pipelines import pubsub_io
 from pipelines.events import Interaction, now_ms
 from pipelines.kafka_io import produce
-from tests.reliability.support import Procs, counts, record_summary, wait_until
+from tests.reliability.support import Procs, counts, record_summary
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.flink, pytest.mark.timeout(600)]
 
@@ -267,6 +267,3 @@ def _reasons(config) -> dict[str, dict[str, int]]:
     for pipeline, reason, n in rows:
         out.setdefault(pipeline, {})[reason[:80]] = n
     return out
-
-
-__all__ = ["hostile_payloads", "hostile_publishes", "wait_until"]
