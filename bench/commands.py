@@ -82,7 +82,9 @@ def merge_with_today(figures: list[Figure], out: Path = RESULTS) -> list[Figure]
     return kept + figures
 
 
-def write_results(figures: list[Figure], failures: dict[str, str], out: Path = RESULTS) -> Path:
+def write_results(
+    figures: list[Figure], failures: dict[str, str], out: Path = RESULTS, rerun: tuple[str, ...] = ()
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC)
     path = out / f"{stamp:%Y-%m-%d}.json"
@@ -99,6 +101,9 @@ def write_results(figures: list[Figure], failures: dict[str, str], out: Path = R
             f"| {f.name} | {f.value:,.3f} | {f.unit} | {f.events or ''} | "
             f"{'' if peak is None else f'{peak:,.0f}'} | {f.notes} |"
         )
+    if rerun:
+        lines += ["", f"Re-run later the same day with `--only`: {', '.join(rerun)}; every other figure is "
+                  "from one full run."]  # fmt: skip
     lines += ["", "## Ratios (measured in the same run)", "", "| ratio | value | meaning |", "|---|---:|---|"]
     lines += [f"| {name} | {value:,.3f} | {note} |" for name, value, note in ratios(figures)]
     if failures:
@@ -164,9 +169,9 @@ def bench(config: Config, only: tuple[str, ...], quick: bool, workdir: Path) -> 
         for f in got:
             echo_err(f"bench:   {f.name} = {f.value:,.3f} {f.unit}")
         figures.extend(got)
-    if only:  # re-running some modules keeps today's figures of the others
+    if only and not quick:  # re-running some modules keeps today's figures of the others
         figures = merge_with_today(figures)
-    path = write_results(figures, failures)
+    path = write_results(figures, failures, rerun=tuple(modules) if only else ())
     click.echo(f"wrote {path} and {RESULTS / 'latest.md'}")
     if failures:
         raise SystemExit(5)
