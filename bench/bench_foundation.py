@@ -33,9 +33,19 @@ def run(workdir: Path, quick: bool = False) -> list[Figure]:
     # The bridge's wall time includes start-up, the consumer-group join and the idle wait.
     bridge_busy = max(bridge_s - idle, 1e-9)
     return [
-        Figure("generator_events_per_s", events / gen_s, "events/s", events,
-               "kappactl generate --events to Kafka, acknowledged (process start-up included)"),
-        Figure("bridge_events_per_s", events / bridge_busy, "events/s", events,
-               f"Kafka -> Pub/Sub emulator, publishes acknowledged before commit; wall {bridge_s:.1f}s "
-               f"minus the {idle:.0f}s idle exit; includes start-up and group join"),
+        Figure(
+            "generator_events_per_s",
+            events / gen_s,
+            "events/s",
+            events,
+            "kappactl generate --events to Kafka, acknowledged (process start-up included)",
+        ),
+        Figure(
+            "bridge_events_per_s",
+            events / bridge_busy,
+            "events/s",
+            events,
+            f"Kafka -> Pub/Sub emulator, publishes acknowledged before commit; wall {bridge_s:.1f}s "
+            f"minus the {idle:.0f}s idle exit; includes start-up and group join",
+        ),
     ]
