@@ -6,7 +6,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from pipelines.config import Config, KafkaConfig, PathsConfig, PubSubConfig, load_config
+from pipelines.config import Config, PathsConfig, load_config
 from pipelines.stack import ROOT, LocalStack
 
 
@@ -66,7 +66,7 @@ class PrivateStack:
         self.stack.down()
 
 
-__all__ = ["PrivateStack", "private_config", "write_config", "free_port", "KafkaConfig", "PubSubConfig"]
+__all__ = ["PrivateStack", "free_port", "isolated_config", "private_config", "write_config"]
 
 
 def isolated_config(config: Config, base_dir: Path, name: str) -> tuple[Config, Path]:
