@@ -6,7 +6,8 @@ Two engines compute the same FINAL counts:
   (`kappa.batched`), splits the valid events by a bucket of their event_id and emits
   one table per bucket; a GroupByKey on the bucket brings every copy of an event_id
   together, so dedup stays exact across part files; partial counts per bucket are then
-  summed per key. Locally on FnApiRunner with two worker processes.
+  summed per key. Locally on FnApiRunner with one in-memory worker per core, as
+  threads of one process (Arrow releases the GIL while it works).
 - `beam`: the element-wise shared composites (`ParseInteractions`, `DedupByEventId`,
   `WindowInteractions`, `CountPerKey`, `ToPaneRows`), the same ones the stream runs.
 
@@ -22,6 +23,7 @@ arrived, which is what a backfill is for. `--from/--to` select event times in
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -64,8 +66,8 @@ class BackfillJob:
     end_ms: int | None = None
     engine: str = "batched"
     buckets: int = 8
-    workers: int = 1
-    threads: bool = False  # workers as threads of this process (Arrow releases the GIL)
+    workers: int = field(default_factory=lambda: default_workers())
+    processes: bool = False  # local workers as processes instead of threads of this one
     bigquery_table: str | None = None
     bigquery_dead_letter_table: str | None = None
     beam_args: list[str] = field(default_factory=list)
@@ -216,11 +218,24 @@ def _pane_index(job: BackfillJob) -> int:
     return job.run_epoch_ms * PANE_INDEX_SCALE
 
 
-def pipeline_options(beam_args: list[str], workers: int = 1, threads: bool = False) -> PipelineOptions:
-    """Local default: FnApiRunner, in process or on `workers` processes; a --runner in beam_args wins."""
+def default_workers() -> int:
+    """One local worker per core, at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def pipeline_options(beam_args: list[str], workers: int = 1, processes: bool = False) -> PipelineOptions:
+    """Local default: FnApiRunner with `workers` in-memory workers; a --runner in beam_args wins.
+
+    In-memory workers are threads of this process that exchange data without gRPC; Beam's
+    `multi_threading` mode puts gRPC between them, which costs more than it gains here
+    (1M events: 1.45 s in memory vs 2.35 s multi_threading vs 3.6 s multi_processing).
+    `processes` starts worker processes instead, for DoFns that hold the GIL.
+    """
     if any(arg.startswith("--runner") for arg in beam_args):
         return PipelineOptions(beam_args)
-    mode = "in_memory" if workers == 1 else "multi_threading" if threads else "multi_processing"
+    mode = "multi_processing" if processes and workers > 1 else "in_memory"
+    if mode == "in_memory" and workers > 1:
+        _FN_RUNNER_LOG.addFilter(_quiet_in_memory_advice)
     return PipelineOptions(
         [
             "--runner=FnApiRunner",
@@ -231,6 +246,14 @@ def pipeline_options(beam_args: list[str], workers: int = 1, threads: bool = Fal
     )
 
 
+_FN_RUNNER_LOG = logging.getLogger("apache_beam.runners.portability.fn_api_runner.fn_runner")
+
+
+def _quiet_in_memory_advice(record: logging.LogRecord) -> bool:
+    """Drop FnApiRunner's advice against several in-memory workers (measured: they are faster here)."""
+    return not str(record.msg).startswith("If direct_num_workers is not equal to 1")
+
+
 def run_backfill(job: BackfillJob) -> BackfillResult:
     import time
 
@@ -239,7 +262,7 @@ def run_backfill(job: BackfillJob) -> BackfillResult:
     parts = _parts(job)
     log.info("backfill: %d part files from %s, engine %s", len(parts), job.archive, job.engine)
     started = time.perf_counter()
-    p = beam.Pipeline(options=pipeline_options(job.beam_args, job.workers, job.threads))
+    p = beam.Pipeline(options=pipeline_options(job.beam_args, job.workers, job.processes))
     (build_batched if job.engine == "batched" else build_elementwise)(p, job, parts)
     try:
         result = p.run()

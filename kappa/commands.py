@@ -122,11 +122,11 @@ def run(
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Local FnApiRunner worker processes (1: in the CLI's process, no start-up cost).",
+    default=lambda: _default_workers(),
+    show_default="one per core, at most 8",
+    help="Local FnApiRunner workers (threads of this process unless --processes).",
 )
-@click.option("--threads", is_flag=True, help="Run the --workers as threads of one process, not processes.")
+@click.option("--processes", is_flag=True, help="Run the local --workers as processes, not threads.")
 @click.option("--bigquery-table", default=None, help="PROJECT:DATASET.TABLE for FINAL rows (cloud sink).")
 @click.option(
     "--bigquery-dead-letter-table", default=None, help="Dead-letter table (default DATASET.dead_letter)."
@@ -142,7 +142,7 @@ def backfill(
     engine: str,
     buckets: int,
     workers: int,
-    threads: bool,
+    processes: bool,
     bigquery_table: str | None,
     bigquery_dead_letter_table: str | None,
 ) -> None:
@@ -162,10 +162,16 @@ def backfill(
         engine=engine,
         buckets=buckets,
         workers=workers,
-        threads=threads,
+        processes=processes,
         bigquery_table=bigquery_table,
         bigquery_dead_letter_table=bigquery_dead_letter_table,
         beam_args=list(ctx.args),
     )
     result = run_backfill(job)
     click.echo(json.dumps({"parts": result.parts, "seconds": round(result.seconds, 2), **result.counters}))
+
+
+def _default_workers() -> int:
+    from kappa.backfill import default_workers
+
+    return default_workers()

@@ -129,6 +129,28 @@ def test_stream_and_backfill_agree_except_events_beyond_lateness(tmp_path: Path)
     assert counters["counted"] == 425
 
 
+def test_local_worker_modes_give_the_same_rows_and_counters(tmp_path: Path, caplog) -> None:
+    """One worker, several in-memory worker threads and worker processes: one answer."""
+    arrivals, _ = scenario()
+    write_archive(tmp_path / "archive", arrivals)
+    results = []
+    for workers, processes in ((1, False), (3, False), (2, True)):
+        warehouse = tmp_path / f"wh-{workers}-{processes}"
+        job = BackfillJob(
+            CONFIG, str(tmp_path / "archive"), str(warehouse), workers=workers, processes=processes
+        )
+        counters = run_backfill(job).counters
+        rows = (
+            Warehouse(warehouse)
+            .connect(10_000)
+            .execute("SELECT epoch_ms(window_start), tweet_id, event_type, count FROM kappa_backfill_current")
+        )
+        results.append((sorted(rows.fetchall()), counters))
+    assert results[0][1]["counted"] == 425
+    assert results[1] == results[0] and results[2] == results[0]
+    assert "If direct_num_workers" not in caplog.text  # Beam's advice against in-memory workers
+
+
 def test_backfill_from_to_selects_event_times(tmp_path: Path) -> None:
     arrivals, _ = scenario()
     write_archive(tmp_path / "archive", arrivals)
