@@ -15,23 +15,9 @@ import click
 from pipelines.cli_common import with_config
 from pipelines.config import Config
 from pipelines.errors import ConfigError
+from pipelines.instants import parse_optional_instant
 
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
-
-
-def parse_time(value: str | None, name: str) -> datetime | None:
-    """An ISO 8601 time (UTC when no offset is given), or None."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"{name} {value!r}: use ISO 8601, e.g. 2026-01-05T10:00:00Z") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _ms(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
 
 
 def _logging() -> None:
@@ -87,7 +73,7 @@ def run(
         config=config,
         warehouse=str(warehouse or config.paths.warehouse_root),
         subscription=subscription or config.pubsub.subscriptions[0],
-        replay_from=parse_time(replay_from, "--replay-from"),
+        replay_from=_datetime(parse_optional_instant(replay_from, "--replay-from")),
         max_runtime_s=max_runtime,
         exit_when_idle_s=exit_when_idle,
         flush_s=flush,
@@ -150,7 +136,7 @@ def backfill(
     from kappa.backfill import BackfillJob, run_backfill
 
     _logging()
-    start_ms, end_ms = _ms(parse_time(start, "--from")), _ms(parse_time(end, "--to"))
+    start_ms, end_ms = parse_optional_instant(start, "--from"), parse_optional_instant(end, "--to")
     if start_ms is not None and end_ms is not None and end_ms <= start_ms:
         raise ConfigError("--to must be after --from")
     job = BackfillJob(
@@ -175,3 +161,7 @@ def _default_workers() -> int:
     from kappa.backfill import default_workers
 
     return default_workers()
+
+
+def _datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -11,6 +11,7 @@ import click
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
 from pipelines.errors import ConfigError
+from pipelines.instants import parse_instant, parse_optional_instant
 
 _BEAM_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -55,7 +56,7 @@ def batch(
             raise ConfigError("give --period-start ISO8601 (or --follow)")
         if max_periods or until:
             raise ConfigError("--max-periods and --until go with --follow")
-        start = runs.parse_instant(period_start)
+        start = parse_instant(period_start, "--period-start")
         for i in range(periods):
             _report(
                 runs.run_period(
@@ -72,9 +73,9 @@ def batch(
         int(config.time.batch_delay * 1000),
         window_ms,
         beam_args,
-        runs.parse_instant(period_start) if period_start else None,
+        parse_optional_instant(period_start, "--period-start"),
         max_periods,
-        runs.parse_instant(until) if until else None,
+        parse_optional_instant(until, "--until"),
         _report,
         lambda: bool(stopping),
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -16,20 +15,11 @@ from pipelines.config import Config
 from pipelines.errors import ConfigError
 from pipelines.events import now_ms
 from pipelines.generator import EventGenerator, GeneratorSpec, Record
+from pipelines.instants import parse_instant
 from pipelines.warehouse import Warehouse
 
 FLUSH_EVERY = 5000  # records between producer flushes and ledger segments
 PROGRESS_EVERY_S = 5.0
-
-
-def parse_time_ms(value: str, option: str) -> int:
-    try:
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"{option}: not an ISO 8601 time: {value!r}") from exc
-    if stamp.tzinfo is None:
-        raise ConfigError(f"{option}: give a time zone, e.g. {value}Z")
-    return int(stamp.timestamp() * 1000)
 
 
 class Sink:
@@ -171,7 +161,7 @@ def generate(
     the `truth` view counts every window exactly. Prints a JSON summary by kind."""
     if (events is None) == (duration is None):
         raise ConfigError("give exactly one of --events N or --duration S")
-    start_ms = parse_time_ms(start_time, "--start-time") if start_time else now_ms()
+    start_ms = parse_instant(start_time, "--start-time") if start_time else now_ms()
     spec = GeneratorSpec(
         seed=seed,
         tweets=tweets,

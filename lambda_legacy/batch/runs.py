@@ -52,17 +52,6 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_instant(text: str) -> int:
-    """Epoch ms of an ISO 8601 instant (a naive one is taken as UTC)."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"not an ISO 8601 time: {text!r} (e.g. 2026-01-05T00:00:00Z)") from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
-
-
 def period_start_of(instant_ms: int, period_ms: int) -> int:
     return instant_ms - instant_ms % period_ms
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Mapping
 
 from pipelines.errors import ConflictError, InputError
+from pipelines.instants import utc_iso
 
 
 class Stage(enum.StrEnum):
@@ -40,10 +40,6 @@ TERRAFORM_HINTS: dict[Stage, str] = {
     Stage.DECOMMISSIONED: "set the Terraform variable legacy_enabled = false and apply (removes the legacy "
     "batch, speed and their subscriptions)",
 }
-
-
-def utc_iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_ms() -> int:

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -25,15 +24,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from migration.cutover.model import utc_iso
 from migration.cutover.store import LocalStateStore, StateStore
 from migration.serving.data import Refresher, ServingData, Snapshot
 from migration.serving.metrics import Metrics
 from migration.serving.routing import StateWatcher, route
 from migration.serving.shadow import Finality, ShadowRecorder
 from pipelines.config import Config
-from pipelines.errors import InputError, KappaError, StackError
+from pipelines.errors import ConfigError, InputError, KappaError, StackError
 from pipelines.events import EVENT_TYPES
+from pipelines.instants import parse_optional_instant, utc_iso
 from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -62,19 +61,13 @@ class ServingSettings:
 
 
 def parse_time(name: str, text: str | None) -> int | None:
-    if text is None or text == "":
-        return None
-    if text.lstrip("-").isdigit():
-        return int(text)
+    """A query-string instant; a '+' of an offset arrives decoded as a space."""
+    if text and "T" in text:
+        text = text.replace(" ", "+", 1)
     try:
-        parsed = datetime.fromisoformat(
-            text.replace("Z", "+00:00").replace(" ", "+", 1) if "T" in text else text
-        )
-    except ValueError as exc:
-        raise InputError(f"{name}: not a time: {text!r} (use epoch milliseconds or ISO-8601)") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+        return parse_optional_instant(text, name)
+    except ConfigError as exc:  # a bad request parameter, like every other one the API rejects
+        raise InputError(str(exc)) from exc
 
 
 def parse_tweet_id(text: str) -> int:

@@ -24,8 +24,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from migration.cutover.model import utc_iso
 from migration.serving.routing import KAPPA, LEGACY
+from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,11 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from migration.validator.inputs import ValidationInputs, parse_instant
+from migration.validator.inputs import ValidationInputs
 from migration.validator.render import render_html, render_markdown
 from migration.validator.report import FAIL, PASS, Report
 from pipelines.errors import ConfigError, InputError
+from pipelines.instants import parse_optional_instant
 from pipelines.rows import TS, VALIDATION_RUNS_SCHEMA, table_from_rows
 from pipelines.warehouse import Warehouse
 
@@ -66,7 +67,7 @@ class ReportFiles:
 
 
 def _ms(iso_text: str | None) -> int | None:
-    return parse_instant(iso_text) if iso_text else None
+    return parse_optional_instant(iso_text, "report time")
 
 
 def run_row(report: Report) -> dict[str, Any]:

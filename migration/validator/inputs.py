@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipelines.config import Config, TimeConfig
 from pipelines.errors import ConfigError
+from pipelines.instants import parse_optional_instant
 
 BACKENDS = ("duckdb", "bigquery")
 DEFAULT_LEFT = "legacy_serving"
@@ -111,21 +112,6 @@ def iso_or_none(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def parse_instant(text: str | None) -> int | None:
-    """Epoch ms of an ISO 8601 instant (naive = UTC) or of a plain epoch-ms integer."""
-    if text is None or text == "":
-        return None
-    if text.strip().isdigit():
-        return int(text)
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"not an ISO 8601 time or epoch ms: {text!r} (e.g. 2026-01-05T00:00:00Z)") from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
-
-
 def _arm(
     role: str, table: str | None, path: str | None, default: str | None
 ) -> tuple[ArmSpec | None, list[str]]:
@@ -169,7 +155,8 @@ def build_inputs(
     reference_arm, e3 = _arm("reference", reference, reference_path, None)
     errors += e1 + e2 + e3
     try:
-        since_ms, until_ms = parse_instant(since), parse_instant(until)
+        since_ms = parse_optional_instant(since, "--since")
+        until_ms = parse_optional_instant(until, "--until")
     except ConfigError as exc:
         errors.append(str(exc))
         since_ms = until_ms = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_legacy.batch.runs import parse_instant, run_period
+from lambda_legacy.batch.runs import run_period
 from lambda_legacy.serving import connect_with_serving
 from migration.cli import main
 from pipelines.archive import ArchiveWriter, partition_of
@@ -204,10 +204,6 @@ def test_cli_missing_archive_says_how_to_fix(tmp_path, capsys):
         == 3
     )
     assert "kappactl archive" in capsys.readouterr().err
-
-
-def test_parse_instant_takes_naive_times_as_utc():
-    assert parse_instant("2026-01-05T00:00:00") == parse_instant("2026-01-05T00:00:00Z") == P0
 
 
 def _kappactl(argv: list[str]) -> int:

@@ -103,7 +103,7 @@ def cases(f: dict[str, str]) -> list[tuple[str, list[str], str]]:
         ("validate bad rate", ["validate", "--policy", f["policy_bad_rate"]], "max_unexplained_key_rate"),
         ("validate unknown policy key", ["validate", "--policy", f["policy_unknown"]], "favourite_colour"),
         ("validate policy bad yaml", ["validate", "--policy", f["policy_bad_yaml"]], "YAML"),
-        ("validate bad since", ["validate", "--since", "the dawn of time"], "the dawn of time"),
+        ("validate bad since", ["validate", "--since", "the dawn of time"], "--since: not an ISO 8601 time"),
         (
             "validate reversed range",
             ["validate", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"],

@@ -1,0 +1,41 @@
+"""Instants as every command and the serving API take and show them: epoch milliseconds.
+
+`parse_instant` reads an ISO 8601 time (UTC when it has no offset) or plain epoch
+milliseconds, and names the option or parameter in its one-line error; `utc_iso` writes
+one back with millisecond precision.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from pipelines.errors import ConfigError
+
+_EPOCH_MS = re.compile(r"-?\d+")
+
+
+def parse_instant(text: str, option: str) -> int:
+    """Epoch ms of `text`; ConfigError naming `option` when it is neither form."""
+    text = text.strip()
+    if _EPOCH_MS.fullmatch(text):
+        return int(text)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option}: not an ISO 8601 time or epoch ms: {text!r} (e.g. 2026-01-05T10:00:00Z)"
+        ) from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
+def parse_optional_instant(text: str | None, option: str) -> int | None:
+    """`parse_instant`, with None or "" giving None."""
+    return None if text is None or text == "" else parse_instant(text, option)
+
+
+def utc_iso(ms: int) -> str:
+    """2026-01-05T10:00:00.000Z for epoch ms."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
