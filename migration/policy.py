@@ -31,6 +31,9 @@ class Policy:
     auto_rollback: bool = True  # roll back by itself on a FAIL during CANARY or FULL
     canary_percent: int = 10  # share of tweets served by kappa in CANARY
     top_n_unexplained: int = 20  # keys listed in the report
+    # The validation runs that count for the cutover gate: this left and right arm only, so
+    # a check against truth or the backfill never opens (or breaks) the migration's streak.
+    gate_arms: tuple[str, str] = ("legacy_serving", "kappa_stream")
 
 
 _RATES = (
@@ -52,6 +55,14 @@ def _check(name: str, value: Any) -> str | None:
     if name == "canary_percent":
         ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 99
         return None if ok else f"canary_percent: must be an integer from 1 to 99, got {value!r}"
+    if name == "gate_arms":
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, str) and v for v in value)
+            and value[0] != value[1]
+        )
+        return None if ok else f"gate_arms: must be two different arm names [left, right], got {value!r}"
     if name == "auto_rollback":
         return None if isinstance(value, bool) else f"auto_rollback: must be true or false, got {value!r}"
     return f"unknown key '{name}'"
@@ -66,7 +77,10 @@ def build_policy(raw: Any, source: str = "<dict>") -> Policy:
     if errors:
         raise ConfigError(f"{source}: " + "; ".join(errors))
     known = {f.name for f in fields(Policy)}
-    return Policy(**{k: v for k, v in raw.items() if k in known})
+    values = {k: v for k, v in raw.items() if k in known}
+    if "gate_arms" in values:
+        values["gate_arms"] = tuple(values["gate_arms"])
+    return Policy(**values)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

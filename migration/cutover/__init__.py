@@ -4,8 +4,9 @@ The Python API the demo and the serving API use:
 
     store = LocalStateStore(default_state_location(warehouse_root))   # or GcsStateStore
     state, generation = store.load()
-    advance(store, policy, read_validation_runs(warehouse), reason="3 PASS runs")
-    decision, rolled_back = check(store, policy, read_validation_runs(warehouse), shadow_stats)
+    runs = read_validation_runs(warehouse, policy.gate_arms)   # only the migration pair counts
+    advance(store, policy, runs, reason="3 PASS runs")
+    decision, rolled_back = check(store, policy, runs, shadow_stats)
 """
 
 from migration.cutover.controller import Decision, advance, apply, check, default_actor, evaluate, rollback

@@ -10,12 +10,13 @@ from typing import Any, Callable
 import click
 
 from migration.cutover.controller import advance, check, default_actor, rollback
-from migration.cutover.gate import check_gate, read_shadow_stats, read_validation_runs
-from migration.cutover.model import TERRAFORM_HINTS, CutoverState, Stage, parse_stage, utc_iso
+from migration.cutover.gate import ValidationRun, check_gate, read_shadow_stats, read_validation_runs
+from migration.cutover.model import TERRAFORM_HINTS, CutoverState, Stage, parse_stage
 from migration.cutover.store import LocalStateStore, StateStore, default_state_location, open_store
 from migration.policy import Policy, load_policy
 from pipelines.cli_common import with_config
 from pipelines.config import Config
+from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
 EXIT_ROLLBACK = 1  # `check` decided a rollback (applied when the policy's auto_rollback is on)
@@ -54,6 +55,11 @@ def cutover_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _gate_runs(ctx: Context) -> list[ValidationRun]:
+    """The validation runs the gate counts: those comparing the policy's gate_arms."""
+    return read_validation_runs(ctx.warehouse, ctx.policy.gate_arms)
+
+
 actor_option = click.option("--actor", default=None, help="Who is acting (default: $USER@hostname).")
 
 
@@ -68,7 +74,7 @@ def cutover() -> None:
 def status(ctx: Context, as_json: bool) -> None:
     """The current state, the gate for the next move, and the last transition."""
     state, generation = ctx.store.load()
-    gate = check_gate(state, ctx.policy.consecutive_passes, read_validation_runs(ctx.warehouse))
+    gate = check_gate(state, ctx.policy.consecutive_passes, _gate_runs(ctx))
     if as_json:
         out = {"state": state.as_json(), "generation": generation, "store": ctx.store.describe()}
         out["gate"] = {"ok": gate.ok, "message": gate.message, "evidence": list(gate.evidence)}
@@ -116,7 +122,7 @@ def advance_command(
 ) -> None:
     """Move forward if the policy's consecutive PASS runs since the last transition exist."""
     target = parse_stage(to) if to else None
-    runs = read_validation_runs(ctx.warehouse)
+    runs = _gate_runs(ctx)
     _announce(advance(ctx.store, ctx.policy, runs, reason, actor or default_actor(), target, percent))
 
 
@@ -157,7 +163,7 @@ def check_command(ctx: Context, shadow_stats: Path | None, as_json: bool, actor:
     """Apply the rollback rules to the latest runs and shadow reads (exit 1 if rollback is due)."""
     stats_path = shadow_stats or (ctx.store.directory if isinstance(ctx.store, LocalStateStore) else None)
     stats = read_shadow_stats(stats_path) if stats_path else None
-    decision, new_state = check(ctx.store, ctx.policy, read_validation_runs(ctx.warehouse), stats, actor)
+    decision, new_state = check(ctx.store, ctx.policy, _gate_runs(ctx), stats, actor)
     if as_json:
         click.echo(json.dumps({**decision.as_json(), "applied": new_state is not None}, indent=2))
     else:

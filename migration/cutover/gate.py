@@ -1,7 +1,8 @@
 """The evidence a cutover move needs: validation runs and shadow-read statistics.
 
-Advancing needs `policy.consecutive_passes` PASS runs that finished after the last
-transition with no FAIL after them (INCONCLUSIVE runs neither count nor break the streak:
+Only runs comparing `policy.gate_arms` (legacy_serving vs kappa_stream) count. Advancing
+needs `policy.consecutive_passes` PASS runs that finished after the last transition with
+no FAIL after them (INCONCLUSIVE runs neither count nor break the streak:
 they carry no evidence either way). A FAIL since the last transition, or a shadow-read
 mismatch rate above `policy.max_shadow_mismatch_rate`, during CANARY or FULL means rollback.
 """
@@ -17,8 +18,9 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow.parquet as pq
 
-from migration.cutover.model import CutoverState, utc_iso
+from migration.cutover.model import CutoverState
 from pipelines.errors import InputError
+from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
 # Below this many compared keys a mismatch rate is noise, not evidence.
@@ -45,15 +47,18 @@ class ValidationRun:
         return cls(str(row["run_id"]), int(finished), str(row["verdict"]).upper())
 
 
-def read_validation_runs(warehouse: Warehouse) -> list[ValidationRun]:
-    """Every row of the `validation_runs` table, oldest first."""
+def read_validation_runs(warehouse: Warehouse, arms: tuple[str, str] | None = None) -> list[ValidationRun]:
+    """The rows of the `validation_runs` table (those comparing `arms`, left and right, if
+    given), oldest first."""
     runs = []
+    columns = ["run_id", "finished_at", "verdict", "left_arm", "right_arm"]
     for segment in warehouse.segments("validation_runs"):
         try:
-            table = pq.read_table(segment, columns=["run_id", "finished_at", "verdict"])
+            rows = pq.read_table(segment, columns=columns).to_pylist()
         except (OSError, ValueError) as exc:
             raise InputError(f"{segment}: unreadable validation_runs segment ({exc})") from exc
-        runs.extend(ValidationRun.coerce(row) for row in table.to_pylist())
+        chosen = (r for r in rows if arms is None or (r["left_arm"], r["right_arm"]) == tuple(arms))
+        runs.extend(ValidationRun.coerce(row) for row in chosen)
     return sorted(runs, key=lambda r: (r.finished_at_ms, r.run_id))
 
 

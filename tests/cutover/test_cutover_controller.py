@@ -20,7 +20,7 @@ from migration.cutover import (
     write_shadow_stats,
 )
 from migration.policy import build_policy
-from pipelines.errors import ConflictError
+from pipelines.errors import ConfigError, ConflictError
 from pipelines.warehouse import Warehouse
 
 POLICY = build_policy({"consecutive_passes": 2, "canary_percent": 20, "max_shadow_mismatch_rate": 0.05})
@@ -32,19 +32,19 @@ class Env:
         self.store = LocalStateStore(root / "cutover")
         self.clock = 0
 
-    def run(self, run_id: str, verdict: str) -> None:
+    def run(self, run_id: str, verdict: str, right_arm: str = "kappa_stream") -> None:
         time.sleep(0.003)  # a run finishes strictly after the transition made just before it
         self.clock = max(self.clock + 1, int(time.time() * 1000))
         row = {
             "run_id": run_id, "started_at": self.clock - 500, "finished_at": self.clock, "verdict": verdict,
-            "left_arm": "legacy_serving", "right_arm": "kappa_stream", "reference_arm": None,
+            "left_arm": "legacy_serving", "right_arm": right_arm, "reference_arm": None,
             "keys_total": 5000, "keys_final": 4000, "keys_unexplained": 0, "unexplained_rate": 0.0,
             "report_path": f"/reports/{run_id}/report.json",
         }  # fmt: skip
         self.warehouse.append("validation_runs", [row], writer="validator")
 
     def runs(self):
-        return read_validation_runs(self.warehouse)
+        return read_validation_runs(self.warehouse, POLICY.gate_arms)
 
     def advance(self, **kw):
         return advance(self.store, POLICY, self.runs(), reason="gate open", actor="alice@test", **kw)
@@ -116,6 +116,22 @@ def test_a_fail_during_canary_rolls_back_automatically(env):
     assert "automatic rollback: validation run r3 (FAIL" in entry.reason
     # Back in SHADOW a FAIL only resets the streak.
     assert check(env.store, POLICY, env.runs(), None)[0].action == "hold"
+
+
+def test_only_runs_of_the_gate_arms_count(env):
+    """A check of the legacy against truth (another pair) neither opens the gate nor rolls back."""
+    env.run("t1", "PASS", right_arm="truth")
+    env.run("t2", "PASS", right_arm="truth")
+    with pytest.raises(ConflictError, match="has 0"):
+        env.advance()
+    assert len(read_validation_runs(env.warehouse)) == 2  # recorded all the same
+    env.run("r1", "PASS")
+    env.run("r2", "PASS")
+    assert env.advance().stage is Stage.CANARY
+    env.run("t3", "FAIL", right_arm="truth")
+    assert check(env.store, POLICY, env.runs(), None)[0].action == "hold"
+    env.run("r3", "FAIL")
+    assert check(env.store, POLICY, env.runs(), None)[0].action == "rollback"
 
 
 def test_without_auto_rollback_the_decision_is_reported_not_applied(env):
@@ -216,3 +232,13 @@ def test_cli_decommissioned_tells_which_terraform_variable_to_set(env, capsys):
     env.run("c", "PASS")
     assert cli(env, "advance", "--reason", "done") == 0
     assert "legacy_enabled = false" in capsys.readouterr().out
+
+
+def test_gate_arms_default_and_bad_values():
+    from migration.policy import load_policy
+
+    assert load_policy().gate_arms == ("legacy_serving", "kappa_stream")
+    assert build_policy({"gate_arms": ["legacy_serving", "kappa_backfill"]}).gate_arms[1] == "kappa_backfill"
+    for bad in (["kappa_stream"], ["a", "a"], "legacy_serving,kappa_stream", ["a", 3]):
+        with pytest.raises(ConfigError, match="gate_arms: must be two different arm names"):
+            build_policy({"gate_arms": bad})
