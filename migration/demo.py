@@ -128,25 +128,23 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
             ("legacy-batch", ["legacy", "batch", "--follow"]),
             ("kappa-stream", ["kappa", "run"]),
         ]:
-            procs.start(name, args)
+            procs.start(name, *args)
         port = procs.start_server()
         procs.start(
             "generator",
-            [
-                "generate",
-                "--duration",
-                str(duration),
-                "--rate",
-                str(rate),
-                "--dup-rate",
-                "0.03",
-                "--late-rate",
-                "0.02",
-                "--max-lateness",
-                "20",
-                "--malformed-rate",
-                "0.01",
-            ],
+            "generate",
+            "--duration",
+            str(duration),
+            "--rate",
+            str(rate),
+            "--dup-rate",
+            "0.03",
+            "--late-rate",
+            "0.02",
+            "--max-lateness",
+            "20",
+            "--malformed-rate",
+            "0.01",
         )
         # After the traffic: wait for the last period's batch run and for kappa windows to settle.
         tail = config.time.batch_period + config.time.batch_delay + 30

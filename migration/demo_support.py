@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
+from pipelines.children import KAPPACTL, Children
 from pipelines.cli_common import echo_err
 from pipelines.config import Config
 from pipelines.errors import PipelineError
 from pipelines.sandbox import free_port
 
-KAPPACTL = [sys.executable, "-m", "migration.cli"]
 VERDICTS = {0: "PASS", 1: "FAIL", 2: "INCONCLUSIVE"}
 
 
@@ -77,31 +74,21 @@ def serve_traffic(port: int, round_: int, requests: int = 20) -> None:
                 return
 
 
-class Processes:
-    """Long-running children, each with its own log; stopped with SIGTERM, then SIGKILL."""
+class Processes(Children):
+    """The demo's long-running children, each with its own log, all run with its config."""
 
     def __init__(self, log_dir: Path, config_path: Path):
-        self.log_dir = log_dir
+        super().__init__(log_dir)
         self.config_path = config_path
-        self.children: dict[str, subprocess.Popen] = {}
-        log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(
-                [*KAPPACTL, *args, "--config", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.children[name] = proc
-        echo_err(f"demo: started {name} (pid {proc.pid}, log {self.log_dir / (name + '.log')})")
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        proc = super().start(name, *args, "--config", str(self.config_path))
+        echo_err(f"demo: started {name} (pid {proc.pid}, log {self.log_path(name)})")
         return proc
 
     def start_server(self, timeout: float = 60) -> int:
         port = free_port()
-        self.start("serving-api", ["serve", "--port", str(port)])
+        self.start("serving-api", "serve", "--port", str(port))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -113,29 +100,12 @@ class Processes:
             f"the serving API did not answer on port {port}; see {self.log_dir}/serving-api.log"
         )
 
-    def running(self, name: str) -> bool:
-        proc = self.children.get(name)
-        return proc is not None and proc.poll() is None
-
     def check_alive(self) -> None:
         """A long-running arm that died is a failed demo: say which and where its log is."""
-        for name, proc in self.children.items():
+        for name, proc in self.started.items():
             if name != "generator" and proc.poll() is not None:
                 raise PipelineError(
                     f"{name} exited with code {proc.returncode}; see {self.log_dir / (name + '.log')}"
                 )
             if name == "generator" and proc.poll() not in (None, 0):
                 raise PipelineError(f"the generator failed; see {self.log_dir / 'generator.log'}")
-
-    def stop_all(self, grace: float = 20) -> None:
-        live = {n: p for n, p in self.children.items() if p.poll() is None}
-        for proc in live.values():
-            os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in live.values():
-            try:
-                proc.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        self.children.clear()

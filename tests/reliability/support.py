@@ -1,9 +1,8 @@
 """What the reliability drills share: processes they start and always stop, kill -9 of a
 stack component, deterministic generator runs, counts per key, and the drill summaries.
 
-Every process a drill starts is a `kappactl` subprocess in its own session; `Procs.stop_all`
-stops each one and everything below it (the legacy speed launcher starts its Flink job in
-a session of its own), first with SIGTERM, then SIGKILL. Nothing else is ever signalled.
+Every process a drill starts is a `kappactl` child (`pipelines.children`): `Procs.stop_all`
+stops each one and everything below it, first with SIGTERM, then SIGKILL.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipelines.archive import list_parts, read_lines
+from pipelines.children import Children
 from pipelines.config import Config
 from pipelines.events import BadEvent, parse_event
 from pipelines.generator import EventGenerator, GeneratorSpec, Record
@@ -28,69 +27,16 @@ from pipelines.stack import Component
 from pipelines.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
-KAPPACTL = [sys.executable, "-m", "migration.cli"]
 SUMMARY = Path(os.environ.get("RELIABILITY_SUMMARY", ROOT / ".local" / "reliability" / "summary.json"))
 Key = tuple[int, int, str]  # (window_start ms, tweet_id, event_type)
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        tree.setdefault(ppid, []).append(int(stat.parent.name))
-    return tree
-
-
-def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it (Linux /proc)."""
-    tree, found, todo = _children(), [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(tree.get(current, []))
-    return found
-
-
-def kill_tree(pid: int, sig: int) -> None:
-    """Signal the process groups of `pid` and of all its descendants (each started its own)."""
-    groups = set()
-    for p in descendants(pid):
-        with contextlib.suppress(OSError):
-            groups.add(os.getpgid(p))
-    for group in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, sig)
-
-
-class Procs:
+class Procs(Children):
     """Subprocesses of one drill, logged to files, all stopped by `stop_all` (use try/finally)."""
 
     def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.started: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen(
-            [*KAPPACTL, *args],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            # FLINK_LOG_DIR: PyFlink's JVM log of this drill, not the venv's shared one.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "FLINK_LOG_DIR": str(self.log_dir / "flink")},
-            start_new_session=True,
-        )
-        log.close()
-        self.started[name] = proc
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+        # FLINK_LOG_DIR: PyFlink's JVM log of this drill, not the venv's shared one.
+        super().__init__(log_dir, cwd=ROOT, env={"FLINK_LOG_DIR": str(log_dir / "flink")})
 
     def last_json(self, name: str) -> dict[str, Any]:
         """The last JSON object line a command printed (its summary)."""
@@ -106,27 +52,6 @@ class Procs:
             raise AssertionError(
                 f"{name} did not finish in {timeout:.0f}s:\n{self.log(name)[-3000:]}"
             ) from exc
-
-    def kill9(self, name: str) -> None:
-        proc = self.started[name]
-        kill_tree(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-
-    def stop(self, name: str, timeout: float = 60.0) -> int | None:
-        proc = self.started[name]
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout)
-        kill_tree(proc.pid, signal.SIGKILL)  # leftovers of a launcher (e.g. the Flink JVM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        return proc.returncode
-
-    def stop_all(self) -> None:
-        for name in list(self.started):
-            self.stop(name, timeout=30)
 
 
 def kill9_component(component: Component) -> int:

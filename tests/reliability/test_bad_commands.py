@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import KAPPACTL, ROOT, record_summary
+from pipelines.children import KAPPACTL
+from tests.reliability.support import ROOT, record_summary
 
 pytestmark = pytest.mark.timeout(300)
 
