@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -55,6 +56,7 @@ from pipelines.events import now_ms
 log = logging.getLogger(__name__)
 PIPELINE = "kappa_backfill"
 TABLE = "kappa_backfill"
+PROGRESS_EVERY_S = 10.0
 
 
 @dataclass
@@ -86,18 +88,27 @@ def _dl_row(record: Any) -> dict:
 
 
 class _ReadParsePartFn(beam.DoFn):
-    """(part index, path, received_at_ms) -> (bucket, (part index, events)) + dead letters."""
+    """(part index, path, received_at_ms) -> (bucket, (part index, events)) + dead letters.
 
-    def __init__(self, buckets: int, start_ms: int | None, end_ms: int | None):
+    Logs its progress at most every PROGRESS_EVERY_S seconds (a long backfill is not silent).
+    """
+
+    def __init__(self, buckets: int, start_ms: int | None, end_ms: int | None, total_parts: int):
         self.buckets, self.start_ms, self.end_ms = buckets, start_ms, end_ms
+        self.total_parts = total_parts
         self.read = KappaCounter("read")
         self.rejected = KappaCounter("dead_lettered")
         self.outside = KappaCounter("outside_range")
+
+    def setup(self) -> None:
+        self.parts_done = self.lines_done = 0
+        self.logged_at = time.monotonic()
 
     def process(self, part: tuple[int, str, int]) -> Iterator[Any]:
         index, path, received_at_ms = part
         parsed = batched.parse_blob(read_part(path), received_at_ms, PIPELINE)
         self.read.inc(parsed.lines)
+        self._progress(parsed.lines)
         self.rejected.inc(len(parsed.rejected))
         for record in parsed.rejected:
             yield pvalue.TaggedOutput("dead_letter", dead_letter_row(record))
@@ -105,6 +116,18 @@ class _ReadParsePartFn(beam.DoFn):
         self.outside.inc(parsed.events.num_rows - events.num_rows)
         for bucket, table in batched.split_by_bucket(events, self.buckets).items():
             yield bucket, (index, table)
+
+    def _progress(self, lines: int) -> None:
+        self.parts_done += 1
+        self.lines_done += lines
+        if time.monotonic() - self.logged_at >= PROGRESS_EVERY_S:
+            self.logged_at = time.monotonic()
+            log.info(
+                "backfill: this worker has read %d parts (%d lines) of the %d",
+                self.parts_done,
+                self.lines_done,
+                self.total_parts,
+            )
 
 
 class _DedupCountFn(beam.DoFn):
@@ -160,7 +183,7 @@ def build_batched(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str
         p
         | "Parts" >> beam.Create(parts)
         | "ReadParsePart"
-        >> beam.ParDo(_ReadParsePartFn(job.buckets, job.start_ms, job.end_ms)).with_outputs(
+        >> beam.ParDo(_ReadParsePartFn(job.buckets, job.start_ms, job.end_ms, len(parts))).with_outputs(
             "dead_letter", main="events"
         )
     )
@@ -255,8 +278,6 @@ def _quiet_in_memory_advice(record: logging.LogRecord) -> bool:
 
 
 def run_backfill(job: BackfillJob) -> BackfillResult:
-    import time
-
     if job.engine not in ("batched", "beam"):
         raise InputError(f"unknown engine '{job.engine}': use batched or beam")
     parts = _parts(job)

@@ -151,6 +151,24 @@ def test_local_worker_modes_give_the_same_rows_and_counters(tmp_path: Path, capl
     assert "If direct_num_workers" not in caplog.text  # Beam's advice against in-memory workers
 
 
+def test_a_long_backfill_logs_its_progress(tmp_path: Path, caplog, monkeypatch) -> None:
+    import logging
+
+    import kappa.backfill
+
+    arrivals, _ = scenario()
+    write_archive(tmp_path / "archive", arrivals)
+    monkeypatch.setattr(kappa.backfill, "PROGRESS_EVERY_S", 0.0)  # every part, as if each took long
+    with caplog.at_level(logging.INFO, logger="kappa.backfill"):
+        result = run_backfill(BackfillJob(CONFIG, str(tmp_path / "archive"), str(tmp_path / "wh"), workers=1))
+    lines = [r.getMessage() for r in caplog.records if "this worker has read" in r.getMessage()]
+    assert len(lines) == result.parts
+    assert (
+        lines[-1]
+        == f"backfill: this worker has read {result.parts} parts ({len(arrivals)} lines) of the {result.parts}"
+    )
+
+
 def test_backfill_from_to_selects_event_times(tmp_path: Path) -> None:
     arrivals, _ = scenario()
     write_archive(tmp_path / "archive", arrivals)
