@@ -5,7 +5,9 @@ For period P = [start, end) it reads the archive parts that ARRIVED in P, parses
 whose event_time is in P, and counts them per (window_start, tweet_id, event_type).
 
     archive parts -> ReadArchiveLines -> ParseInteractions -> DedupWithinRun
-      -> KeepEventsOfPeriod -> CountPerWindowKey -> ToBatchRows -> WriteToWarehouse
+      -> KeepEventsOfPeriod -> CountPerWindowKey -> ToBatchRows -> the destination's sink
+
+(`destinations`: the local warehouse, or BigQuery in the cloud.)
 
 An event that arrived after its period is thereby dropped (it is not in P's parts, and in
 the next period its event_time is outside the period): counted as `late_dropped` in the
@@ -24,6 +26,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics, MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from lambda_legacy.batch.destinations import Destination, sinks
 from pipelines.archive import ArchivePart, read_lines
 from pipelines.beam import (
     DEAD_LETTER_TAG,
@@ -31,14 +34,12 @@ from pipelines.beam import (
     METRICS_NAMESPACE,
     PANE_INDEX_SCALE,
     ParseInteractions,
-    WriteToWarehouse,
     dead_letter_row,
 )
 from pipelines.events import Interaction
 from pipelines.rows import window_start_ms
 
 PIPELINE = "legacy_batch"
-AGGREGATE_TABLE = "legacy_batch"
 NAMESPACE = "legacy_batch"
 COUNTERS = ("lines_read", "events_counted", "duplicates_removed", "late_dropped")
 
@@ -142,9 +143,10 @@ def batch_row(
     }
 
 
-def build(p: beam.Pipeline, run: BatchRun, warehouse_root: str) -> None:
-    """Assemble the batch pipeline for one period on `p`."""
+def build(p: beam.Pipeline, run: BatchRun, destination: Destination) -> None:
+    """Assemble the batch pipeline for one period on `p`, writing to `destination`."""
     window_ms, pane_index, started_at = run.window_ms, run.pane_index, run.started_at_ms
+    write_aggregates, write_dead_letters = sinks(destination)
     parsed = (
         p
         | "ArchiveParts" >> beam.Create(list(run.parts))
@@ -158,24 +160,22 @@ def build(p: beam.Pipeline, run: BatchRun, warehouse_root: str) -> None:
         | "CountPerWindowKey" >> CountPerWindowKey(run.window_ms)
         | "ToBatchRows"
         >> beam.MapTuple(lambda key, count: batch_row(key, count, window_ms, pane_index, started_at))
-        | "WriteAggregates"
-        >> WriteToWarehouse(warehouse_root, AGGREGATE_TABLE, buffering_s=None, writer="batch")
+        | "WriteAggregates" >> write_aggregates
     )
     (
         parsed[DEAD_LETTER_TAG]
         | "DeadLetterRows" >> beam.Map(dead_letter_row)
-        | "WriteDeadLetters"
-        >> WriteToWarehouse(warehouse_root, "dead_letter", buffering_s=None, writer="batch")
+        | "WriteDeadLetters" >> write_dead_letters
     )
 
 
-def execute(run: BatchRun, warehouse_root: str, beam_args: list[str]) -> dict[str, int]:
+def execute(run: BatchRun, destination: Destination, beam_args: list[str]) -> dict[str, int]:
     """Run the pipeline to completion; the run's counters (see the module doc)."""
     options = PipelineOptions(beam_args)
     if not any(a.startswith("--runner") for a in beam_args):
         options = PipelineOptions(["--runner=FnApiRunner", *beam_args])
     p = beam.Pipeline(options=options)
-    build(p, run, warehouse_root)
+    build(p, run, destination)
     result = p.run()
     result.wait_until_finish()
     counters = {name: _counter(result, NAMESPACE, name) for name in COUNTERS}

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Callable
 
+from lambda_legacy.batch.destinations import Destination, ledger
 from lambda_legacy.batch.pipeline import BatchRun, execute
 from pipelines.archive import list_parts
 from pipelines.errors import ConfigError, InputError, PipelineError
 from pipelines.events import now_ms
-from pipelines.warehouse import Warehouse
 
 LOG = logging.getLogger("legacy_batch")
 
@@ -74,17 +74,6 @@ def _ledger_row(run: BatchRun, run_id: str, status: str, counters: dict[str, int
     }
 
 
-def finished_periods(warehouse: Warehouse) -> set[int]:
-    """Period starts (epoch ms) that have at least one FINISHED run."""
-    if not warehouse.segments("batch_runs"):
-        return set()
-    con = warehouse.connect()
-    rows = con.execute(
-        "SELECT DISTINCT epoch_ms(period_start) FROM batch_runs WHERE status = 'FINISHED'"
-    ).fetchall()
-    return {int(r[0]) for r in rows}
-
-
 def _started_at(period_start_ms: int) -> int:
     # pane_index must grow with every run of a period, even two runs in the same millisecond.
     global _last_started
@@ -98,13 +87,14 @@ _last_started = 0
 
 def run_period(
     archive_root: str,
-    warehouse_root: str,
+    destination: Destination,
     period_start_ms: int,
     period_ms: int,
     window_ms: int,
     beam_args: list[str],
 ) -> RunReport:
-    """One batch run over one period, recorded in `batch_runs`."""
+    """One batch run over one period, recorded in the destination's `batch_runs`
+    (`destination`: a local warehouse root or a `BigQueryDestination`)."""
     if period_start_ms % period_ms:
         raise ConfigError(
             f"--period-start {iso(period_start_ms)} is not at a batch period boundary ({period_ms} ms)"
@@ -113,21 +103,21 @@ def run_period(
     parts = tuple(list_parts(archive_root, period_start_ms, end_ms))
     run = BatchRun(period_start_ms, end_ms, window_ms, _started_at(period_start_ms), parts)
     run_id = f"legacy_batch-{iso(period_start_ms)}-{run.started_at_ms}"
-    warehouse = Warehouse(warehouse_root)
-    warehouse.append("batch_runs", [_ledger_row(run, run_id, "RUNNING", None)], writer="batch")
+    runs = ledger(destination)
+    runs.append(_ledger_row(run, run_id, "RUNNING", None))
     began = time.monotonic()
     try:
-        counters = execute(run, warehouse_root, beam_args)
+        counters = execute(run, destination, beam_args)
     except Exception as exc:
-        warehouse.append("batch_runs", [_ledger_row(run, run_id, "FAILED", None)], writer="batch")
+        runs.append(_ledger_row(run, run_id, "FAILED", None))
         raise PipelineError(f"legacy batch run {run_id} failed: {str(exc).splitlines()[0][:300]}") from exc
-    warehouse.append("batch_runs", [_ledger_row(run, run_id, "FINISHED", counters)], writer="batch")
+    runs.append(_ledger_row(run, run_id, "FINISHED", counters))
     return RunReport(run_id, period_start_ms, end_ms, len(parts), counters, time.monotonic() - began)
 
 
 def follow(
     archive_root: str,
-    warehouse_root: str,
+    destination: Destination,
     period_ms: int,
     delay_ms: int,
     window_ms: int,
@@ -143,7 +133,6 @@ def follow(
     Without `start_ms` it starts at the earliest archived period and skips periods that
     already have a finished run, so restarting `--follow` does not redo work.
     """
-    warehouse = Warehouse(warehouse_root)
     skip: set[int] = set()
     if start_ms is None:
         parts = list_parts(archive_root)
@@ -151,7 +140,7 @@ def follow(
             start_ms = period_start_of(parts[0].arrival_start_ms, period_ms)
         else:
             start_ms = period_start_of(now_ms(), period_ms)
-        skip = finished_periods(warehouse)
+        skip = ledger(destination).finished_periods()
     period = period_start_of(start_ms, period_ms)
     runs = 0
     while (max_periods is None or runs < max_periods) and (
@@ -165,7 +154,7 @@ def follow(
             if stop_requested():
                 return runs
             time.sleep(min(1.0, (due - now_ms()) / 1000))
-        report(run_period(archive_root, warehouse_root, period, period_ms, window_ms, beam_args))
+        report(run_period(archive_root, destination, period, period_ms, window_ms, beam_args))
         runs += 1
         period += period_ms
         if stop_requested():

@@ -1,0 +1,135 @@
+"""Where a batch run writes: the local warehouse, or the BigQuery tables Terraform creates.
+
+A destination gives the two sinks of the pipeline (aggregate rows, dead letters) and the
+`batch_runs` ledger the launcher keeps around each run:
+
+- a local warehouse root (a path): Parquet segments of `legacy_batch`, `dead_letter` and
+  `batch_runs`, read through the DuckDB views;
+- `BigQueryDestination("PROJECT:legacy")`: `legacy.legacy_batch` and `legacy.batch_runs`
+  (terraform/modules/bigquery, whose `legacy_serving` view reads both) and
+  `migration.dead_letter`, by streaming inserts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import apache_beam as beam
+
+from pipelines.beam import (
+    BIGQUERY_AGGREGATE_SCHEMA,
+    BIGQUERY_DEAD_LETTER_SCHEMA,
+    WriteToBigQueryTable,
+    WriteToWarehouse,
+)
+from pipelines.errors import ConfigError, InputError
+from pipelines.instants import utc_iso
+from pipelines.warehouse import Warehouse
+
+AGGREGATE_TABLE = "legacy_batch"
+LEDGER_TABLE = "batch_runs"
+_LEDGER_TIMES = ("period_start", "period_end", "started_at", "finished_at")
+
+
+class Ledger(Protocol):
+    def append(self, row: dict[str, Any]) -> None: ...
+
+    def finished_periods(self) -> set[int]: ...
+
+
+@dataclass(frozen=True)
+class BigQueryDestination:
+    """`dataset` as PROJECT:DATASET; dead letters to `dead_letter_table` (DATASET.TABLE)."""
+
+    dataset: str
+    dead_letter_table: str = "migration.dead_letter"
+
+    def __post_init__(self) -> None:
+        project, _, name = self.dataset.partition(":")
+        if not project or not name or "." in name:
+            raise ConfigError(
+                f"--bigquery-dataset {self.dataset!r}: use PROJECT:DATASET, e.g. my-proj:legacy"
+            )
+        if self.dead_letter_table.count(".") != 1:
+            raise ConfigError(
+                f"--bigquery-dead-letter-table {self.dead_letter_table!r}: use DATASET.TABLE,"
+                " e.g. migration.dead_letter"
+            )
+
+    @property
+    def project(self) -> str:
+        return self.dataset.partition(":")[0]
+
+    def table(self, name: str) -> str:
+        return f"{self.dataset}.{name}"
+
+
+Destination = str | BigQueryDestination  # a str is a local warehouse root
+
+
+def sinks(destination: Destination) -> tuple[beam.PTransform, beam.PTransform]:
+    """(aggregate rows sink, dead-letter rows sink) for a run's pipeline."""
+    if isinstance(destination, BigQueryDestination):
+        return (
+            WriteToBigQueryTable(destination.table(AGGREGATE_TABLE), BIGQUERY_AGGREGATE_SCHEMA),
+            WriteToBigQueryTable(
+                f"{destination.project}:{destination.dead_letter_table}", BIGQUERY_DEAD_LETTER_SCHEMA
+            ),
+        )
+    return (
+        WriteToWarehouse(destination, AGGREGATE_TABLE, buffering_s=None, writer="batch"),
+        WriteToWarehouse(destination, "dead_letter", buffering_s=None, writer="batch"),
+    )
+
+
+def ledger(destination: Destination) -> Ledger:
+    if isinstance(destination, BigQueryDestination):
+        return BigQueryLedger(destination)
+    return WarehouseLedger(destination)
+
+
+class WarehouseLedger:
+    def __init__(self, root: str):
+        self.warehouse = Warehouse(root)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.warehouse.append(LEDGER_TABLE, [row], writer="batch")
+
+    def finished_periods(self) -> set[int]:
+        """Period starts (epoch ms) that have at least one FINISHED run."""
+        if not self.warehouse.segments(LEDGER_TABLE):
+            return set()
+        rows = (
+            self.warehouse.connect()
+            .execute("SELECT DISTINCT epoch_ms(period_start) FROM batch_runs WHERE status = 'FINISHED'")
+            .fetchall()
+        )
+        return {int(r[0]) for r in rows}
+
+
+def bigquery_ledger_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row (epoch-ms times) as a JSON row of terraform's batch_runs schema."""
+    return {k: (utc_iso(v) if k in _LEDGER_TIMES and v is not None else v) for k, v in row.items()}
+
+
+class BigQueryLedger:
+    def __init__(self, destination: BigQueryDestination):
+        self.destination = destination
+        self.table_id = destination.table(LEDGER_TABLE).replace(":", ".")
+
+    def _client(self) -> Any:
+        from google.cloud import bigquery
+
+        return bigquery.Client(project=self.destination.project)
+
+    def append(self, row: dict[str, Any]) -> None:
+        errors = self._client().insert_rows_json(self.table_id, [bigquery_ledger_row(row)])
+        if errors:
+            raise InputError(f"BigQuery {self.table_id}: ledger insert failed: {errors[0]}")
+
+    def finished_periods(self) -> set[int]:
+        sql = (
+            f"SELECT DISTINCT UNIX_MILLIS(period_start) AS p FROM `{self.table_id}` WHERE status = 'FINISHED'"
+        )
+        return {int(row["p"]) for row in self._client().query(sql).result()}
