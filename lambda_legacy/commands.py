@@ -11,6 +11,7 @@ import click
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
 from pipelines.errors import ConfigError
+from pipelines.events import now_ms
 from pipelines.instants import parse_instant, parse_optional_instant
 
 _BEAM_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -27,9 +28,24 @@ def legacy() -> None:
 @click.option("--warehouse", help="Warehouse root; default: paths.warehouse_root.")
 @click.option("--period-start", help="ISO 8601 start of the first period to run (at a period boundary).")
 @click.option("--periods", type=click.IntRange(min=1), default=1, show_default=True, help="Periods to run.")
+@click.option(
+    "--latest",
+    is_flag=True,
+    help="Run the latest period that ended at least time.batch_delay ago (for a scheduler).",
+)
 @click.option("--follow", is_flag=True, help="Run each period once it has ended plus time.batch_delay.")
 @click.option("--max-periods", type=click.IntRange(min=1), help="With --follow: stop after this many runs.")
 @click.option("--until", help="With --follow: stop after the last period ending at or before this time.")
+@click.option(
+    "--bigquery-dataset",
+    help="PROJECT:DATASET (Terraform's `legacy`) for legacy_batch and batch_runs instead of the warehouse.",
+)
+@click.option(
+    "--bigquery-dead-letter-table",
+    default="migration.dead_letter",
+    show_default=True,
+    help="With --bigquery-dataset: DATASET.TABLE for dead letters.",
+)
 @click.pass_context
 def batch(
     ctx: click.Context,
@@ -38,37 +54,51 @@ def batch(
     warehouse: str | None,
     period_start: str | None,
     periods: int,
+    latest: bool,
     follow: bool,
     max_periods: int | None,
     until: str | None,
+    bigquery_dataset: str | None,
+    bigquery_dead_letter_table: str,
 ) -> None:
     """Run the batch layer over archived periods (Beam; extra options go to Beam, e.g. --runner)."""
     from lambda_legacy.batch import runs
+    from lambda_legacy.batch.destinations import BigQueryDestination, Destination
 
     archive_root = archive or config.paths.archive_root
-    warehouse_root = warehouse or str(config.paths.warehouse_root)
+    destination: Destination = warehouse or str(config.paths.warehouse_root)
+    if bigquery_dataset:
+        if warehouse:
+            raise ConfigError("--warehouse and --bigquery-dataset are exclusive: one destination per run")
+        destination = BigQueryDestination(bigquery_dataset, bigquery_dead_letter_table)
     if not follow:  # --follow may start before the archiver wrote its first part
         runs.check_archive(archive_root)
     period_ms, window_ms = config.time.period_ms, config.time.window_ms
     beam_args = list(ctx.args)
     if not follow:
-        if period_start is None:
-            raise ConfigError("give --period-start ISO8601 (or --follow)")
+        if latest == (period_start is not None):
+            raise ConfigError("give one of --period-start ISO8601, --latest or --follow")
         if max_periods or until:
             raise ConfigError("--max-periods and --until go with --follow")
-        start = parse_instant(period_start, "--period-start")
+        if latest:
+            ended_by = now_ms() - int(config.time.batch_delay * 1000)
+            start = runs.period_start_of(ended_by, period_ms) - period_ms
+        else:
+            start = parse_instant(period_start, "--period-start")
         for i in range(periods):
             _report(
                 runs.run_period(
-                    archive_root, warehouse_root, start + i * period_ms, period_ms, window_ms, beam_args
+                    archive_root, destination, start + i * period_ms, period_ms, window_ms, beam_args
                 )
             )
         return
+    if latest:
+        raise ConfigError("--latest and --follow are exclusive")
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     done = runs.follow(
         archive_root,
-        warehouse_root,
+        destination,
         period_ms,
         int(config.time.batch_delay * 1000),
         window_ms,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -182,7 +183,9 @@ def test_cli_follow_waits_for_an_archive_that_does_not_exist_yet(tmp_path, capsy
     [
         (["--period-start", "2026-01-05T00:00:30Z"], "not at a batch period boundary"),
         (["--period-start", "yesterday"], "not an ISO 8601 time"),
-        ([], "give --period-start"),
+        ([], "give one of --period-start ISO8601, --latest or --follow"),
+        (["--latest", "--period-start", "2026-01-05T00:00:00Z"], "give one of --period-start"),
+        (["--latest", "--follow"], "--latest and --follow are exclusive"),
     ],
 )
 def test_cli_rejects_bad_input_with_exit_3(tmp_path, capsys, args, message):
@@ -194,6 +197,23 @@ def test_cli_rejects_bad_input_with_exit_3(tmp_path, capsys, args, message):
         == 3
     )
     assert message in capsys.readouterr().err
+
+
+def test_latest_runs_the_last_period_that_ended_a_batch_delay_ago(tmp_path, capsys):
+    """What a scheduler calls: demo config, 60 s periods, 15 s delay."""
+    (tmp_path / "archive").mkdir()
+
+    def due_period() -> int:
+        ended_by = int(time.time() * 1000) - 15_000
+        return ended_by - ended_by % PERIOD_MS - PERIOD_MS
+
+    before = due_period()
+    args = ["legacy", "batch", "--archive", str(tmp_path / "archive"), "--warehouse", str(tmp_path / "wh")]
+    assert _kappactl([*args, "--latest"]) == 0
+    con = connect_with_serving(tmp_path / "wh", WINDOW_MS)
+    rows = con.execute("SELECT epoch_ms(period_start), status FROM batch_runs ORDER BY status").fetchall()
+    assert {r[1] for r in rows} == {"FINISHED", "RUNNING"}
+    assert rows[0][0] in {before, due_period()}  # the minute may turn during the run
 
 
 def test_cli_missing_archive_says_how_to_fix(tmp_path, capsys):
