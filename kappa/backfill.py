@@ -213,7 +213,7 @@ def build_elementwise(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int,
         >> beam.Filter(
             lambda e: (start is None or e.event_time >= start) and (end is None or e.event_time < end)
         )
-        | "Dedup" >> DedupByEventId(t.dedup_horizon)
+        | "Dedup" >> DedupByEventId(t.dedup_horizon, bounded=True)
         | "Window"
         >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing, bounded=True)
         | "Count" >> CountPerKey()

@@ -174,3 +174,47 @@ def test_write_to_warehouse_per_bundle_in_batch_mode(tmp_path) -> None:
         p | beam.Create(rows) | sink
     con = Warehouse(tmp_path).connect()
     assert con.execute("SELECT count(*) FROM dead_letter").fetchone()[0] == 25
+
+
+class _Cell:
+    def __init__(self) -> None:
+        self.value = None
+
+    def read(self):
+        return self.value
+
+    def write(self, value) -> None:
+        self.value = value
+
+    def clear(self) -> None:
+        self.value = None
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.set_to: list = []
+
+    def set(self, timestamp) -> None:
+        self.set_to.append(timestamp)
+
+
+def test_bounded_dedup_sets_no_expiry_timer_but_still_dedups():
+    """A batch run's watermark jumps to the end: a chain of expiry timers would cost one
+    bundle round per distinct expiry (100k events: 317 s); bounded dedup sets none."""
+    from apache_beam.utils.timestamp import Timestamp
+
+    from pipelines.beam.transforms import _DedupFn
+
+    def run(expire: bool) -> tuple[list[str], _Timer]:
+        fn, seen, nxt, timer = _DedupFn(60, expire=expire), _Cell(), _Cell(), _Timer()
+        kept = []
+        for offset in [5, 1, 9, 1, 3]:  # event 1 twice
+            e = event(BASE_MS + offset * S, event_id=f"e{offset}")
+            stamp = Timestamp(micros=e.event_time * 1000)
+            kept += [x.event_id for x in fn.process((0, e), stamp, seen, nxt, timer)]
+        return kept, timer
+
+    bounded, timer = run(expire=False)
+    assert bounded == ["e5", "e1", "e9", "e3"] and timer.set_to == []
+    streaming_kept, streaming_timer = run(expire=True)
+    assert streaming_kept == bounded and streaming_timer.set_to  # the stream keeps its expiry timer
