@@ -11,9 +11,12 @@ command, so a template and the CLI are one code path.
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from pathlib import Path
+from typing import Callable
 
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, KappaError
 
 
 def parameter_names(metadata: Path) -> set[str]:
@@ -52,3 +55,16 @@ def seconds_settings(params: dict[str, str], config_keys: dict[str, str]) -> lis
             raise ConfigError(f"{parameter}: a positive whole number of seconds, got {value!r}")
         out += ["--set", f"time.{key}={value}s"]
     return out
+
+
+def launch(kappactl_args: Callable[[list[str]], list[str]]) -> None:
+    """A template's `__main__`: the launcher's argv -> one kappactl command, run here."""
+    from migration.cli import main as kappactl
+
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        argv = kappactl_args(sys.argv[1:])
+    except KappaError as exc:  # as kappactl reports its own: one line, its exit code
+        print(f"kappactl: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    kappactl(argv)

@@ -5,12 +5,10 @@ the launcher's arguments are Beam's pipeline options and go through untouched.
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 from pipelines.errors import ConfigError
-from pipelines.flex import parameter_names, seconds_settings, split_parameters, table_spec
+from pipelines.flex import launch, parameter_names, seconds_settings, split_parameters, table_spec
 
 METADATA = Path(__file__).with_name("metadata.json")
 TIMING = {
@@ -45,12 +43,5 @@ def kappactl_args(argv: list[str]) -> list[str]:
     return args + beam_args
 
 
-def main(argv: list[str] | None = None) -> None:
-    from migration.cli import main as kappactl
-
-    kappactl(kappactl_args(list(sys.argv[1:] if argv is None else argv)))
-
-
 if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.INFO)
-    main()
+    launch(kappactl_args)

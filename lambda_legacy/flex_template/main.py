@@ -3,18 +3,16 @@ names Terraform's Cloud Scheduler job passes) as one `kappactl legacy batch` run
 latest period that ended at least batch_delay ago (or of `period_start`); the rest of the
 launcher's arguments are Beam's pipeline options and go through untouched.
 
-The image is the Kappa job's (kappa/flex_template/Dockerfile); this template's spec points
-FLEX_TEMPLATE_PYTHON_PY_FILE here (see README, "Running on Dataflow").
+Its image is built from kappa/flex_template/Dockerfile with
+`--build-arg TEMPLATE_MAIN=lambda_legacy/flex_template/main.py` (README, "Running on Dataflow").
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 from pipelines.errors import ConfigError
-from pipelines.flex import parameter_names, seconds_settings, split_parameters, table_spec
+from pipelines.flex import launch, parameter_names, seconds_settings, split_parameters, table_spec
 
 METADATA = Path(__file__).with_name("metadata.json")
 TIMING = {
@@ -54,12 +52,5 @@ def kappactl_args(argv: list[str]) -> list[str]:
     return args + beam_args
 
 
-def main(argv: list[str] | None = None) -> None:
-    from migration.cli import main as kappactl
-
-    kappactl(kappactl_args(list(sys.argv[1:] if argv is None else argv)))
-
-
 if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.INFO)
-    main()
+    launch(kappactl_args)

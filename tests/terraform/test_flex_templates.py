@@ -163,3 +163,16 @@ def _minimal_args(template) -> list[str]:
     if template is kappa_template:
         return ["--output_table=p.kappa.kappa_stream"]
     return ["--archive_root=gs://a", "--output_table=p.l.legacy_batch", "--batch_runs_table=p.l.batch_runs"]
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_a_bad_launch_fails_in_one_line_with_exit_3(name):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, TEMPLATES[name].__file__, "--output_table=bad"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert done.stderr.startswith("kappactl: error: ") and done.stderr.count("\n") == 1
