@@ -81,6 +81,8 @@ def batch(
         if max_periods or until:
             raise ConfigError("--max-periods and --until go with --follow")
         if latest:
+            if periods != 1:
+                raise ConfigError("--periods goes with --period-start (--latest runs one period)")
             ended_by = now_ms() - int(config.time.batch_delay * 1000)
             start = runs.period_start_of(ended_by, period_ms) - period_ms
         else:

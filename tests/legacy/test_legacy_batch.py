@@ -186,6 +186,7 @@ def test_cli_follow_waits_for_an_archive_that_does_not_exist_yet(tmp_path, capsy
         ([], "give one of --period-start ISO8601, --latest or --follow"),
         (["--latest", "--period-start", "2026-01-05T00:00:00Z"], "give one of --period-start"),
         (["--latest", "--follow"], "--latest and --follow are exclusive"),
+        (["--latest", "--periods", "2"], "--periods goes with --period-start"),
     ],
 )
 def test_cli_rejects_bad_input_with_exit_3(tmp_path, capsys, args, message):
