@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from bench.figures import Figure
+from pipelines.children import KAPPACTL
 from pipelines.pubsub_io import create_subscription
 from pipelines.sandbox import PrivateStack
-
-KAPPACTL = [sys.executable, "-m", "migration.cli"]
 
 
 def _timed_run(args: list[str]) -> tuple[float, str]:

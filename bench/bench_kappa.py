@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.archive_fixture import build_archive
 from bench.figures import Figure
+from pipelines.children import KAPPACTL
 
 ROOT = Path(__file__).resolve().parent.parent
 # FnApiRunner modes measured: name -> (workers, as processes).
@@ -146,9 +147,7 @@ def bench_freshness(workdir: Path, quick: bool) -> list[Figure]:
         pubsub_io.ensure_topic_and_subscriptions(config)
         job = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "migration.cli",
+                *KAPPACTL,
                 "kappa",
                 "run",
                 "--config",

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.figures import Figure
+from pipelines.children import KAPPACTL
 from pipelines.sandbox import PrivateStack
 from pipelines.warehouse import Warehouse
 
@@ -41,7 +42,7 @@ def _iso(ms: int) -> str:
 def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "migration.cli", *args],
+            [*KAPPACTL, *args],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

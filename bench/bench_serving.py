@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from bench.figures import Figure
+from pipelines.children import KAPPACTL
 from pipelines.rows import AGGREGATE_SCHEMA
 from pipelines.warehouse import Warehouse
 
@@ -145,7 +146,7 @@ def run(workdir: Path, quick: bool = False) -> list[Figure]:
     rows = build_warehouse(workdir / "warehouse", tweets, windows)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "migration.cli", "serve", "--port", str(port), "--log-level", "warning",
+    cmd = [*KAPPACTL, "serve", "--port", str(port), "--log-level", "warning",
            "--warehouse", str(workdir / "warehouse"), "--config", "config/demo.yaml"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -22,6 +21,7 @@ from pipelines.beam import (
     WindowInteractions,
     WriteToWarehouse,
 )
+from pipelines.children import KAPPACTL
 from pipelines.config import build_config
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import BASE_MS, bad_lines, random_events
@@ -190,7 +190,7 @@ def test_backfill_from_to_selects_event_times(tmp_path: Path) -> None:
 def test_cli_backfill_reports_counters_and_rejects_bad_input(tmp_path: Path) -> None:
     arrivals, _ = scenario()
     write_archive(tmp_path / "archive", arrivals)
-    base = [sys.executable, "-m", "migration.cli", "kappa", "backfill", "--config", "config/demo.yaml"]
+    base = [*KAPPACTL, "kappa", "backfill", "--config", "config/demo.yaml"]
     ok = subprocess.run(
         [*base, "--archive", str(tmp_path / "archive"), "--warehouse", str(tmp_path / "wh")],
         capture_output=True,

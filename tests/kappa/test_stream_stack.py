@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import pubsub_io
+from pipelines.children import KAPPACTL
 from pipelines.config import Config
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import event
@@ -83,9 +83,7 @@ class Publisher(threading.Thread):
 
 def start_job(config_path: Path, *extra: str) -> subprocess.Popen:
     command = [
-        sys.executable,
-        "-m",
-        "migration.cli",
+        *KAPPACTL,
         "kappa",
         "run",
         "--config",

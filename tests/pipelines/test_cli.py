@@ -1,9 +1,8 @@
 import subprocess
-import sys
 
 import pytest
 
-KAPPACTL = [sys.executable, "-m", "migration.cli"]
+from pipelines.children import KAPPACTL
 
 
 def run(*args, **kwargs):

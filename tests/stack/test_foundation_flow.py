@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -14,13 +13,13 @@ from collections import Counter
 import pytest
 
 from pipelines.archive import list_parts, read_lines
+from pipelines.children import KAPPACTL
 from pipelines.events import now_ms
 from pipelines.generator import EventGenerator, GeneratorSpec
 from pipelines.kafka_io import produce
 from pipelines.pubsub_io import create_subscription, pull_all, subscriber
 
 pytestmark = pytest.mark.stack
-KAPPACTL = [sys.executable, "-m", "migration.cli"]
 
 
 def records(n: int, seed: int = 1):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 
+from pipelines.children import KAPPACTL
 from pipelines.sandbox import private_config, write_config
 
 pytestmark = pytest.mark.stack
-KAPPACTL = [sys.executable, "-m", "migration.cli"]
 
 
 def kappactl(*args: str, env=None):
