@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -54,8 +54,12 @@ def cli() -> None:
     validate their outputs against each other, and cut reads over when it is safe."""
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None, translate: Callable[[list[str]], list[str]] | None = None) -> Any:
+    """kappactl with one-line errors and exit codes. `translate` (a flex template's) first turns
+    the given argv into kappactl's own, under the same error handling."""
     try:
+        if translate is not None:
+            argv = translate(sys.argv[1:] if argv is None else argv)
         return cli.main(args=argv, prog_name="kappactl", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

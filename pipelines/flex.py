@@ -5,18 +5,16 @@ and Beam's pipeline options (`--runner`, `--project`, `--temp_location`, ...) af
 A template's `metadata.json` is the one list of its parameter names (Terraform passes
 them; a test holds the two together): `split_parameters` takes those out, and the rest
 goes to Beam untouched. Each `main.py` then turns its parameters into one `kappactl`
-command, so a template and the CLI are one code path.
+command and runs it with `migration.cli.main(translate=...)`, so a template and the CLI
+are one code path, with the same one-line errors and exit codes.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
-from typing import Callable
 
-from pipelines.errors import ConfigError, KappaError
+from pipelines.errors import ConfigError
 
 
 def parameter_names(metadata: Path) -> set[str]:
@@ -55,16 +53,3 @@ def seconds_settings(params: dict[str, str], config_keys: dict[str, str]) -> lis
             raise ConfigError(f"{parameter}: a positive whole number of seconds, got {value!r}")
         out += ["--set", f"time.{key}={value}s"]
     return out
-
-
-def launch(kappactl_args: Callable[[list[str]], list[str]]) -> None:
-    """A template's `__main__`: the launcher's argv -> one kappactl command, run here."""
-    from migration.cli import main as kappactl
-
-    logging.getLogger().setLevel(logging.INFO)
-    try:
-        argv = kappactl_args(sys.argv[1:])
-    except KappaError as exc:  # as kappactl reports its own: one line, its exit code
-        print(f"kappactl: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    kappactl(argv)

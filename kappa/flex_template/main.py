@@ -5,10 +5,11 @@ the launcher's arguments are Beam's pipeline options and go through untouched.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from pipelines.errors import ConfigError
-from pipelines.flex import launch, parameter_names, seconds_settings, split_parameters, table_spec
+from pipelines.flex import parameter_names, seconds_settings, split_parameters, table_spec
 
 METADATA = Path(__file__).with_name("metadata.json")
 TIMING = {
@@ -44,4 +45,7 @@ def kappactl_args(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    launch(kappactl_args)
+    from migration.cli import main
+
+    logging.getLogger().setLevel(logging.INFO)
+    main(translate=kappactl_args)

@@ -9,10 +9,11 @@ Its image is built from kappa/flex_template/Dockerfile with
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from pipelines.errors import ConfigError
-from pipelines.flex import launch, parameter_names, seconds_settings, split_parameters, table_spec
+from pipelines.flex import parameter_names, seconds_settings, split_parameters, table_spec
 
 METADATA = Path(__file__).with_name("metadata.json")
 TIMING = {
@@ -53,4 +54,7 @@ def kappactl_args(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    launch(kappactl_args)
+    from migration.cli import main
+
+    logging.getLogger().setLevel(logging.INFO)
+    main(translate=kappactl_args)
