@@ -12,6 +12,7 @@ A destination gives the two sinks of the pipeline (aggregate rows, dead letters)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -118,13 +119,15 @@ class BigQueryLedger:
         self.destination = destination
         self.table_id = destination.table(LEDGER_TABLE).replace(":", ".")
 
+    @functools.cached_property
     def _client(self) -> Any:
+        """One client for the RUNNING, FINISHED/FAILED rows and the lookups of a run."""
         from google.cloud import bigquery
 
         return bigquery.Client(project=self.destination.project)
 
     def append(self, row: dict[str, Any]) -> None:
-        errors = self._client().insert_rows_json(self.table_id, [bigquery_ledger_row(row)])
+        errors = self._client.insert_rows_json(self.table_id, [bigquery_ledger_row(row)])
         if errors:
             raise InputError(f"BigQuery {self.table_id}: ledger insert failed: {errors[0]}")
 
@@ -132,4 +135,4 @@ class BigQueryLedger:
         sql = (
             f"SELECT DISTINCT UNIX_MILLIS(period_start) AS p FROM `{self.table_id}` WHERE status = 'FINISHED'"
         )
-        return {int(row["p"]) for row in self._client().query(sql).result()}
+        return {int(row["p"]) for row in self._client.query(sql).result()}
