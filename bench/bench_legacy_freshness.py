@@ -23,20 +23,16 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.figures import Figure
 from pipelines.children import KAPPACTL
+from pipelines.instants import utc_iso
 from pipelines.sandbox import PrivateStack
 from pipelines.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 200
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -85,7 +81,7 @@ def live_run(workdir: Path, periods: int) -> tuple[list[tuple[int, int]], dict]:
                     "--config",
                     path,
                     "--period-start",
-                    _iso(first),
+                    utc_iso(first, "seconds"),
                     "--max-periods",
                     str(periods),
                 ],

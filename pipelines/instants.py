@@ -2,7 +2,7 @@
 
 `parse_instant` reads an ISO 8601 time (UTC when it has no offset) or plain epoch
 milliseconds, and names the option or parameter in its one-line error; `utc_iso` writes
-one back with millisecond precision.
+one back (millisecond precision by default).
 """
 
 from __future__ import annotations
@@ -36,6 +36,6 @@ def parse_optional_instant(text: str | None, option: str) -> int | None:
     return None if text is None or text == "" else parse_instant(text, option)
 
 
-def utc_iso(ms: int) -> str:
-    """2026-01-05T10:00:00.000Z for epoch ms."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_iso(ms: int, timespec: str = "milliseconds") -> str:
+    """2026-01-05T10:00:00.000Z for epoch ms (2026-01-05T10:00:00Z with timespec="seconds")."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Callable
 
 from lambda_legacy.batch.destinations import Destination, ledger
@@ -19,6 +18,7 @@ from lambda_legacy.batch.pipeline import BatchRun, execute
 from pipelines.archive import list_parts
 from pipelines.errors import ConfigError, InputError, PipelineError
 from pipelines.events import now_ms
+from pipelines.instants import utc_iso
 
 LOG = logging.getLogger("legacy_batch")
 
@@ -49,7 +49,7 @@ class RunReport:
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso(ms, "seconds")
 
 
 def period_start_of(instant_ms: int, period_ms: int) -> int:

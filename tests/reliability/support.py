@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,6 +22,7 @@ from pipelines.children import Children
 from pipelines.config import Config
 from pipelines.events import BadEvent, parse_event
 from pipelines.generator import EventGenerator, GeneratorSpec, Record
+from pipelines.instants import utc_iso
 from pipelines.stack import Component
 from pipelines.warehouse import Warehouse
 
@@ -77,10 +77,6 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> N
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def generator_spec(seed: int, rate: float, start_ms: int, **overrides: Any) -> GeneratorSpec:
     """The spec `kappactl generate` builds from `generator_args` (same defaults)."""
     return GeneratorSpec(seed=seed, rate=rate, start_ms=start_ms, **overrides)
@@ -96,7 +92,7 @@ def generator_args(spec: GeneratorSpec, count: int) -> list[str]:
         "--seed",
         str(spec.seed),
         "--start-time",
-        iso_ms(spec.start_ms),
+        utc_iso(spec.start_ms),
         "--dup-rate",
         f"{spec.dup_rate:g}",
         "--late-rate",
@@ -165,7 +161,7 @@ def record_summary(request: Any, tmp_path: Path, name: str, data: dict[str, Any]
     SUMMARY.parent.mkdir(parents=True, exist_ok=True)
     with _locked(SUMMARY.with_suffix(".lock")):
         current = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
-        current[name] = {"test": request.node.nodeid, "at": iso_ms(int(time.time() * 1000)), **data}
+        current[name] = {"test": request.node.nodeid, "at": utc_iso(int(time.time() * 1000)), **data}
         tmp = SUMMARY.with_suffix(".tmp")
         tmp.write_text(json.dumps(current, indent=2, sort_keys=True, default=str) + "\n")
         os.replace(tmp, SUMMARY)

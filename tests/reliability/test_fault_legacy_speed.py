@@ -23,6 +23,7 @@ from lambda_legacy.serving import connect_with_serving
 from lambda_legacy.speed.control import read_progress
 from pipelines.archive import list_parts, read_lines
 from pipelines.events import BadEvent, now_ms, parse_event
+from pipelines.instants import utc_iso
 from tests.reliability.support import (
     Key,
     Procs,
@@ -31,7 +32,6 @@ from tests.reliability.support import (
     generated,
     generator_args,
     generator_spec,
-    iso_ms,
     record_summary,
     scalar,
     speed_expected,
@@ -105,7 +105,7 @@ def drill(procs: Procs, config, path: str, state: Path) -> dict:
     ).fetchall()
     return {
         "records_sent": count,
-        "killed_at": iso_ms(killed_at_ms),
+        "killed_at": utc_iso(killed_at_ms),
         "first_run_progress_at_kill": before_kill,
         "restarted_run": after,
         "records_reread_after_restore": before_kill["records"] + after["records"] - count,
@@ -190,7 +190,7 @@ def _run_batch(procs: Procs, config, path: str) -> list[dict]:
 
     starts = sorted({p.arrival_start_ms for p in list_parts(config.paths.archive_root)})
     periods = (starts[-1] - starts[0]) // config.time.period_ms + 1
-    procs.start("batch", "legacy", "batch", "--config", path, "--period-start", iso_ms(starts[0]),
+    procs.start("batch", "legacy", "batch", "--config", path, "--period-start", utc_iso(starts[0]),
                 "--periods", str(periods))  # fmt: skip
     assert procs.wait("batch", 240) == 0, procs.log("batch")[-3000:]
     return [json.loads(line)["batch_run"] for line in procs.log("batch").splitlines()

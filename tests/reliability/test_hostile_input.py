@@ -223,7 +223,7 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
 
 def _run_batch(procs: Procs, config, path: Path) -> dict[str, int]:
     from pipelines.archive import list_parts
-    from tests.reliability.support import iso_ms
+    from pipelines.instants import utc_iso
 
     starts = sorted({p.arrival_start_ms for p in list_parts(config.paths.archive_root)})
     period_ms = config.time.period_ms
@@ -236,7 +236,7 @@ def _run_batch(procs: Procs, config, path: Path) -> dict[str, int]:
         "--config",
         str(path),
         "--period-start",
-        iso_ms(starts[0]),
+        utc_iso(starts[0]),
         "--periods",
         str(periods),
     )
