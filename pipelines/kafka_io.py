@@ -104,3 +104,39 @@ def produce(config: Config, payloads: Iterable[bytes], keys: Iterable[bytes | No
     if remaining or errors:
         raise StackError(f"Kafka did not acknowledge {remaining or len(errors)} records: {errors[:1]}")
     return sent
+
+
+def group_lag(config: Config, group_id: str, timeout: float = 10.0) -> int:
+    """Records of the events topic that consumer group `group_id` has not committed yet
+    (the whole partition where it has committed nothing)."""
+    import time
+
+    from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+
+    # A group's coordinator is found (or its offsets loaded) on first use: ask again.
+    pending = {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+
+    probe = Consumer({"bootstrap.servers": config.kafka.bootstrap, "group.id": group_id, "log_level": 3})
+    try:
+        topic = probe.list_topics(config.kafka.topic, timeout=timeout).topics[config.kafka.topic]
+        partitions = [TopicPartition(config.kafka.topic, p) for p in topic.partitions]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                offsets = probe.committed(partitions, timeout=timeout)
+                break
+            except KafkaException as exc:
+                if exc.args[0].code() not in pending or time.monotonic() > deadline:
+                    raise StackError(f"Kafka: committed offsets of group '{group_id}': {exc}") from exc
+                time.sleep(0.2)
+        lag = 0
+        for committed in offsets:
+            low, high = probe.get_watermark_offsets(committed, timeout=timeout)
+            lag += high - (low if committed.offset == OFFSET_INVALID else committed.offset)
+        return lag
+    finally:
+        probe.close()

@@ -23,6 +23,7 @@ from collections import Counter
 import pytest
 
 from pipelines.events import now_ms
+from pipelines.kafka_io import group_lag
 from pipelines.sandbox import PrivateStack
 from tests.reliability.support import (
     Procs,
@@ -76,7 +77,7 @@ def drill(stack: PrivateStack, procs: Procs) -> dict:
     time.sleep(3)
     stack.stack.up()  # a new, empty emulator: topic and subscriptions created again
     restarted_s = time.monotonic() - killed_at
-    restarts, first_exit = _supervise(procs, path, killed_at)
+    restarts, first_exit = _supervise(procs, stack, killed_at)
     # Upper bound of what the old emulator can have held: everything sent from ten seconds
     # before the kill (the stream pulls continuously) until the new emulator was up.
     outage_window = int((restarted_s + 10) * RATE)
@@ -107,12 +108,19 @@ def drill(stack: PrivateStack, procs: Procs) -> dict:
     }
 
 
-def _supervise(procs: Procs, path: str, killed_at: float) -> tuple[dict[str, int], dict]:
-    """Restart whatever exits while the generator runs; how the stream first stopped."""
+def _supervise(procs: Procs, stack: PrivateStack, killed_at: float) -> tuple[dict[str, int], dict]:
+    """Restart whatever exits, as a process supervisor would, until the generator is done and
+    the bridge has committed every record (a publish stalled by the kill can hold it for up
+    to its 120 s flush timeout, after which it exits 4); how the stream first stopped."""
+    path = str(stack.config_path)
     restarts: Counter = Counter()
     first_exit: dict = {}
-    deadline = time.monotonic() + 150
-    while procs.started["generate"].poll() is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 240
+
+    def busy() -> bool:
+        return procs.started["generate"].poll() is None or group_lag(stack.config, "bridge") > 0
+
+    while busy() and time.monotonic() < deadline:
         for name, args in (("bridge", ("bridge",)), ("archive", ("archive",)), ("kappa", KAPPA)):
             code = procs.started[name].poll()
             if code is None:
