@@ -63,12 +63,9 @@ def run(
     bigquery_dead_letter_table: str | None,
 ) -> None:
     """Run the streaming job: Pub/Sub -> parse/DLQ -> dedup -> windows -> kappa_stream."""
-    from kappa.direct_pubsub import widen_direct_runner_pulls
-    from kappa.stream import StreamJob, on_dataflow, run_stream
+    from kappa.stream import StreamJob, run_stream
 
     _logging()
-    if not on_dataflow(list(ctx.args)):
-        widen_direct_runner_pulls()
     job = StreamJob(
         config=config,
         warehouse=str(warehouse or config.paths.warehouse_root),

@@ -25,13 +25,14 @@ disagree with the payload: what Dataflow's id_label and timestamp_attribute read
 what the event says. On Dataflow the reader parses the timestamp attribute before any of
 this code runs, so only the bridge may publish to the topic (terraform IAM).
 
-Too late: an event whose window ended more than allowed_lateness before the watermark is
-dropped by the windowing, and Beam's Python SDK does not count those. Locally the job
-applies that rule itself before windowing against the wall clock (which is the
-DirectRunner's Pub/Sub watermark) and counts `too_late_by_clock`, so per run
-read = dead_lettered + duplicates_removed + too_late_by_clock + counted exactly. On
-Dataflow it only counts (the watermark lags the clock, so the count is an upper bound)
-and the windowing drops.
+Too late: an event that arrived (its Pub/Sub publish time) more than allowed_lateness
+after its window ended is dropped before windowing and counted as `too_late`, so per run
+read = dead_lettered + too_late + duplicates_removed + counted exactly, and the rule is
+the one the backfill and the validator reproduce from arrival times. Nothing else is ever
+dropped by the windowing: the watermark never passes the publish time of a message not
+yet read (locally `kappa.direct_runner` holds it there; Dataflow's Pub/Sub source
+estimates it the same way), so a stream that falls behind produces its results later,
+never different ones.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import Any, Iterator
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from kappa.direct_runner import adapt_direct_runner
 from pipelines.beam import (
     BIGQUERY_AGGREGATE_SCHEMA,
     BIGQUERY_DEAD_LETTER_SCHEMA,
@@ -65,6 +67,7 @@ from pipelines.beam import (
 from pipelines.config import Config
 from pipelines.errors import PipelineError
 from pipelines.events import BadEvent, BadRecord, Interaction, now_ms, parse_event
+from pipelines.rows import window_start_ms
 
 log = logging.getLogger(__name__)
 PIPELINE = "kappa_stream"
@@ -101,14 +104,12 @@ class StreamResult:
 
     def summary(self) -> dict[str, Any]:
         c = self.counters
-        parsed = c.get("parsed", 0)
-        counted_or_late = parsed - c.get("duplicates_removed", 0)
         return {
             "read": c.get("read", 0),
             "dead_lettered": c.get("dead_lettered", 0),
+            "too_late": c.get("too_late", 0),
             "duplicates_removed": c.get("duplicates_removed", 0),
-            "windowed": counted_or_late,
-            "too_late_by_clock": c.get("too_late_by_clock", 0),
+            "counted": c.get("parsed", 0) - c.get("duplicates_removed", 0),
             "rows_written": c.get(f"rows_written_{TABLE}", 0),
             "dead_letters_written": c.get("rows_written_dead_letter", 0),
             "seconds": round(self.seconds, 1),
@@ -125,37 +126,22 @@ class _CountReadFn(beam.DoFn):
         yield message
 
 
-class _FlagTooLateFn(beam.DoFn):
-    """Counts (and locally drops) events whose window closed before the wall clock allows.
+class _AdmitFn(beam.DoFn):
+    """The stream's entry rules, judged on the message as it arrived.
 
-    On the DirectRunner the Pub/Sub watermark is the wall clock, so this is the windowing's
-    own rule, applied at read time; it also covers the first bundle after a start, which
-    the runner delivers before its watermark moves and so would count as on time.
-    On Dataflow the watermark lags the clock: there it only counts (an upper bound).
-    """
-
-    def __init__(self, window_ms: int, lateness_ms: int, drop: bool):
-        self.window_ms, self.lateness_ms, self.drop = window_ms, lateness_ms, drop
-        self.too_late = KappaCounter("too_late_by_clock")
-
-    def process(self, event: Interaction) -> Iterator[Interaction]:
-        window_end = event.event_time - event.event_time % self.window_ms + self.window_ms
-        if window_end + self.lateness_ms <= now_ms():
-            self.too_late.inc()
-            if self.drop:
-                return
-        yield event
-
-
-class _CheckAttributesFn(beam.DoFn):
-    """Dead-letters a valid event whose Pub/Sub attributes are missing or disagree with it.
-
+    - A valid event whose Pub/Sub attributes are missing or disagree with it is
+      dead-lettered: what Dataflow's id_label and timestamp_attribute read must be what
+      the event says.
+    - A valid event that arrived more than allowed_lateness after its window ended is
+      dropped and counted (`too_late`); the backfill counts it.
     Messages whose payload is not a valid event pass on unchanged: ParseInteractions
     dead-letters them with the payload's own reason.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, window_ms: int, lateness_ms: int) -> None:
+        self.window_ms, self.lateness_ms = window_ms, lateness_ms
         self.rejected = KappaCounter("dead_lettered")
+        self.too_late = KappaCounter("too_late")
 
     def process(self, message: Any) -> Iterator[Any]:
         payload, received_at_ms = payload_and_arrival(message)
@@ -165,11 +151,15 @@ class _CheckAttributesFn(beam.DoFn):
             yield message
             return
         error = attribute_error(getattr(message, "attributes", None) or {}, event)
-        if error is None:
+        if error is not None:
+            self.rejected.inc()
+            yield beam.pvalue.TaggedOutput("dead_letter", BadRecord(payload, error, PIPELINE, now_ms()))
+        elif window_start_ms(event.event_time, self.window_ms) + self.window_ms + self.lateness_ms <= (
+            received_at_ms
+        ):
+            self.too_late.inc()
+        else:
             yield message
-            return
-        self.rejected.inc()
-        yield beam.pvalue.TaggedOutput("dead_letter", BadRecord(payload, error, PIPELINE, now_ms()))
 
 
 def attribute_error(attributes: dict[str, str], event: Interaction) -> str | None:
@@ -195,29 +185,26 @@ def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
     read_args: dict[str, Any] = (
         {"id_label": "event_id", "timestamp_attribute": "event_time"} if on_dataflow(job.beam_args) else {}
     )
-    checked = (
+    admitted = (
         p
         | "ReadFromPubSub"
         >> ReadFromPubSub(subscription=job.subscription_path, with_attributes=True, **read_args)
         | "CountRead" >> beam.ParDo(_CountReadFn())
-        | "CheckAttributes" >> beam.ParDo(_CheckAttributesFn()).with_outputs("dead_letter", main="messages")
+        | "Admit"
+        >> beam.ParDo(_AdmitFn(t.window_ms, int(t.kappa_allowed_lateness * 1000))).with_outputs(
+            "dead_letter", main="messages"
+        )
     )
-    parsed = checked.messages | "Parse" >> ParseInteractions(PIPELINE)
+    parsed = admitted.messages | "Parse" >> ParseInteractions(PIPELINE)
     rows = (
         parsed.events
         | "Dedup" >> DedupByEventId(t.dedup_horizon)
-        | "FlagTooLate"
-        >> beam.ParDo(
-            _FlagTooLateFn(
-                t.window_ms, int(t.kappa_allowed_lateness * 1000), drop=not on_dataflow(job.beam_args)
-            )
-        )
         | "Window" >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing)
         | "Count" >> CountPerKey()
         | "PaneRows" >> ToPaneRows(PIPELINE, job.run_epoch_ms)
     )
     dead_letters = (
-        (checked.dead_letter, parsed.dead_letter)
+        (admitted.dead_letter, parsed.dead_letter)
         | "AllDeadLetters" >> beam.Flatten()
         | "DeadLetterRows" >> beam.Map(dead_letter_row)
     )
@@ -255,6 +242,8 @@ def prepare_source(job: StreamJob) -> None:
 
 def run_stream(job: StreamJob) -> StreamResult:
     """Run until cancelled by max_runtime_s / exit_when_idle_s (or forever without them)."""
+    if not on_dataflow(job.beam_args) and not adapt_direct_runner():
+        raise PipelineError("this Beam version's DirectRunner Pub/Sub reader cannot be adapted")
     prepare_source(job)
     reset_local_counts()
     p = beam.Pipeline(options=pipeline_options(job.beam_args))

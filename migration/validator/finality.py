@@ -4,11 +4,14 @@ when its window is final in both arms; otherwise it is PENDING.
 - files (`--left-path`...), `kappa_backfill`, `truth` and unknown tables: final (bounded
   outputs: nothing will rewrite them).
 - `kappa_stream`: final once the stream's watermark has passed window_end +
-  kappa_allowed_lateness. The watermark is estimated by the newest `emitted_at` in the
-  table: on the DirectRunner the Pub/Sub watermark is wall-clock, so when the stream last
-  wrote at T its watermark was about T; on Dataflow it lags a little behind, so the
-  estimate is optimistic by that lag only. No rows at all: nothing is final.
-- `legacy_speed`: the same with speed_out_of_orderness (Flink's bounded watermark).
+  kappa_allowed_lateness. The table says how far the watermark got: an ON_TIME or LATE
+  pane of a window is only ever written after the watermark passed that window's end, so
+  the newest such window_end is a lower bound of the watermark, on the DirectRunner and
+  on Dataflow alike, however far behind the stream runs (its watermark follows what it
+  has read, not the clock). No such pane yet: nothing is final.
+- `legacy_speed`: final once window_end + speed_out_of_orderness is at or before the
+  newest `emitted_at` in the table (Flink's bounded-out-of-orderness watermark, estimated
+  by when the job last wrote).
 - `legacy_serving`, `legacy_batch`: final once the key's batch period has a finished run
   in `batch_runs` (status FINISHED or SUCCEEDED): from then on serving returns the batch
   value, which only a re-run of the period could change.
@@ -58,6 +61,27 @@ class WatermarkFinal:
 
 
 @dataclass(frozen=True)
+class PaneWatermarkFinal:
+    """window_end + lateness <= max(window_end) of the arm's ON_TIME and LATE panes."""
+
+    rows: ir.Table
+    lateness_ms: int
+    what: str
+
+    def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue:
+        fired = self.rows.filter(self.rows.pane.isin(["ON_TIME", "LATE"]))
+        watermark = fired.window_end.max().as_scalar()
+        closed = window_end + ibis.interval(milliseconds=self.lateness_ms) <= watermark
+        return closed.coalesce(False)
+
+    def describe(self) -> str:
+        return (
+            f"final when window_end + {self.what} ({self.lateness_ms} ms) <= the newest window_end "
+            "of an ON_TIME or LATE pane (a lower bound of the stream's watermark)"
+        )
+
+
+@dataclass(frozen=True)
 class BatchRunFinal:
     """The window's batch period has a finished run in `batch_runs`."""
 
@@ -98,7 +122,7 @@ def finality_for(
         return AlwaysFinal("files are final")
     name = base_table.rsplit(".", 1)[-1].removesuffix("_current")
     if name == "kappa_stream" and rows is not None:
-        return WatermarkFinal(rows, kappa_lateness_ms, "kappa_allowed_lateness")
+        return PaneWatermarkFinal(rows, kappa_lateness_ms, "kappa_allowed_lateness")
     if name == "legacy_speed" and rows is not None:
         return WatermarkFinal(rows, speed_lateness_ms, "speed_out_of_orderness")
     if name in ("legacy_serving", "legacy_batch"):

@@ -14,7 +14,9 @@ streaming run can read while it runs):
   FixedWindows, AfterWatermark(early=AfterProcessingTime(whole seconds, >= 1),
   late=AfterCount(1)), ACCUMULATING; `bounded=True` in backfills: default trigger,
   one pane per window (FnApiRunner's batch GroupByKey has no processing-time clock).
-- `CountPerKey()`: Interaction -> ((tweet_id, event_type), count) per window pane.
+- `CountPerKey(shards=8)`: Interaction -> ((tweet_id, event_type), count) per window pane;
+  on unbounded input it counts per bundle and shard of keys first and emits a key only
+  when its count changed (and in every ON_TIME pane): see `pipelines.beam.counting`.
 - `ToPaneRows(pipeline, run_epoch_ms=None, final=False)`: -> aggregate row dicts (DESIGN
   2.3; timestamps as epoch ms; pane EARLY/ON_TIME/LATE, or FINAL when `final`;
   pane_index = run_epoch_ms * 1_000_000 + pane index, monotonic across restarts).
@@ -26,6 +28,7 @@ streaming run can read while it runs):
   `BIGQUERY_DEAD_LETTER_SCHEMA`: the same rows to BigQuery (cloud).
 """
 
+from pipelines.beam.counting import STREAM_SHARDS, CountPerKey
 from pipelines.beam.sinks import (
     BIGQUERY_AGGREGATE_SCHEMA,
     BIGQUERY_DEAD_LETTER_SCHEMA,
@@ -38,7 +41,6 @@ from pipelines.beam.transforms import (
     EVENTS_TAG,
     METRICS_NAMESPACE,
     PANE_INDEX_SCALE,
-    CountPerKey,
     DedupByEventId,
     KappaCounter,
     ParseInteractions,
@@ -55,6 +57,7 @@ __all__ = [
     "BIGQUERY_DEAD_LETTER_SCHEMA",
     "DEAD_LETTER_TAG",
     "EVENTS_TAG",
+    "STREAM_SHARDS",
     "METRICS_NAMESPACE",
     "PANE_INDEX_SCALE",
     "CountPerKey",

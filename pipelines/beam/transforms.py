@@ -13,7 +13,7 @@ Contract (see `pipelines.beam` for the summary):
 - `WindowInteractions(window_s, allowed_lateness_s, early_firing_s, bounded=False)`:
   FixedWindows with AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)),
   ACCUMULATING; `bounded=True` for backfills (default trigger, one final pane).
-- `CountPerKey()`: `Interaction` -> `((tweet_id, event_type), count)` per window pane.
+- `CountPerKey(shards)` (`pipelines.beam.counting`): `Interaction` -> `((tweet_id, event_type), count)` per window pane.
 - `ToPaneRows(pipeline, run_epoch_ms, final=False)`: counts -> aggregate row dicts of
   DESIGN.md 2.3 (timestamps in epoch ms). pane_index = run_epoch_ms * 1e6 + pane index,
   so a restarted run's panes supersede the crashed run's ones in `<table>_current`.
@@ -36,7 +36,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Duration, Timestamp
-from apache_beam.utils.windowed_value import PaneInfoTiming
+from apache_beam.utils.windowed_value import PaneInfoTiming, WindowedValue
 
 from pipelines.events import BadEvent, BadRecord, Interaction, now_ms, parse_event
 
@@ -149,12 +149,34 @@ def dedup_bucket(event_id: str, buckets: int) -> int:
     return zlib.crc32(event_id.encode("utf-8", "surrogateescape")) % buckets
 
 
+class _BatchPerBucketFn(beam.DoFn):
+    """A bundle's events grouped by bucket of event_id, stamped with the oldest event time."""
+
+    def __init__(self, buckets: int):
+        self.buckets = buckets
+        self._batches: dict[int, list[Interaction]] = {}
+
+    def start_bundle(self) -> None:
+        self._batches = {}
+
+    def process(self, event: Interaction) -> None:
+        self._batches.setdefault(dedup_bucket(event.event_id, self.buckets), []).append(event)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for bucket, events in self._batches.items():
+            oldest = min(e.event_time for e in events)
+            yield WindowedValue((bucket, events), Timestamp(micros=oldest * 1000), [window.GlobalWindow()])
+        self._batches = {}
+
+
 class _DedupFn(beam.DoFn):
     """Per bucket of event_ids: the ids seen, each forgotten at its event time + horizon.
 
     One state cell and one timer per bucket rather than per event_id: the DirectRunner
     scans every pending timer per bundle, so a timer per event_id slows a local stream
-    down to a crawl within a minute. The timer is kept at the earliest expiry.
+    down to a crawl within a minute. The timer is kept at the earliest expiry. Its input
+    is a bundle's events of one bucket (`_BatchPerBucketFn`), so the state is read and
+    written once per batch, not once per event.
 
     Without `expire` (a bounded run) nothing is forgotten before the end, so no timer is
     set: in a batch run the watermark jumps to the end of time and the chain of expiry
@@ -169,28 +191,28 @@ class _DedupFn(beam.DoFn):
 
     def process(
         self,
-        element: tuple[int, Interaction],
-        ts: Timestamp = beam.DoFn.TimestampParam,
+        element: tuple[int, list[Interaction]],
         seen_state: Any = _SEEN_PARAM,
         next_state: Any = _NEXT_PARAM,
         expiry: Any = _EXPIRY_PARAM,
-    ) -> Iterator[Interaction]:
-        event = element[1]
+    ) -> Iterator[window.TimestampedValue]:
         seen = seen_state.read() or {}
-        if event.event_id in seen:
-            self.duplicates.inc()
+        earliest = None
+        for event in element[1]:
+            if event.event_id in seen:
+                self.duplicates.inc()
+                continue
+            expires = event.event_time * 1000 + self.horizon_micros
+            seen[event.event_id] = expires
+            earliest = expires if earliest is None else min(earliest, expires)
+            yield window.TimestampedValue(event, event.event_time / 1000.0)
+        if earliest is None:
             return
-        expires = ts.micros + self.horizon_micros
-        seen[event.event_id] = expires
         seen_state.write(seen)
-        if not self.expire:
-            yield event
-            return
-        pending = next_state.read()
-        if pending is None or expires < pending:
-            expiry.set(Timestamp(micros=expires))
-            next_state.write(expires)
-        yield event
+        pending = next_state.read() if self.expire else None
+        if self.expire and (pending is None or earliest < pending):
+            expiry.set(Timestamp(micros=earliest))
+            next_state.write(earliest)
 
     @userstate.on_timer(_EXPIRY)
     def forget(
@@ -228,7 +250,7 @@ class DedupByEventId(beam.PTransform):
         buckets = self.buckets
         return (
             pcoll
-            | "KeyByEventIdBucket" >> beam.Map(lambda e: (dedup_bucket(e.event_id, buckets), e))
+            | "BatchPerBucket" >> beam.ParDo(_BatchPerBucketFn(buckets))
             | "KeepFirst" >> beam.ParDo(_DedupFn(self.horizon_s, expire=not self.bounded))
         )
 
@@ -263,17 +285,6 @@ class WindowInteractions(beam.PTransform):
             ),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
             allowed_lateness=Duration.of(self.allowed_lateness_s),
-        )
-
-
-class CountPerKey(beam.PTransform):
-    """Interactions -> ((tweet_id, event_type), count) for each pane of each window."""
-
-    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        return (
-            pcoll
-            | "KeyByTweetAndType" >> beam.Map(lambda e: ((e.tweet_id, e.event_type), 1))
-            | "Count" >> beam.CombinePerKey(sum)
         )
 
 

@@ -201,17 +201,14 @@ class _Timer:
 def test_bounded_dedup_sets_no_expiry_timer_but_still_dedups():
     """A batch run's watermark jumps to the end: a chain of expiry timers would cost one
     bundle round per distinct expiry (100k events: 317 s); bounded dedup sets none."""
-    from apache_beam.utils.timestamp import Timestamp
-
     from pipelines.beam.transforms import _DedupFn
 
     def run(expire: bool) -> tuple[list[str], _Timer]:
         fn, seen, nxt, timer = _DedupFn(60, expire=expire), _Cell(), _Cell(), _Timer()
         kept = []
-        for offset in [5, 1, 9, 1, 3]:  # event 1 twice
-            e = event(BASE_MS + offset * S, event_id=f"e{offset}")
-            stamp = Timestamp(micros=e.event_time * 1000)
-            kept += [x.event_id for x in fn.process((0, e), stamp, seen, nxt, timer)]
+        for batch in ([5, 1], [9, 1, 3]):  # event 1 twice, in two batches
+            events = [event(BASE_MS + offset * S, event_id=f"e{offset}") for offset in batch]
+            kept += [x.value.event_id for x in fn.process((0, events), seen, nxt, timer)]
         return kept, timer
 
     bounded, timer = run(expire=False)

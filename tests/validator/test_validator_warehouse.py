@@ -46,8 +46,10 @@ def build_warehouse(root: Path) -> Warehouse:
             end = T0 + (w + 1) * WINDOW_MS
             kappa.append(agg_row(w, t, "like", value - 1, pane="EARLY", pane_index=0, emitted_at=end - 1000))
             kappa.append(agg_row(w, t, "like", value, pane="ON_TIME", pane_index=1, emitted_at=end + 500))
-    # The stream's newest write: its watermark has passed period 0's windows + lateness only.
-    kappa[11 * 2 * len(TWEETS) - 1]["emitted_at"] = T0 + PERIOD_MS + LATENESS_MS
+    # The stream's newest ON_TIME pane (window 17, another tweet) shows its watermark passed
+    # T0 + 180 s: period 0's windows + lateness only.
+    watermark_window = (PERIOD_MS + LATENESS_MS) // WINDOW_MS - 1
+    kappa.append(agg_row(watermark_window, 999, "like", 1, pane="ON_TIME", pane_index=1))
     wh.append("legacy_batch", batch, writer="batch")
     wh.append("legacy_speed", speed, writer="speed")
     wh.append("kappa_stream", kappa[: len(kappa) // 2], writer="kappa-a")
@@ -72,12 +74,12 @@ def test_default_arms_with_pending_windows(warehouse: Path, tmp_path: Path) -> N
     report = run_validation(build_inputs(CONFIG, warehouse=str(warehouse), record=False), POLICY)
     assert report.inputs["left"] == "legacy_serving" and report.inputs["right"] == "kappa_stream"
     keys = report.keys
-    assert keys["total"] == 240
-    assert keys["pending"] == 120  # period 1: no finished batch run, kappa watermark short
+    assert keys["total"] == 241
+    assert keys["pending"] == 121  # periods 1 and 2: no finished batch run, kappa watermark short
     assert (keys["same"], keys["different"], keys["unexplained"]) == (119, 1, 1)
     assert keys["missing_in_left"] == keys["missing_in_right"] == 0  # EARLY panes were superseded
-    assert [w["final"] for w in report.by_window] == [True] * 6 + [False] * 6
-    assert "batch period" in report.finality["left"] and "emitted_at" in report.finality["right"]
+    assert [w["final"] for w in report.by_window] == [True] * 6 + [False] * 7
+    assert "batch period" in report.finality["left"] and "ON_TIME or LATE" in report.finality["right"]
     assert report.verdict == PASS
     (top,) = report.top_unexplained
     assert (top["tweet_id"], top["left_count"], top["right_count"]) == (1, truth(2, 1) + 1, truth(2, 1))
@@ -86,8 +88,13 @@ def test_default_arms_with_pending_windows(warehouse: Path, tmp_path: Path) -> N
 def test_once_periods_close_the_pending_keys_are_compared(tmp_path: Path) -> None:
     wh = build_warehouse(tmp_path / "wh")
     later = T0 + 2 * PERIOD_MS + LATENESS_MS
+    watermark = agg_row(
+        (later - T0) // WINDOW_MS - 1, 998, "like", 1, pane="ON_TIME", pane_index=5
+    )  # passed `later`
     wh.append(
-        "kappa_stream", [agg_row(11, 999, "click", 1, emitted_at=later, pane_index=5)], writer="kappa-c"
+        "kappa_stream",
+        [agg_row(11, 999, "click", 1, pane="ON_TIME", pane_index=5), watermark],
+        writer="kappa-c",
     )
     wh.append("legacy_speed", [agg_row(11, 999, "click", 1)], writer="speed")
     run = {"run_id": "r2", "period_start": T0 + PERIOD_MS, "period_end": T0 + 2 * PERIOD_MS,
@@ -97,7 +104,7 @@ def test_once_periods_close_the_pending_keys_are_compared(tmp_path: Path) -> Non
     wh.append("batch_runs", [run], writer="batch")
     report = run_validation(build_inputs(CONFIG, warehouse=str(tmp_path / "wh"), record=False), POLICY)
     # Period 1 is now batch-served, but the batch never wrote its rows: kappa's are missing in legacy.
-    assert report.keys["pending"] == 0
+    assert report.keys["pending"] == 2  # the two watermark keys, in periods 2 and 3
     assert report.keys["missing_in_left"] == 121
 
 
@@ -114,7 +121,7 @@ def test_noise_baseline_and_reference(warehouse: Path, tmp_path: Path) -> None:
     )
     noise = report.noise_baseline
     assert noise is not None and noise["left"] == "kappa_stream" and noise["right"] == "kappa_backfill"
-    assert noise["keys"]["pending"] == 120 and noise["keys"]["different"] == 1
+    assert noise["keys"]["pending"] == 121 and noise["keys"]["different"] == 1  # 120 + the watermark key
     assert report.reference is not None and report.reference["left_vs_reference"]["keys"]["different"] == 2
 
 

@@ -1,0 +1,110 @@
+"""The local DirectRunner adaptations: wider pulls, a read-position watermark, cached DoFn specs."""
+
+from datetime import UTC, datetime
+
+import apache_beam as beam
+from google.cloud.pubsub_v1 import types
+
+from kappa.direct_runner import (
+    CLOCK_SLACK_S,
+    PULL_BATCH,
+    _LocalReader,
+    _read_position,
+    adapt_direct_runner,
+    beam_message,
+)
+
+
+def _response(*published_s: float) -> types.PullResponse:
+    return types.PullResponse(
+        received_messages=[
+            types.ReceivedMessage(
+                ack_id=str(i),
+                message=types.PubsubMessage(data=b"x", publish_time=datetime.fromtimestamp(s, UTC)),
+            )
+            for i, s in enumerate(published_s)
+        ]
+    )
+
+
+class _RecordingClient:
+    def __init__(self, *responses):
+        self.calls = []
+        self.responses = list(responses)
+
+    def pull(self, subscription, max_messages, timeout):
+        self.calls.append(("pull", subscription, max_messages, timeout))
+        return self.responses.pop(0)
+
+    def acknowledge(self, subscription, ack_ids):
+        self.calls.append(("ack", subscription, len(ack_ids)))
+
+
+def test_adaptations_target_the_beam_runner_and_are_idempotent():
+    from apache_beam.runners.direct import transform_evaluator
+    from apache_beam.runners.direct.transform_evaluator import _PubSubReadEvaluator
+    from apache_beam.transforms import userstate
+
+    assert adapt_direct_runner() is True
+    assert adapt_direct_runner() is True
+    for name in ("_read_from_pubsub", "finish_bundle"):
+        func = _PubSubReadEvaluator.__dict__[name]
+        assert getattr(func, "__func__", func).__module__ == "kappa.direct_runner"
+    assert userstate.is_stateful_dofn.__module__ == "kappa.direct_runner"
+    assert transform_evaluator.get_dofn_specs.__module__ == "kappa.direct_runner"
+
+
+def test_cached_dofn_specs_still_tell_stateful_from_stateless_dofns():
+    from apache_beam.transforms import userstate
+
+    from pipelines.beam.transforms import _DedupFn, _ParseFn
+
+    adapt_direct_runner()
+    for _ in range(2):  # the second answer comes from the cache
+        assert userstate.is_stateful_dofn(_DedupFn(10)) is True
+        assert userstate.is_stateful_dofn(_ParseFn("p")) is False
+        state, timers = userstate.get_dofn_specs(_DedupFn(10))
+        assert {s.name for s in state} == {"seen", "next_expiry"} and {t.name for t in timers} == {
+            "ts-expiry"
+        }
+    assert userstate.is_stateful_dofn(beam.DoFn()) is False
+
+
+def test_a_full_pull_holds_the_watermark_at_its_oldest_message():
+    position = _read_position(
+        types.PullResponse.pb(_response(105.0, 100.0, 103.0)).received_messages, 3, 500.0
+    )
+    assert position == 100.0
+
+
+def test_a_short_or_empty_pull_means_caught_up_at_the_pull_start():
+    short = types.PullResponse.pb(_response(480.0, 490.0)).received_messages
+    assert _read_position(short, 3, 500.0) == 480.0  # older than the pull start: its oldest
+    recent = types.PullResponse.pb(_response(499.5)).received_messages
+    assert _read_position(recent, 3, 500.0) == 500.0 - CLOCK_SLACK_S
+    assert _read_position([], 3, 500.0) == 500.0 - CLOCK_SLACK_S
+
+
+def test_the_reader_pulls_wide_acks_and_its_watermark_never_goes_back():
+    client = _RecordingClient(_response(*[100.0 + i for i in range(PULL_BATCH)]), _response(50.0))
+    reader = _LocalReader(client, PULL_BATCH)
+    assert len(reader.pull("s", timeout=30)) == PULL_BATCH
+    assert client.calls == [("pull", "s", PULL_BATCH, 30), ("ack", "s", PULL_BATCH)]
+    assert reader.watermark_s() == 100.0
+    reader.pull("s", timeout=30)  # an old straggler: no regression
+    assert reader.watermark_s() == 100.0
+
+
+def test_a_raw_message_becomes_beams_message_stamped_with_its_publish_time():
+    raw = types.PubsubMessage.pb(
+        types.PubsubMessage(
+            data=b"{}",
+            attributes={"event_id": "e"},
+            message_id="7",
+            publish_time=datetime.fromtimestamp(12.5, UTC),
+        )
+    )
+    stamp, message = beam_message(raw)
+    assert stamp.micros == 12_500_000
+    assert (message.data, message.attributes, message.message_id) == (b"{}", {"event_id": "e"}, "7")
+    assert message.publish_time.timestamp() == 12.5
