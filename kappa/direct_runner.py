@@ -37,6 +37,33 @@ CLOCK_SLACK_S = 1.0
 _patched = False
 
 
+class ReaderProgress:
+    """How far this process's local Pub/Sub reading got: pulls made and the watermark."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.pulls = 0
+        self.watermark_s = float("-inf")
+
+    def pulled(self, watermark_s: float) -> None:
+        with self._lock:
+            self.pulls += 1
+            self.watermark_s = max(self.watermark_s, watermark_s)
+
+    def watermark_age_s(self) -> float | None:
+        """Seconds the watermark is behind the clock (None before the first pull)."""
+        with self._lock:
+            seen = self.watermark_s > float("-inf")
+            return round(time.time() - self.watermark_s, 1) if seen else None
+
+
+_PROGRESS = ReaderProgress()
+
+
+def reader_progress() -> ReaderProgress:
+    return _PROGRESS
+
+
 class _LocalReader:
     """Pulls for one read transform and remembers the watermark its pulls imply."""
 
@@ -52,6 +79,7 @@ class _LocalReader:
         response = self._client.pull(subscription=subscription, max_messages=self._batch, timeout=timeout)
         received = type(response).pb(response).received_messages  # proto-plus access is slow
         self._advance(_read_position(received, self._batch, started))
+        _PROGRESS.pulled(self.watermark_s())
         if received:
             self._client.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
         return [m.message for m in received]

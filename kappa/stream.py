@@ -37,6 +37,7 @@ never different ones.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -47,7 +48,7 @@ from typing import Any, Iterator
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from kappa.direct_runner import adapt_direct_runner
+from kappa.direct_runner import adapt_direct_runner, reader_progress
 from pipelines.beam import (
     BIGQUERY_AGGREGATE_SCHEMA,
     BIGQUERY_DEAD_LETTER_SCHEMA,
@@ -70,6 +71,7 @@ from pipelines.events import BadEvent, BadRecord, Interaction, now_ms, parse_eve
 from pipelines.rows import window_start_ms
 
 log = logging.getLogger(__name__)
+POLL_S = 0.5
 PIPELINE = "kappa_stream"
 TABLE = "kappa_stream"
 
@@ -290,26 +292,42 @@ def _beam_counters(result: Any) -> dict[str, int]:
     return counters_of(result)
 
 
+def _progress(counters: dict[str, int], seconds: float, local: bool) -> dict[str, Any]:
+    """The running summary, and locally where the reader is: its watermark's age."""
+    progress = StreamResult(counters, seconds, "running").summary()
+    if local:
+        progress["watermark_age_s"] = reader_progress().watermark_age_s()
+    return progress
+
+
 def _watch(result: Any, job: StreamJob, started: float) -> str:
-    """Poll the job's counters, log progress, cancel on a stop condition; returns why it stopped."""
+    """Poll the job's counters, log progress, cancel on a stop condition; returns why it stopped.
+
+    Idleness counts only while the source is reading (locally: after the reader's first
+    pull; the pipeline's start-up is not idleness) and only the time this loop saw pass,
+    at most one poll interval a tick, so a process that was paused is not idle on waking.
+    """
     from apache_beam.runners.runner import PipelineState
 
-    last_activity, last_seen, last_log = time.monotonic(), None, 0.0
+    local = not on_dataflow(job.beam_args)
+    idle_s, last_seen, last_log, last_tick = 0.0, None, 0.0, time.monotonic()
     while True:
-        time.sleep(0.5)
+        time.sleep(POLL_S)
         if PipelineState.is_terminal(result.state):
             return f"pipeline {result.state}"
         now = time.monotonic()
-        counters = local_counts() if not on_dataflow(job.beam_args) else _beam_counters(result)
+        tick, last_tick = min(now - last_tick, POLL_S * 2), now
+        counters = local_counts() if local else _beam_counters(result)
         seen = (counters.get("read", 0), counters.get(f"rows_written_{TABLE}", 0))
-        if seen != last_seen:
-            last_seen, last_activity = seen, now
+        reading = reader_progress().pulls > 0 if local else True
+        idle_s = idle_s + tick if seen == last_seen and reading else 0.0
+        last_seen = seen
         if now - last_log >= job.progress_every_s:
             last_log = now
-            log.info("kappa stream: %s", StreamResult(counters, now - started, "running").summary())
+            log.info("kappa stream: %s", json.dumps(_progress(counters, now - started, local)))
         if job.max_runtime_s is not None and now - started >= job.max_runtime_s:
             reason = f"max runtime {job.max_runtime_s:g}s reached"
-        elif job.exit_when_idle_s is not None and now - last_activity >= job.exit_when_idle_s:
+        elif job.exit_when_idle_s is not None and idle_s >= job.exit_when_idle_s:
             reason = f"idle for {job.exit_when_idle_s:g}s"
         else:
             continue

@@ -34,9 +34,12 @@ LATE_MS, TOO_LATE_MS = 12_000, 150_000
 class Publisher(threading.Thread):
     """Publishes ~300 events/s for `seconds`, and remembers what the stream should count."""
 
-    def __init__(self, config: Config, seconds: float, seed: int = 5):
+    def __init__(
+        self, config: Config, seconds: float, seed: int = 5, late_ms: int = LATE_MS, too_late: bool = True
+    ):
         super().__init__(daemon=True)
         self.config, self.seconds, self.rng = config, seconds, random.Random(seed)
+        self.late_ms, self.with_too_late = late_ms, too_late
         self.truth: dict[tuple, int] = {}
         self.sent = self.duplicates = self.too_late = self.malformed = 0
         self.started_at: datetime | None = None
@@ -50,12 +53,13 @@ class Publisher(threading.Thread):
         while time.monotonic() - start < self.seconds:
             now = int(time.time() * 1000)
             batch = [self._event(now - self.rng.randrange(1000)) for _ in range(27)]
-            batch += [self._event(now - LATE_MS) for _ in range(2)]
+            batch += [self._event(now - self.late_ms) for _ in range(2)]
             for e in batch:
                 self._count(e)
-            too_late = event(now - TOO_LATE_MS, tweet_id=99, seed=self.rng.randrange(10**9))
-            self.too_late += 1
-            payloads = [(e.to_json(), e.attributes()) for e in [*batch, too_late, *resend]]
+            too_late = [event(now - TOO_LATE_MS, tweet_id=99, seed=self.rng.randrange(10**9))]
+            too_late = too_late if self.with_too_late else []
+            self.too_late += len(too_late)
+            payloads = [(e.to_json(), e.attributes()) for e in [*batch, *too_late, *resend]]
             self.duplicates += len(resend)
             resend = self.rng.sample(batch, 3)
             if self.rng.random() < 0.2:
@@ -81,7 +85,7 @@ class Publisher(threading.Thread):
         self.truth[key] = self.truth.get(key, 0) + 1
 
 
-def start_job(config_path: Path, *extra: str) -> subprocess.Popen:
+def start_job(config_path: Path, *extra: str, lateness: str = LATENESS) -> subprocess.Popen:
     command = [
         *KAPPACTL,
         "kappa",
@@ -89,7 +93,7 @@ def start_job(config_path: Path, *extra: str) -> subprocess.Popen:
         "--config",
         str(config_path),
         "--set",
-        f"time.kappa_allowed_lateness={LATENESS}",
+        f"time.kappa_allowed_lateness={lateness}",
         "--set",
         f"time.dedup_horizon={LATENESS}",
         "--exit-when-idle",
@@ -163,6 +167,35 @@ def test_crash_and_replay_still_equal_truth(stack_config) -> None:
     summary = finish(second)
     assert current_counts(config) == publisher.truth
     assert summary["read"] >= publisher.sent  # everything since replay_from came again
+
+
+def test_a_stream_stalled_past_allowed_lateness_catches_up_with_exactly_the_truth(stack_config) -> None:
+    """A backlog delays, never drops: the job is frozen (SIGSTOP) for 25 s, more than its
+    10 s allowed lateness plus a window, while traffic goes on; once thawed it reads the
+    backlog oldest first, its watermark follows what it reads, and nothing is too late."""
+    config, config_path = stack_config
+    job = start_job(config_path, lateness="10s")
+    publisher = Publisher(config, seconds=35, seed=7, late_ms=4_000, too_late=False)
+    publisher.start()
+    warehouse = Warehouse(config.paths.warehouse_root)
+    deadline = time.monotonic() + 120
+    while not warehouse.segments("kappa_stream"):  # the stream is up and writing
+        assert job.poll() is None and time.monotonic() < deadline, "the stream wrote nothing"
+        time.sleep(0.5)
+    job.send_signal(signal.SIGSTOP)
+    stalled_at = time.monotonic()
+    try:
+        while time.monotonic() - stalled_at < 25:  # the scenario: a 25 s stall
+            time.sleep(1)
+    finally:
+        job.send_signal(signal.SIGCONT)
+    publisher.join()
+    summary = finish(job)
+    counts = current_counts(config)
+    _explain(counts, publisher, summary, config)
+    assert summary["too_late"] == 0
+    assert summary["read"] == publisher.sent
+    assert counts == publisher.truth
 
 
 def _explain(counts: dict, publisher: Publisher, summary: dict, config: Config) -> None:
