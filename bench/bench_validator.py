@@ -1,6 +1,10 @@
 """The validator on 25 million keys per arm, 1% of them differing, against the limit:
 DuckDB's plain full outer join + count of differing keys on the same files.
 
+A second run reads the same files through a validation spec (`validator_spec_25m_*`):
+keys (window_start, tweet_id, event_type), metrics count (exact) and revenue (float,
+relative 1e-9), as `kappactl validate --spec` runs it.
+
 Figures: `validator_25m_keys_seconds` (the whole `run_validation`: arms, join, classes,
 percentiles, top-N, report files with plots), `duckdb_outer_join_25m_seconds`, their
 ratio (target at most 2x), and each one's peak RSS (target under 4 GiB). Both run with
@@ -39,16 +43,17 @@ def _select(n: int, side: str) -> str:
     value = "1 + hash(i) % 50"
     if side == "right":  # 1% of keys differ: 0.6% different, 0.2% missing here, 0.2% only here
         value = f"CASE WHEN i % 500 < 3 THEN {value} + 1 + i % 7 ELSE {value} END"
-    rows = f"SELECT {key}, {value} AS count FROM range({n}) t(i)"
+    revenue = "(hash(i) % 100000) / 100.0"  # a second metric (float) for the spec run
+    rows = f"SELECT {key}, {value} AS count, {revenue} AS revenue FROM range({n}) t(i)"
     if side == "right":
         extra = key.replace("(i // 9) % ", "10000000 + (i // 9) % ")
         rows = (
-            f"SELECT {key}, {value} AS count FROM range({n}) t(i) WHERE i % 500 <> 3 "
-            f"UNION ALL SELECT {extra}, 1 AS count FROM range({n}) t(i) WHERE i % 500 = 4"
+            f"SELECT {key}, {value} AS count, {revenue} AS revenue FROM range({n}) t(i) WHERE i % 500 <> 3 "
+            f"UNION ALL SELECT {extra}, 1 AS count, 1.0 AS revenue FROM range({n}) t(i) WHERE i % 500 = 4"
         )
     return f"""
         SELECT window_start, window_start + INTERVAL {WINDOW_MS} MILLISECOND AS window_end, tweet_id,
-               event_type, count::BIGINT AS count, '{side}' AS pipeline,
+               event_type, count::BIGINT AS count, revenue::DOUBLE AS revenue, '{side}' AS pipeline,
                window_start + INTERVAL 20 SECOND AS emitted_at, 'FINAL' AS pane, 0::BIGINT AS pane_index
         FROM ({rows}) ORDER BY window_start, tweet_id, event_type"""
 
@@ -56,7 +61,7 @@ def _select(n: int, side: str) -> str:
 def make_arms(workdir: Path, n: int) -> tuple[Path, Path]:
     import duckdb
 
-    folder = workdir / f"validator_arms_{n}"
+    folder = workdir / f"validator_arms_v2_{n}"  # v2: with the revenue column
     left, right = folder / "left.parquet", folder / "right.parquet"
     if (folder / "done").exists():
         return left, right
@@ -89,6 +94,24 @@ def measure_validator(left: str, right: str, out: str) -> dict:
     return {"seconds": t.seconds, "keys": report.keys, "verdict": report.verdict}
 
 
+def measure_spec(left: str, right: str, out: str) -> dict:
+    """The same files through a validation spec: keys, metrics count (exact) and revenue
+    (relative 1e-9), as `kappactl validate --spec` runs it."""
+    from migration.policy import build_policy
+    from migration.validator.spec import parse_spec
+    from migration.validator.spec_runner import RunOptions, run_spec
+    from pipelines.config import load_config
+
+    config = load_config(Path(__file__).parents[1] / "config" / "demo.yaml")
+    raw = {"name": "bench", "left": {"path": left}, "right": {"path": right},
+           "keys": ["window_start", "tweet_id", "event_type"],
+           "metrics": [{"column": "count"}, {"column": "revenue", "tolerance": {"relative": 1e-9}}]}  # fmt: skip
+    options = RunOptions(report_dir=Path(out), record=False, memory_limit=MEMORY_LIMIT, threads=THREADS)
+    with timed() as t:
+        report = run_spec(parse_spec(raw, "bench"), config, build_policy({}), options)
+    return {"seconds": t.seconds, "keys": report.keys, "verdict": report.verdict}
+
+
 def measure_outer_join(left: str, right: str) -> dict:
     import duckdb
 
@@ -98,7 +121,8 @@ def measure_outer_join(left: str, right: str) -> dict:
     con.execute(f"SET threads = {THREADS}")
     with timed() as t:
         total, differing = con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE l.count IS DISTINCT FROM r.count) "
+            f"SELECT count(*), count(*) FILTER (WHERE l.count IS DISTINCT FROM r.count "
+            "OR l.revenue IS DISTINCT FROM r.revenue) "
             f"FROM read_parquet('{left}') l FULL OUTER JOIN read_parquet('{right}') r "
             "USING (window_start, tweet_id, event_type)"
         ).fetchone()
@@ -143,6 +167,9 @@ def run(workdir: Path, quick: bool = False) -> list[Figure]:
     assert val["keys"]["total"] == join["keys"], (val["keys"], join)
     differing = val["keys"]["total"] - val["keys"]["same"]
     assert differing == join["differing"], (val["keys"], join)
+    spec = _in_subprocess("spec", str(left), str(right), str(Path(workdir) / f"spec_report_{n}"))
+    spec_differing = spec["keys"]["total"] - spec["keys"]["same"]
+    assert (spec["keys"]["total"], spec_differing) == (join["keys"], join["differing"]), (spec["keys"], join)
     ratio = val["seconds"] / join["seconds"]
     notes = (
         f"{n:,} keys per arm, {differing:,} differing; DuckDB memory_limit {MEMORY_LIMIT}, threads {THREADS}"
@@ -156,6 +183,13 @@ def run(workdir: Path, quick: bool = False) -> list[Figure]:
                {"peak_rss_mib": round(join["peak_rss_mib"], 1)}),
         Figure(f"validator_vs_outer_join_{label}_ratio", round(ratio, 2), "x", n, "target <= 2x"),
         Figure(f"validator_{label}_peak_rss_mib", round(val["peak_rss_mib"], 1), "MiB", n,
+               "target < 4096 MiB"),
+        Figure(f"validator_spec_{label}_keys_seconds", round(spec["seconds"], 2), "s", n,
+               notes + "; validation spec, 2 metrics (count exact, revenue relative 1e-9); target < 10 s",
+               {"peak_rss_mib": round(spec["peak_rss_mib"], 1)}),
+        Figure(f"validator_spec_vs_outer_join_{label}_ratio", round(spec["seconds"] / join["seconds"], 2), "x", n,
+               "validation spec vs the plain outer join of both metrics; target <= 2x"),
+        Figure(f"validator_spec_{label}_peak_rss_mib", round(spec["peak_rss_mib"], 1), "MiB", n,
                "target < 4096 MiB"),
     ]  # fmt: skip
 

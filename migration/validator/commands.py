@@ -15,9 +15,23 @@ from migration.validator.inputs import build_inputs
 from migration.validator.runner import build_plan, run_validation
 from pipelines.cli_common import with_config
 from pipelines.config import Config
+from pipelines.errors import ConfigError
+
+# Flags that still apply with --spec (the rest name arms, which a spec declares itself).
+_SPEC_FLAGS = ("warehouse", "memory_limit", "threads", "since", "until")
+
+
+def _spec_flags(arms: dict[str, str | None]) -> dict[str, str | None]:
+    return {k: arms.get(k) for k in _SPEC_FLAGS}
 
 
 @click.command(name="validate")
+@click.option(
+    "--spec",
+    "specs",
+    multiple=True,
+    help="A validation spec YAML, or a folder of them; repeatable. Replaces the arm flags.",
+)
 @click.option("--left", help="Left warehouse table or view.  [default: legacy_serving]")
 @click.option("--right", help="Right warehouse table or view.  [default: kappa_stream]")
 @click.option("--left-path", help="Left arm as aggregate Parquet files (a path or glob) instead of a table.")
@@ -48,13 +62,26 @@ def validate(
     no_record: bool,
     report_dir: str | None,
     dataset: str | None,
+    specs: tuple[str, ...],
     **arms: str | None,
 ) -> None:
-    """Compare two arms key by key, explain the differences, and give a verdict.
+    """Compare two arms key by key, explain the differences, and give a verdict; or run
+    validation specs (`--spec`): the flags are a shorthand for the shipped spec
+    config/validations/interaction_counts.yaml.
 
-    Exit code 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 bad input or configuration.
+    Exit code 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 bad input or configuration (several
+    specs: the worst verdict).
     """
     policy = load_policy(policy_path)
+    if specs:
+        from migration.validator.spec_commands import run_spec_files
+
+        given = sorted(k for k, v in {**arms, "dataset": dataset}.items() if v and k not in _SPEC_FLAGS)
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ConfigError(f"--spec replaces the arm flags: drop {flags} (a spec names its own sides)")
+        raise SystemExit(run_spec_files(config, list(specs), policy, dry_run=dry_run, as_json=as_json,
+                                        record=not no_record, report_dir=report_dir, **_spec_flags(arms)))  # fmt: skip
     inputs = build_inputs(
         config, record=not no_record, report_dir=report_dir, bigquery_dataset=dataset, **arms
     )

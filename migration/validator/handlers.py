@@ -15,6 +15,7 @@ import pyarrow as pa
 from migration.validator.inputs import ValidationInputs
 from migration.validator.render import render_html, render_markdown
 from migration.validator.report import FAIL, PASS, Report
+from migration.validator.spec_report import SpecReport, render_spec_html, render_spec_markdown
 from pipelines.errors import ConfigError, InputError
 from pipelines.instants import parse_optional_instant
 from pipelines.rows import TS, VALIDATION_RUNS_SCHEMA, table_from_rows
@@ -30,6 +31,7 @@ VALIDATION_RUNS_EXTRA = [
     ("window_from", TS),
     ("window_to", TS),
     ("policy", pa.string()),
+    ("spec", pa.string()),  # the validation spec's name (null: `kappactl validate` flags)
 ]
 VALIDATION_RUNS_ROW_SCHEMA = pa.schema([*VALIDATION_RUNS_SCHEMA, *VALIDATION_RUNS_EXTRA])
 
@@ -55,13 +57,17 @@ class ReportFiles:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
-    def handle(self, report: Report) -> None:
+    def handle(self, report: Report | SpecReport) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             report.report_dir = str(self.directory)
             (self.directory / "report.json").write_text(report.to_json() + "\n", encoding="utf-8")
-            (self.directory / "report.md").write_text(render_markdown(report), encoding="utf-8")
-            (self.directory / "report.html").write_text(render_html(report), encoding="utf-8")
+            if isinstance(report, SpecReport):
+                markdown, page = render_spec_markdown(report), render_spec_html(report)
+            else:
+                markdown, page = render_markdown(report), render_html(report)
+            (self.directory / "report.md").write_text(markdown, encoding="utf-8")
+            (self.directory / "report.html").write_text(page, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--report-dir {self.directory}: cannot write the report ({exc})") from exc
 
@@ -70,8 +76,38 @@ def _ms(iso_text: str | None) -> int | None:
     return parse_optional_instant(iso_text, "report time")
 
 
-def run_row(report: Report) -> dict[str, Any]:
+def spec_run_row(report: SpecReport) -> dict[str, Any]:
+    """A spec report as one validation_runs row: its sides' labels stand for the arms."""
+    k = report.keys
+    final = k["total"] - k["pending"]
+    return {
+        "run_id": report.run_id,
+        "started_at": _ms(report.started_at),
+        "finished_at": _ms(report.finished_at),
+        "verdict": report.verdict,
+        "left_arm": report.inputs["left"],
+        "right_arm": report.inputs["right"],
+        "reference_arm": None,
+        "keys_total": k["total"],
+        "keys_final": final,
+        "keys_unexplained": k["unexplained"],
+        "unexplained_rate": k["unexplained"] / final if final else None,
+        "report_path": str(Path(report.report_dir) / "report.json") if report.report_dir else None,
+        "keys_same": k["same"],
+        "keys_pending": k["pending"],
+        "keys_explained": 0,
+        "unexplained_count_rate": None,
+        "window_from": None,
+        "window_to": None,
+        "policy": json.dumps(report.policy, sort_keys=True),
+        "spec": report.spec,
+    }
+
+
+def run_row(report: Report | SpecReport) -> dict[str, Any]:
     """The report as one validation_runs row (timestamps in epoch ms)."""
+    if isinstance(report, SpecReport):
+        return spec_run_row(report)
     k, r = report.keys, report.rates
     windows = report.by_window
     return {
@@ -94,6 +130,7 @@ def run_row(report: Report) -> dict[str, Any]:
         "window_from": _ms(windows[0]["window_start"]) if windows else None,
         "window_to": _ms(windows[-1]["window_start"]) if windows else None,
         "policy": json.dumps(report.policy, sort_keys=True),
+        "spec": report.spec,
     }
 
 
@@ -103,7 +140,7 @@ class WarehouseRecord:
     def __init__(self, root: Path):
         self.warehouse = Warehouse(root)
 
-    def handle(self, report: Report) -> None:
+    def handle(self, report: Report | SpecReport) -> None:
         table = table_from_rows([run_row(report)], VALIDATION_RUNS_ROW_SCHEMA)
         self.warehouse.append("validation_runs", table, writer="validator")
 
@@ -114,7 +151,7 @@ class BigQueryRecord:
     def __init__(self, project: str, table_id: str = "migration.validation_runs"):
         self.project, self.table_id = project, table_id
 
-    def handle(self, report: Report) -> None:
+    def handle(self, report: Report | SpecReport) -> None:
         try:
             from google.cloud import bigquery
         except ImportError as exc:
@@ -138,29 +175,31 @@ class BigQueryRecord:
 def previous_streak(inputs: ValidationInputs, report: Report) -> int:
     """PASS runs in a row for these arms, this one included (INCONCLUSIVE runs neither
     count nor break the streak, as in the cutover gate)."""
+    root = inputs.warehouse_root if inputs.backend == "duckdb" else None
+    return streak(root, report.inputs["left"], report.inputs["right"], report.verdict)
+
+
+def streak(root: Path | None, left: str, right: str, verdict_now: str) -> int:
+    """PASS runs in a row of `left` vs `right` in the warehouse at `root`, plus this one."""
     verdicts: list[str] = []
-    if (
-        inputs.backend == "duckdb"
-        and inputs.warehouse_root
-        and Warehouse(inputs.warehouse_root).segments("validation_runs")
-    ):
-        con = Warehouse(inputs.warehouse_root).connect()
+    if root and Warehouse(root).segments("validation_runs"):
+        con = Warehouse(root).connect()
         try:
             rows = con.execute(
                 "SELECT verdict FROM validation_runs WHERE left_arm = ? AND right_arm = ? "
                 "ORDER BY finished_at, run_id",
-                [report.inputs["left"], report.inputs["right"]],
+                [left, right],
             ).fetchall()
         finally:
             con.close()
         verdicts = [str(r[0]) for r in rows]
-    streak = 0
-    for verdict in [*verdicts, report.verdict]:
+    count = 0
+    for verdict in [*verdicts, verdict_now]:
         if verdict == PASS:
-            streak += 1
+            count += 1
         elif verdict == FAIL:
-            streak = 0
-    return streak
+            count = 0
+    return count
 
 
 def default_handlers(inputs: ValidationInputs) -> list[Any]:

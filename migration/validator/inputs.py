@@ -79,6 +79,7 @@ class ValidationInputs:
     memory_limit: str | None = None  # DuckDB `SET memory_limit`, e.g. "3GB"
     threads: int | None = None
     finished_statuses: tuple[str, ...] = FINISHED_STATUSES
+    spec: str | None = None  # the validation spec this run comes from (None: the flags)
     run_id: str = field(default_factory=lambda: new_run_id())
 
     def describe(self) -> dict[str, object]:

@@ -143,6 +143,7 @@ class Report:
     noise_baseline: dict[str, Any] | None = None
     consecutive_passes: dict[str, int] = field(default_factory=dict)
     report_dir: str | None = None
+    spec: str | None = None  # the validation spec of the run (None: `kappactl validate` flags)
 
     @property
     def exit_code(self) -> int:

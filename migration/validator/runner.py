@@ -212,6 +212,7 @@ def run_validation(
         reference=reference,
         noise_baseline=noise,
         report_dir=str(inputs.report_dir) if inputs.report_dir else None,
+        spec=inputs.spec,
     )
     report.consecutive_passes = {
         "count": previous_streak(inputs, report),

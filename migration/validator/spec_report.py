@@ -1,0 +1,172 @@
+"""The report of a spec run (metric diff, row hash, schema, column aggregates) in the same
+three formats as the interaction-count report, and the summary of a multi-spec run.
+
+Key classes (`keys`): total = same + different + missing_in_left + missing_in_right +
+pending; `unexplained` = different + missing_in_left + missing_in_right (a spec has no
+explanations: every final difference counts against the verdict). For the schema kind a
+"key" is a column (`compatible` counts columns of compatible, not equal, types); for
+column aggregates it is one (group, column, aggregate) value.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from migration.policy import Policy
+from migration.validator.report import EXIT_CODES, FAIL, INCONCLUSIVE, PASS
+from migration.validator.spec import COLUMN_AGGREGATES, SCHEMA
+
+SPEC_CLASSES = ("total", "same", "compatible", "different", "missing_in_left", "missing_in_right",
+                "pending", "unexplained")  # fmt: skip
+# The worst verdict of a multi-spec run decides its exit code.
+SEVERITY = {PASS: 0, INCONCLUSIVE: 1, FAIL: 2}
+
+
+def decide_spec(kind: str, keys: dict[str, int], policy: Policy) -> tuple[str, list[str]]:
+    """Schema and aggregates: FAIL on any difference. Keyed kinds: INCONCLUSIVE below
+    min_final_keys, FAIL above max_unexplained_key_rate, else PASS."""
+    final = keys["total"] - keys["pending"]
+    bad = keys["unexplained"]
+    if kind in (SCHEMA, COLUMN_AGGREGATES):
+        what = "columns" if kind == SCHEMA else "aggregates"
+        if bad:
+            return FAIL, [f"{bad} of {final} {what} differ or are missing on one side"]
+        return PASS, [f"all {final} {what} agree"]
+    if final == 0 or final < policy.min_final_keys:
+        return INCONCLUSIVE, [f"only {final} final keys ({keys['pending']} pending); policy min_final_keys "
+                              f"is {policy.min_final_keys}"]  # fmt: skip
+    rate = bad / final
+    limit = policy.max_unexplained_key_rate
+    if rate > limit:
+        return FAIL, [f"differing key rate {rate:.6f} > {limit} ({bad} of {final} final keys)"]
+    return PASS, [f"differing key rate {rate:.6f} <= {limit} ({bad} of {final} final keys)"]
+
+
+@dataclass
+class SpecReport:
+    run_id: str
+    spec: str
+    kind: str
+    verdict: str
+    reasons: list[str]
+    keys: dict[str, int]
+    metrics: list[dict[str, Any]]  # per-metric difference statistics
+    top_differing: list[dict[str, Any]]
+    schema: list[dict[str, Any]]
+    aggregates: list[dict[str, Any]]  # the differing aggregate values (all when few)
+    policy: dict[str, Any]
+    inputs: dict[str, Any]
+    started_at: str
+    finished_at: str
+    consecutive_passes: dict[str, int] = field(default_factory=dict)
+    report_dir: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, default=str)
+
+    def summary_line(self) -> str:
+        k = self.keys
+        return (f"{self.verdict}: spec {self.spec} ({self.kind}): {k['total']} keys, {k['same']} same, "
+                f"{k['different']} different, {k['missing_in_left']} missing in left, "
+                f"{k['missing_in_right']} missing in right, {k['pending']} pending")  # fmt: skip
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _sections(report: SpecReport) -> list[tuple[str, list[str], list[list[Any]]]]:
+    out: list[tuple[str, list[str], list[list[Any]]]] = [
+        ("Keys", ["class", "keys"], [[c, report.keys.get(c, 0)] for c in SPEC_CLASSES]),
+    ]
+    if report.metrics:
+        header = ["metric", "tolerance", "differing keys", "sum abs diff", "max abs diff",
+                  "rel p50", "rel p90", "rel p99", "rel max"]  # fmt: skip
+        rows = [[m["metric"], m["tolerance"], m["differing_keys"], m.get("abs_sum"), m.get("abs_max"),
+                 *(m.get("rel", {}).get(p) for p in ("p50", "p90", "p99", "max"))] for m in report.metrics]  # fmt: skip
+        out.append(("Per-metric differences (final keys on both sides)", header, rows))
+    if report.top_differing:
+        header = list(report.top_differing[0])
+        out.append((f"Top {len(report.top_differing)} differing keys", header,
+                    [[row[h] for h in header] for row in report.top_differing]))  # fmt: skip
+    if report.schema:
+        out.append(("Schema", ["column", "left type", "right type", "status"],
+                    [[r["column"], r["left_type"], r["right_type"], r["status"]] for r in report.schema]))  # fmt: skip
+    if report.aggregates:
+        out.append(("Column aggregates", ["group", "column", "aggregate", "left", "right", "status"],
+                    [[r["group"], r["column"], r["aggregate"], r["left"], r["right"], r["status"]]
+                     for r in report.aggregates]))  # fmt: skip
+    return out
+
+
+def _header(report: SpecReport) -> list[str]:
+    i = report.inputs
+    return [
+        f"Run `{report.run_id}`, spec `{report.spec}` ({report.kind}): **{report.verdict}** "
+        f"({'; '.join(report.reasons)})",
+        f"Left `{i['left']}` vs right `{i['right']}`; keys {i['keys']}; filter `{i['filter']}`; "
+        f"finality {i['finality']}; engine {i.get('engine')}; {report.started_at} .. {report.finished_at}",
+    ]
+
+
+def render_spec_markdown(report: SpecReport) -> str:
+    lines = [f"# Validation {report.verdict}: {report.spec}", ""]
+    lines += [f"- {h}" for h in _header(report)]
+    for title, header, rows in _sections(report):
+        lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_spec_html(report: SpecReport) -> str:
+    e = html.escape
+    colour = {PASS: "#2a7", FAIL: "#c33", INCONCLUSIVE: "#d90"}[report.verdict]
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             f"<title>Validation {e(report.spec)}: {report.verdict}</title>",
+             "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
+             "margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+             "th{background:#f4f4f4}</style></head><body>",
+             f"<h1>{e(report.spec)}: <span style='color:{colour}'>{report.verdict}</span></h1><ul>",
+             *[f"<li>{e(h).replace('**', '')}</li>" for h in _header(report)], "</ul>"]  # fmt: skip
+    for title, header, rows in _sections(report):
+        parts.append(
+            f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"
+        )
+        parts += ["<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def worst_exit_code(reports: Iterable[Any]) -> int:
+    worst = max(reports, key=lambda r: SEVERITY[r.verdict])
+    return int(worst.exit_code)
+
+
+def summary_table(reports: list[Any]) -> str:
+    """One line per spec and the worst verdict (Markdown, also readable as text)."""
+    lines = ["| spec | kind | verdict | keys | same | different | missing left | missing right | pending |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in reports:
+        k = r.keys
+        name = getattr(r, "spec", None) or "interaction_counts"
+        kind = getattr(r, "kind", "metric_diff")
+        lines.append(f"| {name} | {kind} | {r.verdict} | {k['total']} | {k['same']} | {k['different']} | "
+                     f"{k['missing_in_left']} | {k['missing_in_right']} | {k['pending']} |")  # fmt: skip
+    worst = max(reports, key=lambda r: SEVERITY[r.verdict]).verdict
+    lines.append(f"worst verdict: {worst} (exit {EXIT_CODES[worst]})")
+    return "\n".join(lines)
