@@ -28,7 +28,8 @@
     if (s === null || s === undefined) return "no data";
     if (s < 120) return s.toFixed(0) + " s";
     if (s < 7200) return (s / 60).toFixed(1) + " min";
-    return (s / 3600).toFixed(1) + " h";
+    if (s < 172800) return (s / 3600).toFixed(1) + " h";
+    return (s / 86400).toFixed(1) + " days";
   }
   function fillBody(table, rows) {
     const body = $(table).tBodies[0];
@@ -147,6 +148,9 @@
     fillBody("unexplained", report.top_unexplained.map((u) => el("tr", {},
       el("td", {}, fmtTime(u.window_start)), el("td", {}, u.tweet_id), el("td", {}, u.event_type),
       el("td", { class: "num" }, u.left_count ?? "–"), el("td", { class: "num" }, u.right_count ?? "–"))));
+    if (!report.top_unexplained.length) {
+      fillBody("unexplained", [el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no unexplained key in this run"))]);
+    }
   }
 
   function drawArms(arms) {
