@@ -88,6 +88,7 @@ class Console:
         self._evidence: Evidence | None = None
         self._token: object = None
         self._read_at = 0.0
+        self._read_seconds = 0.0
         self.last_error: str | None = None
         for name, text in GAUGES.items():
             metrics.describe(name, "gauge", text)
@@ -95,10 +96,13 @@ class Console:
     # -- reading ---------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> None:
         """Re-read the sources if they changed or the last read is older than max_age_s."""
+        since = time.monotonic() - self._read_at
+        if not force and self._evidence is not None and since < 5 * self._read_seconds:
+            return  # at most a fifth of a core on re-reads, as for the serving snapshot
         token = self.source.fingerprint()
-        fresh = time.monotonic() - self._read_at < self.max_age_s
-        if not force and self._evidence is not None and token == self._token and fresh:
+        if not force and self._evidence is not None and token == self._token and since < self.max_age_s:
             return
+        started = time.monotonic()
         with self._lock:
             try:
                 evidence = gather(self.source, _now_ms())
@@ -107,6 +111,7 @@ class Console:
                 log.warning("console status not refreshed: %s", self.last_error)
                 return
             self._evidence, self._token, self._read_at = evidence, token, time.monotonic()
+            self._read_seconds = self._read_at - started
             self.last_error = None
 
     def evidence(self) -> Evidence:
