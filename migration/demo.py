@@ -130,6 +130,7 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
         ]:
             procs.start(name, *args)
         port = procs.start_server()
+        echo_err(f"demo: migration console at http://127.0.0.1:{port}/console")
         procs.start(
             "generator",
             "generate",

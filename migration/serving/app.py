@@ -3,6 +3,8 @@
     GET /v1/tweets/{tweet_id}/counts?event_type=&start=&end=   counts per window + source
     GET /healthz                                               state, snapshot, shadow stats
     GET /metrics                                               Prometheus text exposition
+    GET /console, GET /v1/migration/status                     the migration console (console.py)
+    POST /v1/migration/advance|rollback                        only with --allow-actions
 
 Reads are routed by the cutover state (see routing.py); the other arm is shadow-read after
 the response (see shadow.py). `start`/`end` are epoch milliseconds or ISO-8601 times
@@ -25,6 +27,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from migration.cutover.store import LocalStateStore, StateStore
+from migration.policy import Policy, load_policy
+from migration.serving.console import Console
 from migration.serving.data import Refresher, ServingData, Snapshot
 from migration.serving.metrics import Metrics
 from migration.serving.routing import StateWatcher, route
@@ -48,6 +52,8 @@ class ServingSettings:
     settle_ms: int  # a window is compared in shadow reads only this long after it ends
     refresh_s: float = 2.0
     shadow_tolerance: float = 0.0  # policy shadow_relative_tolerance
+    policy: Policy | None = None  # the cutover gate of console actions (default: config/policy.yaml)
+    allow_actions: bool = False  # POST /v1/migration/advance|rollback (else 403)
 
     @classmethod
     def from_config(
@@ -109,7 +115,9 @@ class ServingService:
         self.shadow = ShadowRecorder(
             self.metrics, settings.settle_ms, stats_dir, tolerance=settings.shadow_tolerance
         )
-        self.refresher = Refresher(settings.refresh_s, self.refresh, self.shadow.flush)
+        self.console = Console(self.data.warehouse, store, settings.policy or load_policy(), self.shadow,
+                               self.metrics, settings.allow_actions)  # fmt: skip
+        self.refresher = Refresher(settings.refresh_s, self.refresh, self.shadow.flush, self.console.refresh)
 
     def refresh(self) -> None:
         if self.data.refresh_if_changed() and self.data.snapshot:
@@ -188,6 +196,7 @@ class ServingService:
         snap = self.data.snapshot
         if snap:
             self.metrics.set("snapshot_age_seconds", max(0.0, time.time() - snap.built_ms / 1000))
+        self.console.export_metrics()
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
@@ -233,7 +242,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse(
-        {"error": f"no route {request.url.path}: try {COUNTS_ROUTE}", "type": "NotFound"}, 404
+        {"error": f"no route {request.url.path}: try {COUNTS_ROUTE} or /console", "type": "NotFound"}, 404
     )
 
 
@@ -254,6 +263,7 @@ def create_app(settings: ServingSettings, store: StateStore) -> Starlette:
             Route(COUNTS_ROUTE, service.counts, methods=["GET"]),
             Route("/healthz", service.health, methods=["GET"]),
             Route("/metrics", service.render_metrics, methods=["GET"]),
+            *service.console.routes(),
         ],
         exception_handlers={KappaError: _kappa_error, 404: _not_found, Exception: _unexpected},
         lifespan=lifespan,

@@ -41,6 +41,8 @@ def _seconds(name: str, text: str | None) -> float | None:
 @click.option("--settle", default=None, help="Compare a window in shadow reads this long after it ends "
               "(default: max(kappa_allowed_lateness, batch_period + batch_delay) + 30s).")  # fmt: skip
 @click.option("--policy", "policy_path", default=None, help="Policy YAML (default: config/policy.yaml).")
+@click.option("--allow-actions", is_flag=True, help="Let the console advance and roll back the cutover "
+              "(POST /v1/migration/advance|rollback; refused with 403 without this flag).")  # fmt: skip
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     config: Config,
@@ -51,9 +53,10 @@ def serve(
     refresh: str,
     settle: str | None,
     policy_path: str | None,
+    allow_actions: bool,
     log_level: str,
 ) -> None:
-    """Serve GET /v1/tweets/{id}/counts, /healthz and /metrics over the warehouse."""
+    """Serve GET /v1/tweets/{id}/counts, /healthz, /metrics and the /console over the warehouse."""
     settings = ServingSettings.from_config(config, warehouse, refresh_s=_seconds("refresh", refresh) or 2.0)
     if (settle_s := _seconds("settle", settle)) is not None:
         settings = ServingSettings(settings.warehouse_root, settings.window_ms, settings.period_ms,
@@ -62,9 +65,17 @@ def serve(
 
     from migration.policy import load_policy
 
-    settings = replace(settings, shadow_tolerance=load_policy(policy_path).shadow_relative_tolerance)
+    policy = load_policy(policy_path)
+    settings = replace(
+        settings,
+        shadow_tolerance=policy.shadow_relative_tolerance,
+        policy=policy,
+        allow_actions=allow_actions,
+    )
     store = open_store(state_location or default_state_location(settings.warehouse_root))
     click.echo(
         f"serving {settings.warehouse_root} on http://{host}:{port} (cutover state: {store.describe()})"
     )
+    actions = "actions allowed" if allow_actions else "read-only; --allow-actions enables advance/rollback"
+    click.echo(f"console: http://{host}:{port}/console ({actions})")
     serve_forever(settings, store, host, port, log_level)

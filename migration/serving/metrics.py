@@ -20,6 +20,13 @@ def _labels(labels: Labels, extra: Iterable[tuple[str, str]] = ()) -> str:
     return "{" + body + "}"
 
 
+def _number(value: float) -> str:
+    """Integers as integers, anything else exactly (a timestamp in `:g` loses its seconds)."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
 class Metrics:
     """Counters, gauges and one latency histogram, safe to update from any thread."""
 
@@ -33,6 +40,11 @@ class Metrics:
 
     def describe(self, name: str, kind: str, text: str) -> None:
         self._help[name] = (kind, text)
+
+    def clear(self, name: str) -> None:
+        """Forget every label set of a gauge (one whose label values come and go)."""
+        with self._lock:
+            self._gauges.pop(name, None)
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         with self._lock:
@@ -64,7 +76,7 @@ class Metrics:
                     full = f"{self.prefix}_{name}"
                     lines.append(f"# HELP {full} {self._help.get(name, (kind, name))[1]}")
                     lines.append(f"# TYPE {full} {kind}")
-                    lines += [f"{full}{_labels(k)} {v:g}" for k, v in sorted(series[name].items())]
+                    lines += [f"{full}{_labels(k)} {_number(v)}" for k, v in sorted(series[name].items())]
             lines += self._render_histogram()
         return "\n".join(lines) + "\n"
 

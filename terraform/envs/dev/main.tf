@@ -22,6 +22,7 @@ locals {
     "dataflow.googleapis.com",
     "dataproc.googleapis.com",
     "iam.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "storage.googleapis.com",
   ])
@@ -165,4 +166,13 @@ module "legacy_speed" {
   kms_key_name      = var.kms_key_name
 
   depends_on = [google_project_service.this]
+}
+
+module "monitoring" {
+  source = "../../modules/monitoring"
+
+  project_id            = var.project_id
+  alerts_enabled        = var.migration_alerts_enabled
+  notification_channels = var.alert_notification_channels
+  labels                = var.labels
 }

@@ -145,3 +145,8 @@ output "legacy_speed_cluster" {
   description = "Dataproc cluster running the legacy speed layer; null unless legacy_speed_on_dataproc."
   value       = try(module.legacy_speed[0].cluster_name, null)
 }
+
+output "migration_alert_policy_ids" {
+  description = "Cloud Monitoring alert policy ids of the migration's rollback conditions, by condition."
+  value       = module.monitoring.alert_policy_ids
+}

@@ -224,3 +224,15 @@ variable "enable_apis" {
   description = "Enable the Google APIs this stack uses (never disabled on destroy)."
   default     = true
 }
+
+variable "migration_alerts_enabled" {
+  type        = bool
+  description = "Cloud Monitoring alert policies for the rollback conditions (shadow mismatches, validation FAIL, stale arms); see terraform/modules/monitoring."
+  default     = true
+}
+
+variable "alert_notification_channels" {
+  type        = list(string)
+  description = "Notification channel ids the migration alert policies notify; empty: incidents only."
+  default     = []
+}

@@ -1,0 +1,259 @@
+"""The migration console: `GET /console` (one HTML page, no CDN), `GET /v1/migration/status`
+(its JSON), the latest reports, and the two actions.
+
+The page fetches the status every few seconds and redraws itself. The status is read from a
+`MigrationSource` on the serving API's refresher thread whenever the warehouse or the
+cutover state changed (or every `max_age_s`), never on the request path once it exists.
+
+`POST /v1/migration/advance` and `/v1/migration/rollback` exist only when the server was
+started with `--allow-actions` (otherwise 403): they take a JSON body with a `reason` and
+`"confirm": true` (the page asks first) and call the cutover controller, its gate and its
+audit log exactly as `kappactl cutover advance|rollback` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from migration.cutover.controller import advance, default_actor, rollback
+from migration.cutover.gate import ShadowStats, read_validation_runs
+from migration.cutover.model import parse_stage
+from migration.cutover.store import StateStore
+from migration.policy import Policy
+from migration.serving.metrics import Metrics
+from migration.serving.shadow import ShadowRecorder
+from migration.serving.status import Evidence, LocalMigrationSource, build_status, gather
+from pipelines.errors import InputError, KappaError
+from pipelines.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+ASSETS = {"console.js": "application/javascript", "console.css": "text/css"}
+VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+# The gauges deploy/prometheus/ alerts on and deploy/grafana/ draws (prefix kappa_serving_).
+GAUGES = {
+    "migration_validation_last_verdict": "1 for the verdict of the newest validation run of the gate arms.",
+    "migration_validation_last_finished_timestamp_seconds": "When that run finished (Unix seconds).",
+    "migration_validation_last_unexplained_keys": "Unexplained keys of that run.",
+    "migration_arm_rows": "Rows in the arm's warehouse table (every pane).",
+    "migration_arm_newest_window_end_timestamp_seconds": "End of the newest window the arm wrote (Unix s).",
+    "migration_arm_lag_seconds": "Wall clock minus the end of the newest window the arm wrote.",
+    "migration_dead_letters_last_hour": "Dead-lettered records of the last hour by pipeline and reason.",
+    "migration_shadow_mismatch_rate": "Shadow-read keys mismatched / compared since the last transition.",
+    "migration_shadow_keys_compared": "Shadow-read keys compared since the last transition.",
+    "migration_cutover_transitions": "Transitions in the cutover audit log (the state's seq).",
+}
+
+
+class ActionsDisabled(KappaError):
+    """A console action on a server started without --allow-actions."""
+
+    http_status = 403
+
+
+def _asset(name: str) -> str:
+    return resources.files("migration.serving").joinpath("console", name).read_text(encoding="utf-8")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Console:
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        store: StateStore,
+        policy: Policy,
+        shadow: ShadowRecorder,
+        metrics: Metrics,
+        allow_actions: bool = False,
+        max_age_s: float = 15.0,
+    ):
+        self.warehouse, self.store, self.policy = warehouse, store, policy
+        self.source = LocalMigrationSource(warehouse, store)
+        self.shadow, self.metrics = shadow, metrics
+        self.allow_actions = allow_actions
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._evidence: Evidence | None = None
+        self._token: object = None
+        self._read_at = 0.0
+        self._read_seconds = 0.0
+        self.last_error: str | None = None
+        for name, text in GAUGES.items():
+            metrics.describe(name, "gauge", text)
+
+    # -- reading ---------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Re-read the sources if they changed or the last read is older than max_age_s."""
+        since = time.monotonic() - self._read_at
+        if not force and self._evidence is not None and since < 5 * self._read_seconds:
+            return  # at most a fifth of a core on re-reads, as for the serving snapshot
+        token = self.source.fingerprint()
+        if not force and self._evidence is not None and token == self._token and since < self.max_age_s:
+            return
+        started = time.monotonic()
+        with self._lock:
+            try:
+                evidence = gather(self.source, _now_ms())
+            except Exception as exc:  # e.g. DuckDB on a segment being replaced: retried next tick
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("console status not refreshed: %s", self.last_error)
+                return
+            self._evidence, self._token, self._read_at = evidence, token, time.monotonic()
+            self._read_seconds = self._read_at - started
+            self.last_error = None
+
+    def evidence(self) -> Evidence:
+        if self._evidence is None:
+            self.refresh(force=True)
+        if self._evidence is None:
+            raise InputError(f"the migration status cannot be read: {self.last_error}")
+        return self._evidence
+
+    def shadow_stats(self, seq: int) -> ShadowStats | None:
+        live = self.shadow.stats
+        if live.seq == seq and live.reads:
+            return live
+        return self.source.shadow_file() or (live if live.seq >= 0 else None)
+
+    def status_document(self) -> dict[str, Any]:
+        ev = self.evidence()
+        doc = build_status(ev, self.policy, _now_ms(), self.shadow_stats(ev.state.seq))
+        doc["actions_allowed"] = self.allow_actions
+        doc["read_error"] = self.last_error
+        return doc
+
+    # -- HTTP ------------------------------------------------------------------------------
+    async def status(self, request: Request) -> Response:
+        doc = await run_in_threadpool(self.status_document)
+        return JSONResponse(doc, headers={"Cache-Control": "no-store"})
+
+    async def page(self, request: Request) -> Response:
+        return HTMLResponse(_asset("console.html"), headers={"Cache-Control": "no-store"})
+
+    async def asset(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ASSETS:
+            return JSONResponse({"error": f"no console asset {name!r}", "type": "NotFound"}, 404)
+        return Response(_asset(name), media_type=ASSETS[name])
+
+    async def report_html(self, request: Request) -> Response:
+        """The full report of a recorded run (only paths `validation_runs` holds are served)."""
+        run_id = request.path_params["run_id"]
+        runs = {r.run_id: r for r in self.evidence().runs}
+        run = runs.get(run_id)
+        if run is None:
+            self.refresh(force=True)
+            run = {r.run_id: r for r in self.evidence().runs}.get(run_id)
+        path: Path | None = run.report_html if run else None
+        if path is None or not path.is_file():
+            return JSONResponse({"error": f"no report.html for run {run_id!r}", "type": "NotFound"}, 404)
+        return FileResponse(path, media_type="text/html")
+
+    async def _action_body(self, request: Request) -> dict[str, Any]:
+        if not self.allow_actions:
+            raise ActionsDisabled(
+                "actions are disabled: start the server with `kappactl serve --allow-actions`"
+            )
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise InputError("the body must be a JSON object with 'reason' and 'confirm': true") from exc
+        if not isinstance(body, dict):
+            raise InputError("the body must be a JSON object with 'reason' and 'confirm': true")
+        if body.get("confirm") is not True:
+            raise InputError("not confirmed: send 'confirm': true once the operator confirmed the move")
+        if not isinstance(body.get("reason"), str) or not body["reason"].strip():
+            raise InputError("a reason is required (it goes into the audit log)")
+        return body
+
+    def _actor(self, body: dict[str, Any]) -> str:
+        who = str(body.get("actor") or "").strip()[:80] or default_actor()
+        return f"{who} (console)"
+
+    async def advance(self, request: Request) -> Response:
+        body = await self._action_body(request)
+        target = parse_stage(str(body["to"])) if body.get("to") else None
+        percent = body.get("percent")
+        if percent is not None and (not isinstance(percent, int) or isinstance(percent, bool)):
+            raise InputError(f"percent must be an integer from 1 to 99, got {percent!r}")
+
+        def act() -> dict[str, Any]:
+            runs = read_validation_runs(self.warehouse, self.policy.gate_arms)
+            new = advance(self.store, self.policy, runs, body["reason"], self._actor(body), target, percent)
+            return self._after_move(new.as_json(), request)
+
+        return JSONResponse(await run_in_threadpool(act))
+
+    async def rollback(self, request: Request) -> Response:
+        body = await self._action_body(request)
+
+        def act() -> dict[str, Any]:
+            new = rollback(self.store, body["reason"], self._actor(body))
+            return self._after_move(new.as_json(), request)
+
+        return JSONResponse(await run_in_threadpool(act))
+
+    def _after_move(self, state: dict[str, Any], request: Request) -> dict[str, Any]:
+        client = request.client.host if request.client else "?"
+        log.warning("console action from %s: %s", client, state["last_transition"])
+        self.refresh(force=True)
+        return {"state": state}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/console", self.page, methods=["GET"]),
+            Route("/console/{name}", self.asset, methods=["GET"]),
+            Route("/v1/migration/status", self.status, methods=["GET"]),
+            Route("/v1/migration/reports/{run_id}/report.html", self.report_html, methods=["GET"]),
+            Route("/v1/migration/advance", self.advance, methods=["POST"]),
+            Route("/v1/migration/rollback", self.rollback, methods=["POST"]),
+        ]
+
+    # -- metrics ---------------------------------------------------------------------------
+    def export_metrics(self) -> None:
+        """The gauges the alert rules and the Grafana dashboard read (see deploy/)."""
+        ev, now = self._evidence, _now_ms()
+        if ev is None:
+            return
+        gate = [r for r in ev.runs if (r.left_arm, r.right_arm) == tuple(self.policy.gate_arms)]
+        if gate:
+            for verdict in VERDICTS:
+                self.metrics.set("migration_validation_last_verdict", float(gate[-1].verdict == verdict),
+                                 verdict=verdict)  # fmt: skip
+            self.metrics.set(
+                "migration_validation_last_finished_timestamp_seconds", gate[-1].finished_at_ms / 1000
+            )
+            self.metrics.set(
+                "migration_validation_last_unexplained_keys", float(gate[-1].keys["unexplained"])
+            )
+        for arm in ev.arms:
+            self.metrics.set("migration_arm_rows", float(arm.rows), arm=arm.arm)
+            if arm.newest_window_end_ms is not None:
+                self.metrics.set("migration_arm_newest_window_end_timestamp_seconds",
+                                 arm.newest_window_end_ms / 1000, arm=arm.arm)  # fmt: skip
+                self.metrics.set("migration_arm_lag_seconds", max(0.0, (now - arm.newest_window_end_ms) / 1000),
+                                 arm=arm.arm)  # fmt: skip
+        self.metrics.clear("migration_dead_letters_last_hour")
+        for pipeline, reason, count in ev.dead_letters:
+            self.metrics.set(
+                "migration_dead_letters_last_hour", float(count), pipeline=pipeline, reason=reason
+            )
+        stats = self.shadow_stats(ev.state.seq)
+        current = stats is not None and stats.seq == ev.state.seq
+        self.metrics.set("migration_shadow_mismatch_rate", stats.mismatch_rate if stats and current else 0.0)
+        self.metrics.set(
+            "migration_shadow_keys_compared", float(stats.keys_compared if stats and current else 0)
+        )
+        self.metrics.set("migration_cutover_transitions", float(ev.state.seq))
