@@ -50,6 +50,12 @@ RATIOS = [
         "seconds from window end to a final count; lower is fresher",
     ),
     (
+        "kappa_stream_sustained_vs_legacy_speed",
+        "kappa_stream_sustained_beside_speed_events_per_s",
+        "legacy_speed_events_per_s",
+        "paced rate the stream sustains beside the speed job vs the speed job's own throughput",
+    ),
+    (
         "bridge_vs_generator",
         "bridge_events_per_s",
         "generator_events_per_s",

@@ -41,22 +41,47 @@ class DemoState:
         return time.monotonic() - self.started
 
 
-def _row_counts(config: Config) -> dict[str, int]:
+def _row_counts(config: Config) -> tuple[dict[str, int], float | None]:
+    """Rows per arm, and how far behind the clock the kappa stream's watermark is (seconds):
+    the newest window end of an ON_TIME or LATE pane, which the watermark has passed."""
     con = Warehouse(config.paths.warehouse_root).connect()
     try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ARMS}
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ARMS}
+        (closed,) = con.execute(
+            "SELECT epoch_ms(max(window_end)) FROM kappa_stream WHERE pane IN ('ON_TIME', 'LATE')"
+        ).fetchone()
     finally:
         con.close()
+    return counts, None if closed is None else time.time() - closed / 1000
+
+
+def _kafka_lags(config: Config) -> str:
+    """Records of the Kafka topic each Kafka-reading arm has not committed yet."""
+    from pipelines.errors import StackError
+    from pipelines.kafka_io import group_lag
+
+    lags = []
+    for arm, group in (("bridge", "bridge"), ("archiver", "archiver"), ("speed", "legacy-speed")):
+        try:
+            lags.append(f"{arm}={group_lag(config, group, timeout=2):,}")
+        except StackError:
+            lags.append(f"{arm}=?")
+    return " ".join(lags)
 
 
 def _progress(config: Config, state: DemoState, phase: str) -> None:
-    counts = _row_counts(config)
+    counts, watermark_age = _row_counts(config)
     last = state.verdicts[-1] if state.verdicts else "-"
+    behind = "-" if watermark_age is None else f"{watermark_age:.0f}s"
     echo_err(
         f"demo [{state.elapsed():5.0f}s] {phase:<9} truth events={counts['truth_ledger']:>7} "
         f"speed rows={counts['legacy_speed']:>6} batch rows={counts['legacy_batch']:>6} "
         f"kappa rows={counts['kappa_stream']:>6} dead letters={counts['dead_letter']:>5} "
         f"validations={len(state.verdicts)} last={last} cutover={state.cutover_state}"
+    )
+    echo_err(
+        f"demo [{state.elapsed():5.0f}s] lag: Kafka records behind {_kafka_lags(config)}; "
+        f"kappa stream watermark {behind} behind the clock (its newest closed window's end)"
     )
 
 
