@@ -40,6 +40,12 @@ def arm_rows(pipeline: str, delta: int, pane_index: int) -> list[dict]:
                 "count": 1 + w + (delta if tweet % 10 == 0 else 0), "pipeline": pipeline,
                 "emitted_at": T0 + 400_000 + pane_index, "pane": "FINAL", "pane_index": pane_index,
             })  # fmt: skip
+    if pipeline == "kappa_stream":  # the stream's panes, and one that shows its watermark passed
+        for row in rows:  # every window's end + allowed lateness (a tweet of its own: pending)
+            row["pane"] = "ON_TIME"
+        rows.append(
+            {**rows[-1], "tweet_id": TWEETS + 1, "window_start": T0 + 300_000, "window_end": T0 + 310_000}
+        )
     return rows
 
 
@@ -160,7 +166,7 @@ def test_console_draws_the_migration_and_follows_it(migration: Path, browser: Br
         rows = browser.js(
             "return document.querySelector('#arms tr[data-arm=kappa_stream] .rows').textContent"
         )
-        assert rows == f"{2 * TWEETS * WINDOWS:,}"
+        assert rows == f"{2 * (TWEETS * WINDOWS + 1):,}"  # two appends, each with its watermark row
         dead = text(browser, "#dead-letters tbody")
         assert "not JSON3" in dead and "unknown event_type1" in dead and text(browser, "#dl-total") == "(4)"
         assert browser.js("return document.getElementById('actions').hidden") is True
