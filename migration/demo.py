@@ -20,12 +20,14 @@ from pathlib import Path
 import click
 
 from migration.demo_support import Processes, kappactl, run_validation, serve_traffic
+from migration.policy import load_policy
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
 from pipelines.sandbox import isolated_config
 from pipelines.stack import LocalStack
 from pipelines.warehouse import Warehouse
 
+CAUGHT_UP_S = 15.0
 ARMS = ("legacy_speed", "legacy_batch", "kappa_stream", "kappa_backfill", "dead_letter", "truth_ledger")
 
 
@@ -41,18 +43,12 @@ class DemoState:
         return time.monotonic() - self.started
 
 
-def _row_counts(config: Config) -> tuple[dict[str, int], float | None]:
-    """Rows per arm, and how far behind the clock the kappa stream's watermark is (seconds):
-    the newest window end of an ON_TIME or LATE pane, which the watermark has passed."""
+def _row_counts(config: Config) -> dict[str, int]:
     con = Warehouse(config.paths.warehouse_root).connect()
     try:
-        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ARMS}
-        (closed,) = con.execute(
-            "SELECT epoch_ms(max(window_end)) FROM kappa_stream WHERE pane IN ('ON_TIME', 'LATE')"
-        ).fetchone()
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ARMS}
     finally:
         con.close()
-    return counts, None if closed is None else time.time() - closed / 1000
 
 
 def _kafka_lags(config: Config) -> str:
@@ -69,10 +65,19 @@ def _kafka_lags(config: Config) -> str:
     return " ".join(lags)
 
 
-def _progress(config: Config, state: DemoState, phase: str) -> None:
-    counts, watermark_age = _row_counts(config)
+def stream_progress(log: str) -> dict:
+    """The kappa stream's newest progress line (its running summary), or {} before the first."""
+    marker = "kappa stream: {"
+    for line in reversed(log.splitlines()):
+        if marker in line:
+            return json.loads(line[line.index(marker) + len(marker) - 1 :])
+    return {}
+
+
+def _progress(config: Config, state: DemoState, phase: str, stream: dict) -> None:
+    counts = _row_counts(config)
     last = state.verdicts[-1] if state.verdicts else "-"
-    behind = "-" if watermark_age is None else f"{watermark_age:.0f}s"
+    age = stream.get("watermark_age_s")
     echo_err(
         f"demo [{state.elapsed():5.0f}s] {phase:<9} truth events={counts['truth_ledger']:>7} "
         f"speed rows={counts['legacy_speed']:>6} batch rows={counts['legacy_batch']:>6} "
@@ -80,9 +85,34 @@ def _progress(config: Config, state: DemoState, phase: str) -> None:
         f"validations={len(state.verdicts)} last={last} cutover={state.cutover_state}"
     )
     echo_err(
-        f"demo [{state.elapsed():5.0f}s] lag: Kafka records behind {_kafka_lags(config)}; "
-        f"kappa stream watermark {behind} behind the clock (its newest closed window's end)"
+        f"demo [{state.elapsed():5.0f}s] lag: Kafka records not yet committed {_kafka_lags(config)}; "
+        f"kappa stream read {stream.get('read', 0):,}, watermark "
+        f"{'-' if age is None else f'{age:.0f}s'} behind the clock"
     )
+
+
+@dataclass
+class _Settle:
+    """When the demo may stop: after `at_least_s`, once the stream has caught up (its
+    watermark within `CAUGHT_UP_S` of the clock) and the cutover has left SHADOW or
+    the gate has seen the policy's consecutive PASS runs; never after `at_most_s`."""
+
+    at_least_s: float
+    at_most_s: float
+    passes_needed: int = field(default_factory=lambda: load_policy().consecutive_passes)
+
+    def done(self, state: DemoState, stream: dict, validate_every: float) -> bool:
+        elapsed = state.elapsed()
+        if elapsed < self.at_least_s:
+            return False
+        if elapsed >= self.at_most_s:
+            echo_err(f"demo: stopping after {elapsed:.0f}s although the evidence is still settling")
+            return True
+        age = stream.get("watermark_age_s")
+        caught_up = age is not None and age <= CAUGHT_UP_S
+        needed = self.passes_needed
+        gated = state.cutover_state != "SHADOW" or state.verdicts[-needed:] == ["PASS"] * needed
+        return caught_up and gated
 
 
 def _cutover_step(config_path: Path, state: DemoState, verdict: str) -> None:
@@ -172,20 +202,26 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
             "--malformed-rate",
             "0.01",
         )
-        # After the traffic: wait for the last period's batch run and for kappa windows to settle.
+        # After the traffic: wait for the last period's batch run and for kappa windows to
+        # settle; past that, until the stream has read its backlog and the gate has had the
+        # validations it needs (a busy machine delays evidence, it must not lose it).
         tail = config.time.batch_period + config.time.batch_delay + 30
+        settle = _Settle(duration + tail, duration + tail + max(240.0, 4 * validate_every))
         next_validation = time.monotonic() + validate_every
         rounds = 0
-        while procs.running("generator") or state.elapsed() < duration + tail:
+        while True:
             procs.check_alive()
             time.sleep(5)
             rounds += 1
             serve_traffic(port, rounds)
-            phase = "traffic" if procs.running("generator") else "settling"
-            _progress(run_config, state, phase)
+            traffic = procs.running("generator")
+            stream = stream_progress(procs.log("kappa-stream"))
+            _progress(run_config, state, "traffic" if traffic else "settling", stream)
             if time.monotonic() >= next_validation:
                 _validate(run_config, config_path, run_dir, state)
                 next_validation = time.monotonic() + validate_every
+            if not traffic and settle.done(state, stream, validate_every):
+                break
         procs.stop_all()
         echo_err("demo: arms stopped; running the kappa backfill over the archive ...")
         kappactl("kappa", "backfill", config=config_path, check=True, timeout=1200)
