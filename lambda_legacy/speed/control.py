@@ -60,7 +60,14 @@ class ProgressFile:
 
 def read_progress(progress_dir: Path) -> dict[str, Any]:
     """The workers' progress summed: records, bad, last_record_at, buffered and written rows."""
-    total: dict[str, Any] = {"records": 0, "bad": 0, "last_record_at": 0.0, "buffered": 0, "written": {}}
+    total: dict[str, Any] = {
+        "records": 0,
+        "bad": 0,
+        "last_record_at": 0.0,
+        "buffered": 0,
+        "written": {},
+        "source_reading_since": None,
+    }
     for path in sorted(progress_dir.glob("*.json")):
         try:
             data = json.loads(path.read_text())
@@ -69,6 +76,7 @@ def read_progress(progress_dir: Path) -> dict[str, Any]:
         total["records"] += data.get("records", 0)
         total["bad"] += data.get("bad", 0)
         total["last_record_at"] = max(total["last_record_at"], data.get("last_record_at", 0.0))
+        total["source_reading_since"] = data.get("source_reading_since", total["source_reading_since"])
         total["buffered"] += sum(data.get("buffered", {}).values())
         for table, n in data.get("written", {}).items():
             total["written"][table] = total["written"].get(table, 0) + n
@@ -142,19 +150,23 @@ def _log_failure(client: Any) -> None:
 
 
 class _ReadingWatch:
-    """When the job's Kafka source started reading (asked only for --exit-when-idle)."""
+    """When the job's Kafka source started reading; written to `<progress>/source.json` too
+    (`source_reading_since` of read_progress), so that drills can wait for it."""
 
-    def __init__(self, args: Any, job_id: str, started_wall: float):
+    def __init__(self, args: Any, job_id: str, started_wall: float, progress_dir: Path):
         self.url = f"http://127.0.0.1:{args.rest_port}"
         self.job_id, self.partitions = job_id, args.partitions
-        self.enabled, self.started_wall = bool(args.exit_when_idle), started_wall
+        self.started_wall, self.progress_dir = started_wall, progress_dir
         self.since: float | None = None
 
     def reading_since(self) -> float | None:
         from lambda_legacy.speed.source_probe import source_reading
 
-        if self.enabled and self.since is None and source_reading(self.url, self.job_id, self.partitions):
+        if self.since is None and source_reading(self.url, self.job_id, self.partitions):
             self.since = time.time()
+            marker = ProgressFile(self.progress_dir / "source.json")
+            marker.data = {"source_reading_since": self.since}
+            marker.flush()
             LOG.info(
                 "the Kafka source reads (%.1fs after submission): idleness counts from now", self.after_s()
             )
@@ -168,7 +180,7 @@ def supervise(client: Any, args: Any, state_dir: Path, requested: list[str], sta
     """Wait for the job; stop it on a signal, the runtime limit or idleness. Exit code."""
     started_wall = time.time()
     progress_dir = state_dir / "progress"
-    watch = _ReadingWatch(args, str(client.get_job_id()), started_wall)
+    watch = _ReadingWatch(args, str(client.get_job_id()), started_wall, progress_dir)
     status, reason = _job_status(client), None
     while status not in TERMINAL:
         reading_since = watch.reading_since()

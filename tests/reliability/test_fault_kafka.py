@@ -17,10 +17,12 @@ from collections import Counter
 import pytest
 
 from pipelines.events import now_ms
+from pipelines.kafka_io import group_lag
 from pipelines.sandbox import PrivateStack
 from tests.reliability.support import (
     Procs,
     archived_lines,
+    committed_records,
     counts,
     diff,
     generated,
@@ -31,7 +33,7 @@ from tests.reliability.support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(900)]
 RATE, SECONDS = 200, 40
 
 
@@ -60,7 +62,10 @@ def drill(stack: PrivateStack, procs: Procs, config, path: str) -> dict:
         procs.start(name, name, "--config", path)
     procs.start("kappa", "kappa", "run", "--config", path, "--exit-when-idle", "40", "--max-runtime", "300")
     procs.start("generate", *generator_args(spec, count), "--config", path)
-    time.sleep(12)  # mid-stream
+    # Mid-stream: the kill lands once the bridge and the archiver are both moving records.
+    wait_until(lambda: sum(archived_lines(config).values()) >= 3 * RATE
+               and committed_records(config, "bridge") >= 3 * RATE,
+               300, "the archiver and the bridge to move records")  # fmt: skip
 
     killed_at = time.monotonic()
     kill9_component(stack.stack.kafka)
@@ -71,7 +76,7 @@ def drill(stack: PrivateStack, procs: Procs, config, path: str) -> dict:
     survivors = {name: procs.started[name].poll() is None for name in ("bridge", "archive")}
     generator_code = procs.wait("generate", 30)
     wait_until(lambda: not expected - archived_lines(config), 120, "the archive to catch up")
-    time.sleep(5)  # the bridge flushes every 0.5 s
+    wait_until(lambda: group_lag(config, "bridge") == 0, 120, "the bridge to commit every record")
     stopped = {name: procs.stop(name) for name in ("bridge", "archive")}  # SIGTERM: flush, commit
     assert procs.wait("kappa", 200) == 0, procs.log("kappa")[-3000:]
 
