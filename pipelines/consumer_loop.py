@@ -1,6 +1,7 @@
 """The loop the bridge and the archiver share: consume from Kafka, make the output
 durable, and only then commit the offsets (at-least-once). SIGTERM/SIGINT stop it
-cleanly after the current batch; `exit_when_idle` stops it after a quiet spell."""
+cleanly after the current batch; `exit_when_idle` stops it after a quiet spell, counted
+from the moment its partitions are assigned and polled, never from start-up."""
 
 from __future__ import annotations
 
@@ -75,6 +76,39 @@ class _Committer:
         self.failing_since = None
 
 
+def caught_up(consumer) -> bool:
+    """The consumer reads and has nothing fetched left to read: partitions are assigned, each
+    has had a fetch answered, and each position has reached that partition's high watermark.
+    Between the assignment and the first fetch (committed offsets looked up, then a fetch:
+    seconds on a busy machine) an empty `consume()` says nothing about the topic; librdkafka
+    caches a partition's high watermark from each fetch response, so a known one means
+    "polled", and a position below it means records are still on their way."""
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    try:
+        unread = []
+        for tp in consumer.position(assigned):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0 or 0 <= tp.offset < high:
+                return False
+            if tp.offset < 0 and high > 0:
+                unread.append(tp)  # nothing consumed yet from a partition that holds records
+        return not unread or _nothing_after_start(consumer, unread)
+    except KafkaException:
+        return False
+
+
+def _nothing_after_start(consumer, partitions: list) -> bool:
+    """Partitions this consumer has read nothing from: does its start (the committed offset,
+    else the earliest) already sit at the end?"""
+    for tp in consumer.committed(partitions, timeout=5):
+        low, high = consumer.get_watermark_offsets(tp, timeout=5)
+        if (tp.offset if tp.offset >= 0 else low) < high:
+            return False
+    return True
+
+
 def run_consumer_loop(
     consumer,
     output: Output,
@@ -96,11 +130,11 @@ def run_consumer_loop(
                         continue
                     output.add(msg)
                     stats.consumed += 1
-                if batch or not consumer.assignment():
-                    idle_since = time.monotonic()  # idle counts only once partitions are assigned
                 if output.due() or (not batch and stats.consumed > stats.flushed):
                     stats.flushed += output.flush()
                     committer.commit()
+                if batch or not caught_up(consumer):
+                    idle_since = time.monotonic()  # idle counts only once it has read what it fetched
                 if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                     last_progress = time.monotonic()
                     echo_err(f"{name}: {stats.flushed} records forwarded and committed")

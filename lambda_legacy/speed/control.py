@@ -60,7 +60,14 @@ class ProgressFile:
 
 def read_progress(progress_dir: Path) -> dict[str, Any]:
     """The workers' progress summed: records, bad, last_record_at, buffered and written rows."""
-    total: dict[str, Any] = {"records": 0, "bad": 0, "last_record_at": 0.0, "buffered": 0, "written": {}}
+    total: dict[str, Any] = {
+        "records": 0,
+        "bad": 0,
+        "last_record_at": 0.0,
+        "buffered": 0,
+        "written": {},
+        "source_reading_since": None,
+    }
     for path in sorted(progress_dir.glob("*.json")):
         try:
             data = json.loads(path.read_text())
@@ -69,6 +76,7 @@ def read_progress(progress_dir: Path) -> dict[str, Any]:
         total["records"] += data.get("records", 0)
         total["bad"] += data.get("bad", 0)
         total["last_record_at"] = max(total["last_record_at"], data.get("last_record_at", 0.0))
+        total["source_reading_since"] = data.get("source_reading_since", total["source_reading_since"])
         total["buffered"] += sum(data.get("buffered", {}).values())
         for table, n in data.get("written", {}).items():
             total["written"][table] = total["written"].get(table, 0) + n
@@ -86,15 +94,22 @@ def latest_restore_point(state_dir: Path) -> str | None:
 
 
 def stop_reason(
-    args: Any, progress: dict[str, Any], started_wall: float, now: float, requested: list[str]
+    args: Any,
+    progress: dict[str, Any],
+    started_wall: float,
+    now: float,
+    requested: list[str],
+    reading_since: float | None = None,
 ) -> str | None:
-    """Why the driver should stop the job now, or None to keep running."""
+    """Why the driver should stop the job now, or None to keep running. Idleness counts
+    from `reading_since` (the source's first poll) or the last record, never before the
+    source reads: start-up can take longer than the idle window."""
     if requested:
         return requested[0]
     if args.max_runtime and now - started_wall >= args.max_runtime:
         return f"max runtime {args.max_runtime:g}s reached"
-    if args.exit_when_idle:
-        last = max(progress["last_record_at"], started_wall)
+    if args.exit_when_idle and reading_since is not None:
+        last = max(progress["last_record_at"], reading_since)
         if now - last >= args.exit_when_idle and progress["buffered"] == 0:
             return f"idle for {args.exit_when_idle:g}s"
     return None
@@ -134,13 +149,44 @@ def _log_failure(client: Any) -> None:
         LOG.error("job failed: %s", " | ".join(causes[-3:])[:2000])
 
 
+class _ReadingWatch:
+    """When the job's Kafka source started reading; written to `<progress>/source.json` too
+    (`source_reading_since` of read_progress), so that drills can wait for it."""
+
+    def __init__(self, args: Any, job_id: str, started_wall: float, progress_dir: Path):
+        self.url = f"http://127.0.0.1:{args.rest_port}"
+        self.job_id, self.partitions = job_id, args.partitions
+        self.started_wall, self.progress_dir = started_wall, progress_dir
+        self.since: float | None = None
+
+    def reading_since(self) -> float | None:
+        from lambda_legacy.speed.source_probe import source_reading
+
+        if self.since is None and source_reading(self.url, self.job_id, self.partitions):
+            self.since = time.time()
+            marker = ProgressFile(self.progress_dir / "source.json")
+            marker.data = {"source_reading_since": self.since}
+            marker.flush()
+            LOG.info(
+                "the Kafka source reads (%.1fs after submission): idleness counts from now", self.after_s()
+            )
+        return self.since
+
+    def after_s(self) -> float | None:
+        return None if self.since is None else round(self.since - self.started_wall, 1)
+
+
 def supervise(client: Any, args: Any, state_dir: Path, requested: list[str], started: float) -> int:
     """Wait for the job; stop it on a signal, the runtime limit or idleness. Exit code."""
     started_wall = time.time()
     progress_dir = state_dir / "progress"
-    status = _job_status(client)
+    watch = _ReadingWatch(args, str(client.get_job_id()), started_wall, progress_dir)
+    status, reason = _job_status(client), None
     while status not in TERMINAL:
-        reason = stop_reason(args, read_progress(progress_dir), started_wall, time.time(), requested)
+        reading_since = watch.reading_since()
+        reason = stop_reason(
+            args, read_progress(progress_dir), started_wall, time.time(), requested, reading_since
+        )
         if reason:
             LOG.info("stopping (%s)%s", reason, ", draining open windows" if args.drain else "")
             try:
@@ -157,6 +203,8 @@ def supervise(client: Any, args: Any, state_dir: Path, requested: list[str], sta
     summary = {
         "status": status,
         "seconds": round(time.monotonic() - started, 3),
+        "source_reading_after_s": watch.after_s(),
+        "stopped_by": reason,
         **read_progress(progress_dir),
     }
     print(json.dumps({"legacy_speed_summary": summary}), flush=True)

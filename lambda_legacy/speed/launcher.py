@@ -74,6 +74,7 @@ def job_command(config: Config, opts: SpeedOptions) -> list[str]:
         # One subtask per Kafka partition: each makes its own watermark, as per-partition
         # watermarking in the source would (a Python timestamp assigner cannot run there).
         f"--parallelism={opts.parallelism or config.kafka.partitions}",
+        f"--partitions={config.kafka.partitions}",
         f"--starting-offsets={opts.starting_offsets}",
         f"--max-runtime={opts.max_runtime}",
         f"--exit-when-idle={opts.exit_when_idle}",

@@ -15,6 +15,7 @@ import pytest
 from lambda_legacy.speed import logic
 from lambda_legacy.speed.control import ProgressFile, latest_restore_point, read_progress, stop_reason
 from lambda_legacy.speed.launcher import ROOT, SpeedOptions, job_command
+from lambda_legacy.speed.source_probe import ASSIGNED, FETCHES, reading
 from pipelines.config import load_config
 from pipelines.events import BadRecord, Interaction
 from pipelines.warehouse import Warehouse
@@ -80,11 +81,36 @@ def test_progress_files_sum_over_workers(tmp_path):
 def test_stop_reasons():
     args = Namespace(max_runtime=10.0, exit_when_idle=3.0)
     progress = {"last_record_at": 100.0, "buffered": 0}
-    assert stop_reason(args, progress, 99.0, 101.0, []) is None
-    assert stop_reason(args, progress, 99.0, 104.0, []) == "idle for 3s"
-    assert stop_reason(args, {**progress, "buffered": 2}, 99.0, 104.0, []) is None  # rows still to flush
+    assert stop_reason(args, progress, 99.0, 101.0, [], reading_since=99.5) is None
+    assert stop_reason(args, progress, 99.0, 104.0, [], reading_since=99.5) == "idle for 3s"
+    assert stop_reason(args, {**progress, "buffered": 2}, 99.0, 104.0, [], 99.5) is None  # rows to flush
     assert stop_reason(args, progress, 90.0, 100.5, []) == "max runtime 10s reached"
     assert stop_reason(args, progress, 99.0, 99.5, ["SIGTERM"]) == "SIGTERM"
+
+
+def test_idleness_counts_from_the_first_poll_not_from_submission():
+    """Start-up (mini-cluster, task deployment, Python workers, split assignment) took longer
+    than the idle window on a busy machine: the job stopped as idle before its first poll."""
+    args = Namespace(max_runtime=0.0, exit_when_idle=8.0)
+    nothing_read = {"last_record_at": 0.0, "buffered": 0}
+    assert stop_reason(args, nothing_read, 0.0, 60.0, [], reading_since=None) is None  # still starting
+    assert stop_reason(args, nothing_read, 0.0, 60.0, [], reading_since=55.0) is None
+    assert stop_reason(args, nothing_read, 0.0, 63.0, [], reading_since=55.0) == "idle for 8s"
+    assert stop_reason(args, {**nothing_read, "last_record_at": 58.0}, 0.0, 63.0, [], 55.0) is None
+
+
+def test_the_source_reads_once_every_partition_is_assigned_and_polled():
+    def subtask(assigned: float, fetches: float) -> dict[str, float]:
+        return {ASSIGNED: assigned, FETCHES: fetches}
+
+    assert not reading([], 3)
+    assert not reading([subtask(0, 0)] * 3, 3)  # readers up, no split assigned yet
+    assert not reading([subtask(1, 1), subtask(1, 0), subtask(1, 4)], 3)  # one has not fetched
+    assert not reading([subtask(1, 2), subtask(1, 3), subtask(0, 0)], 3)  # one partition unassigned
+    assert reading([subtask(1, 2), subtask(1, 3), subtask(1, 1)], 3)
+    assert reading([subtask(2, 5), subtask(1, 1)], 3)
+    assert reading([subtask(2, 5), subtask(1, 1), subtask(0, 0)], 3)  # more readers than partitions
+    assert reading([subtask(1, 1)], 0)  # partitions unknown: one assigned and polled
 
 
 def test_latest_restore_point_is_the_newest_checkpoint_or_savepoint(tmp_path):
@@ -103,6 +129,7 @@ def test_job_command_maps_the_config():
     cmd = job_command(config, SpeedOptions(bounded=True, warehouse="/tmp/wh", state_dir="/tmp/st"))
     assert cmd[1:3] == ["-m", "lambda_legacy.speed.job"]
     assert "--window-ms=10000" in cmd and "--out-of-orderness-ms=2000" in cmd and "--parallelism=3" in cmd
+    assert "--partitions=3" in cmd
     assert "--idleness-ms=5000" in cmd and "--bounded" in cmd and "--fresh" not in cmd
 
 

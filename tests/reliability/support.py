@@ -77,6 +77,21 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> N
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def committed_records(config: Config, group_id: str) -> int:
+    """Records of the events topic consumer group `group_id` has committed (offsets summed)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer({"bootstrap.servers": config.kafka.bootstrap, "group.id": group_id, "log_level": 3})
+    try:
+        topic = probe.list_topics(config.kafka.topic, timeout=10).topics[config.kafka.topic]
+        partitions = [TopicPartition(config.kafka.topic, p) for p in topic.partitions]
+        return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
+    except Exception:  # the group's coordinator not ready yet: nothing known to be committed
+        return 0
+    finally:
+        probe.close()
+
+
 def generator_spec(seed: int, rate: float, start_ms: int, **overrides: Any) -> GeneratorSpec:
     """The spec `kappactl generate` builds from `generator_args` (same defaults)."""
     return GeneratorSpec(seed=seed, rate=rate, start_ms=start_ms, **overrides)

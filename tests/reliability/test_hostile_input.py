@@ -22,9 +22,9 @@ import pytest
 from pipelines import pubsub_io
 from pipelines.events import Interaction, now_ms
 from pipelines.kafka_io import produce
-from tests.reliability.support import Procs, counts, record_summary
+from tests.reliability.support import Procs, archived_lines, counts, record_summary
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.flink, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.flink, pytest.mark.timeout(1200)]
 
 
 def good_event(at_ms: int, i: int) -> Interaction:
@@ -142,16 +142,22 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
         procs.start(
             "kappa", "kappa", "run", "--config", str(path), "--exit-when-idle", "10", "--max-runtime", "150"
         )
+        check = pubsub_io.create_subscription(config, config.pubsub.subscriptions[0] + "-check")
         procs.start("bridge", "bridge", "--config", str(path), "--exit-when-idle", "3")
         procs.start("archive", "archive", "--config", str(path), "--exit-when-idle", "3")
         client = pubsub_io.publisher(config)
         futures = [client.publish(config.pubsub.topic_path, d, **a) for d, a in direct.values()]
         for future in futures:
             future.result(timeout=30)
-        assert procs.wait("bridge", 120) == 0, procs.log("bridge")
-        assert procs.wait("archive", 120) == 0, procs.log("archive")
+        assert procs.wait("bridge", 300) == 0, procs.log("bridge")
+        assert procs.wait("archive", 300) == 0, procs.log("archive")
         assert procs.last_json("bridge")["forwarded"] == n_in
         assert procs.last_json("archive")["archived"] == n_in
+        # The bad records themselves, not only how many: archived raw, forwarded unchanged.
+        bad_raw = Counter(v or b"" for v in bad.values())
+        assert not bad_raw - archived_lines(config), "a bad record is missing from the archive, or altered"
+        forwarded = Counter(m.data for m in pubsub_io.pull_all(config, check))
+        assert not bad_raw - forwarded, "the bridge did not forward every bad record unchanged"
 
         # kappa stream: Pub/Sub (bridge-forwarded plus direct hostile publishes)
         assert procs.wait("kappa", 200) == 0, procs.log("kappa")[-4000:]
@@ -184,7 +190,7 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
             "--checkpoint-ms",
             "1000",
         )
-        assert procs.wait("speed", 240) == 0, procs.log("speed")[-4000:]
+        assert procs.wait("speed", 400) == 0, procs.log("speed")[-4000:]
         speed = json.loads(
             next(
                 line for line in procs.log("speed").splitlines() if line.startswith('{"legacy_speed_summary"')
@@ -240,7 +246,7 @@ def _run_batch(procs: Procs, config, path: Path) -> dict[str, int]:
         "--periods",
         str(periods),
     )
-    assert procs.wait("batch", 180) == 0, procs.log("batch")[-4000:]
+    assert procs.wait("batch", 400) == 0, procs.log("batch")[-4000:]
     for line in procs.log("batch").splitlines():
         if line.startswith('{"batch_run"'):
             run = json.loads(line)["batch_run"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,9 +49,9 @@ def set_state(store: LocalStateStore, stage: Stage, percent: int | None = None) 
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving")
-    warehouse = Warehouse(root / "warehouse")
+def warehouse_template(tmp_path_factory) -> Path:
+    """The test data, written once; each test serves its own copy (`env`)."""
+    warehouse = Warehouse(tmp_path_factory.mktemp("serving") / "warehouse")
     # legacy is batch-served (its period has a FINISHED run); kappa agrees except on every
     # 10th tweet. Shadow reads compare only batch-served legacy values (Finality).
     batch = aggregate_rows("legacy_batch", TWEETS, lambda t, w: 1 + w)
@@ -66,7 +67,15 @@ def env(tmp_path_factory):
     warehouse.append(
         "kappa_stream", aggregate_rows("kappa_stream", TWEETS, lambda t, w: 1 + w + (t % 10 == 0))
     )
-    store = LocalStateStore(root / "cutover")
+    return Path(warehouse.root)
+
+
+@pytest.fixture
+def env(warehouse_template: Path, tmp_path: Path):
+    """A server of its own per test (its own warehouse copy, cutover state, shadow stats and
+    metrics): no test depends on what another did, nor on the order they run in."""
+    warehouse = Warehouse(shutil.copytree(warehouse_template, tmp_path / "warehouse"))
+    store = LocalStateStore(tmp_path / "cutover")
     settings = ServingSettings(warehouse.root, WINDOW_MS, 60_000, settle_ms=0, refresh_s=0.2)
     server = start_in_thread(settings, store)
     client = httpx.Client(base_url=server.url, timeout=10)
@@ -83,7 +92,7 @@ def served_by(client: httpx.Client, tweet_id: int) -> str:
 
 
 def wait_for_state(client: httpx.Client, stage: Stage) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while client.get("/healthz").json()["cutover"]["stage"] != stage.value:
         assert time.monotonic() < deadline, f"server never saw {stage}"
         time.sleep(0.05)
@@ -178,7 +187,11 @@ def test_bad_parameters_get_400_with_a_json_error(env, path, params, words):
 
 
 def test_unknown_route_is_a_json_404_and_metrics_count_it(env):
-    _, client, _, _ = env
+    _, client, store, _ = env
+    set_state(store, Stage.FULL)
+    wait_for_state(client, Stage.FULL)
+    assert served_by(client, 1) == "kappa"
+    assert client.get("/v1/tweets/abc/counts").status_code == 400
     response = client.get("/v2/whatever")
     assert response.status_code == 404 and "error" in response.json()
     metrics = client.get("/metrics").text
@@ -193,10 +206,12 @@ def test_unknown_route_is_a_json_404_and_metrics_count_it(env):
 
 
 def test_new_segments_are_served_after_a_refresh(env):
-    _, client, _, warehouse = env
+    _, client, store, warehouse = env
+    set_state(store, Stage.FULL)  # kappa serves every tweet
+    wait_for_state(client, Stage.FULL)
     assert client.get("/v1/tweets/5000/counts").json()["windows"] == []
     warehouse.append("kappa_stream", aggregate_rows("kappa_stream", [5000], lambda t, w: 7))
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while not (windows := client.get("/v1/tweets/5000/counts").json()["windows"]):
         assert time.monotonic() < deadline, "new segment never served"
         time.sleep(0.1)

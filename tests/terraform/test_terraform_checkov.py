@@ -23,11 +23,13 @@ def _checkov_binary() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
+def report(require_tool) -> dict[str, Any]:
     binary = _checkov_binary()
     if binary is None:
-        pytest.skip(
-            "checkov not found: create .venv-checkov (pins clash with .venv) or set CHECKOV=/path/to/checkov"
+        require_tool(
+            "checkov",
+            "run `make setup` (it creates .venv-checkov: its pins clash with .venv) "
+            "or set CHECKOV=/path/to/checkov",
         )
     result = subprocess.run(
         [str(binary), "-d", "terraform", "--framework", "terraform", "-o", "json", "--skip-download"],

@@ -6,8 +6,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,10 +20,12 @@ def _terraform_binary() -> str | None:
     return None
 
 
-def test_fmt_check_is_clean() -> None:
+def test_fmt_check_is_clean(require_tool) -> None:
     binary = _terraform_binary()
     if binary is None:
-        pytest.skip("neither terraform nor tofu on PATH or in .local/bin: run tools/setup_terraform.sh")
+        require_tool(
+            "terraform or tofu (on PATH or in .local/bin)", "run `make setup` or tools/setup_terraform.sh"
+        )
     result = subprocess.run(
         [binary, "fmt", "-check", "-recursive", "-diff", str(REPO_ROOT / "terraform")],
         capture_output=True,
