@@ -72,6 +72,7 @@ from pipelines.rows import window_start_ms
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
+PROGRESS_PREFIX = "kappa stream: "
 PIPELINE = "kappa_stream"
 TABLE = "kappa_stream"
 
@@ -300,6 +301,15 @@ def _progress(counters: dict[str, int], seconds: float, local: bool) -> dict[str
     return progress
 
 
+def stream_progress(log: str) -> dict:
+    """The newest progress line in a `kappa run` log (its running summary), or {} before the first."""
+    marker = f"{PROGRESS_PREFIX}{{"
+    for line in reversed(log.splitlines()):
+        if marker in line:
+            return json.loads(line[line.index(marker) + len(marker) - 1 :])
+    return {}
+
+
 def _watch(result: Any, job: StreamJob, started: float) -> str:
     """Poll the job's counters, log progress, cancel on a stop condition; returns why it stopped.
 
@@ -324,7 +334,7 @@ def _watch(result: Any, job: StreamJob, started: float) -> str:
         last_seen = seen
         if now - last_log >= job.progress_every_s:
             last_log = now
-            log.info("kappa stream: %s", json.dumps(_progress(counters, now - started, local)))
+            log.info("%s%s", PROGRESS_PREFIX, json.dumps(_progress(counters, now - started, local)))
         if job.max_runtime_s is not None and now - started >= job.max_runtime_s:
             reason = f"max runtime {job.max_runtime_s:g}s reached"
         elif job.exit_when_idle_s is not None and idle_s >= job.exit_when_idle_s:

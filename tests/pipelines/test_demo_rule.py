@@ -79,24 +79,14 @@ def test_legacy_within_its_budget_passes() -> None:
     assert demo_passed(broken(legacy_serving_vs_truth=arm(exact=1900, unexplained=2)))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="demo_passed does not look at kappa_backfill_vs_truth (migration/demo.py)"
-)
 def test_a_wrong_backfill_fails() -> None:
     assert not demo_passed(broken(kappa_backfill_vs_truth=arm(exact=1990, unexplained=10)))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="demo_passed takes a legacy with no final key as 0% unexplained (migration/demo.py)"
-)
 def test_a_legacy_with_nothing_final_fails() -> None:
     assert not demo_passed(broken(legacy_serving_vs_truth=arm(final_keys=0)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo_passed counts any transition to CANARY, even one rolled back to SHADOW (migration/demo.py)",
-)
 def test_a_cutover_rolled_back_to_shadow_fails() -> None:
     rolled_back = [
         {"from": "SHADOW", "to": "CANARY(10%)", "at_s": 100},

@@ -25,6 +25,7 @@ from collections import Counter
 
 import pytest
 
+from kappa.stream import stream_progress
 from pipelines.events import now_ms
 from pipelines.kafka_io import group_lag
 from pipelines.sandbox import PrivateStack
@@ -43,6 +44,7 @@ from tests.reliability.support import (
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(1200)]
 RATE, SECONDS = 200, 45
+HELD_S = 5  # seconds of traffic the emulator may hold unpulled when killed
 KAPPA = ("kappa", "run", "--exit-when-idle", "30", "--max-runtime", "300")
 
 
@@ -76,7 +78,11 @@ def drill(stack: PrivateStack, procs: Procs) -> dict:
         procs.start(name, name, "--config", path)
     procs.start("kappa", *KAPPA, "--config", path)
     procs.start("generate", *generator_args(spec, count), "--config", path)
-    time.sleep(15)
+    wait_until(
+        lambda: stream_progress(procs.log("kappa")).get("read", 0) >= 5 * RATE,
+        180,
+        "the stream to read 5 s of traffic",
+    )
 
     killed_at = time.monotonic()
     kill9_component(stack.stack.pubsub)
@@ -84,9 +90,10 @@ def drill(stack: PrivateStack, procs: Procs) -> dict:
     stack.stack.up()  # a new, empty emulator: topic and subscriptions created again
     restarted_s = time.monotonic() - killed_at
     exits, first_exit = _supervise(procs, stack, killed_at)
-    # Upper bound of what the old emulator can have held: everything sent from ten seconds
-    # before the kill (the stream pulls continuously) until the new emulator was up.
-    outage_window = int((restarted_s + 10) * RATE)
+    # What the old emulator can have held unpulled: the stream's backlog at the kill. It
+    # keeps up (it pulls whenever a bundle is done), so that is at most what was published
+    # since its last pulls; the bound allowed is five seconds of traffic.
+    outage_window = HELD_S * RATE
     generator_code = procs.wait("generate", 30)
     wait_until(lambda: not expected - archived_lines(config), 120, "the archive to catch up")
     wait_until(lambda: group_lag(config, "archiver") == 0, 120, "the archiver to commit every record")
