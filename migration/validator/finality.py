@@ -45,40 +45,29 @@ class AlwaysFinal:
 
 @dataclass(frozen=True)
 class WatermarkFinal:
-    """window_end + lateness <= max(emitted_at) of the arm's raw table."""
+    """window_end + lateness <= the arm's watermark, as its raw table shows it: the newest
+    `emitted_at`, or with `from_panes` the newest window_end of an ON_TIME or LATE pane."""
 
     rows: ir.Table
     lateness_ms: int
     what: str
+    from_panes: bool = False
 
     def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue:
-        watermark = self.rows.emitted_at.max().as_scalar()
-        closed = window_end + ibis.interval(milliseconds=self.lateness_ms) <= watermark
+        if self.from_panes:
+            watermark = self.rows.filter(self.rows.pane.isin(["ON_TIME", "LATE"])).window_end.max()
+        else:
+            watermark = self.rows.emitted_at.max()
+        closed = window_end + ibis.interval(milliseconds=self.lateness_ms) <= watermark.as_scalar()
         return closed.coalesce(False)
 
     def describe(self) -> str:
-        return f"final when window_end + {self.what} ({self.lateness_ms} ms) <= max(emitted_at)"
-
-
-@dataclass(frozen=True)
-class PaneWatermarkFinal:
-    """window_end + lateness <= max(window_end) of the arm's ON_TIME and LATE panes."""
-
-    rows: ir.Table
-    lateness_ms: int
-    what: str
-
-    def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue:
-        fired = self.rows.filter(self.rows.pane.isin(["ON_TIME", "LATE"]))
-        watermark = fired.window_end.max().as_scalar()
-        closed = window_end + ibis.interval(milliseconds=self.lateness_ms) <= watermark
-        return closed.coalesce(False)
-
-    def describe(self) -> str:
-        return (
-            f"final when window_end + {self.what} ({self.lateness_ms} ms) <= the newest window_end "
-            "of an ON_TIME or LATE pane (a lower bound of the stream's watermark)"
+        watermark = (
+            "the newest window_end of an ON_TIME or LATE pane (a lower bound of the stream's watermark)"
+            if self.from_panes
+            else "max(emitted_at)"
         )
+        return f"final when window_end + {self.what} ({self.lateness_ms} ms) <= {watermark}"
 
 
 @dataclass(frozen=True)
@@ -122,7 +111,7 @@ def finality_for(
         return AlwaysFinal("files are final")
     name = base_table.rsplit(".", 1)[-1].removesuffix("_current")
     if name == "kappa_stream" and rows is not None:
-        return PaneWatermarkFinal(rows, kappa_lateness_ms, "kappa_allowed_lateness")
+        return WatermarkFinal(rows, kappa_lateness_ms, "kappa_allowed_lateness", from_panes=True)
     if name == "legacy_speed" and rows is not None:
         return WatermarkFinal(rows, speed_lateness_ms, "speed_out_of_orderness")
     if name in ("legacy_serving", "legacy_batch"):
