@@ -12,7 +12,6 @@ of the same `make bench` run sits next to it in latest.md.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from bench.bench_kappa import _poll
 from bench.figures import Figure
+from kappa.stream import stream_progress
 from pipelines.children import KAPPACTL
 from pipelines.config import Config
 
@@ -97,10 +97,7 @@ class _Feed(threading.Thread):
 
 def _read_so_far(log: Path) -> int:
     """The `read` count of the stream's newest progress line."""
-    for line in reversed(log.read_text(errors="replace").splitlines()):
-        if "kappa stream: {" in line:
-            return json.loads(line.split("kappa stream: ", 1)[1])["read"]
-    return 0
+    return stream_progress(log.read_text(errors="replace")).get("read", 0)
 
 
 def _trial(workdir: Path, rate: int, beside_speed: bool) -> Trial:
@@ -123,7 +120,7 @@ def _trial(workdir: Path, rate: int, beside_speed: bool) -> Trial:
                 procs.append(_start(["legacy", "speed", *common, "--fresh"], logs / "speed.log"))
             stream_log = logs / "stream.log"
             procs.append(_start(["kappa", "run", *common, "--max-runtime", str(SECONDS + 120)], stream_log))
-            _wait_for(lambda: "kappa stream: {" in stream_log.read_text(errors="replace"), 120, stream_log)
+            _wait_for(lambda: bool(stream_progress(stream_log.read_text(errors="replace"))), 120, stream_log)
             seen: dict[int, float] = {}
             stop = threading.Event()
             started = time.time()

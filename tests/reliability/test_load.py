@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from bench.bench_serving import BASE_MS, WINDOW_MS, build_warehouse
+from kappa.stream import stream_progress
 from pipelines.events import now_ms
 from pipelines.sandbox import free_port
 from tests.reliability.support import (
@@ -151,5 +152,4 @@ def test_bridge_and_stream_catch_up_after_a_10x_burst_and_lose_nothing(stack_con
 
 def _kappa_read(procs: Procs) -> int:
     """The stream's `read` counter from its latest progress line (logged every 5 s)."""
-    found = re.findall(r"'read': (\d+)", procs.log("kappa"))
-    return int(found[-1]) if found else 0
+    return stream_progress(procs.log("kappa")).get("read", 0)
