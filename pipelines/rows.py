@@ -61,8 +61,9 @@ BATCH_RUNS_SCHEMA = pa.schema(
         ("duplicates_removed", pa.int64()),
         ("late_dropped", pa.int64()),
         ("dead_lettered", pa.int64()),
-        ("status", pa.string()),  # RUNNING | FINISHED | FAILED
+        ("status", pa.string()),  # RUNNING | FINISHED | FAILED | WAITING
         ("pane_index", pa.int64()),  # the pane_index of the run's legacy_batch rows
+        ("reason", pa.string()),  # why a run FAILED or is WAITING (e.g. no archive parts yet)
     ]
 )
 # One row per event the legacy speed layer dropped as later than its watermark.

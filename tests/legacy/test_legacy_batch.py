@@ -14,6 +14,7 @@ from lambda_legacy.serving import connect_with_serving
 from migration.cli import main
 from pipelines.archive import ArchiveWriter, partition_of
 from pipelines.events import Interaction
+from pipelines.warehouse import Warehouse
 
 P0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a period boundary
 PERIOD_MS, WINDOW_MS = 60_000, 10_000
@@ -145,8 +146,9 @@ def test_cli_follow_runs_ended_periods_then_stops(tmp_path, capsys):
     out = capsys.readouterr().out
     runs = [json.loads(line)["batch_run"] for line in out.splitlines() if line.startswith('{"batch_run"')]
     assert [r["events_counted"] for r in runs] == [3, 1]
-    # a second --follow skips the periods that already have a finished run
-    _kappactl(
+    # a second --follow skips the periods that already have a finished run; the next
+    # period has no parts: not a FINISHED run of 0 lines, a FAILED one saying why
+    code = _kappactl(
         [
             "legacy",
             "batch",
@@ -161,10 +163,16 @@ def test_cli_follow_runs_ended_periods_then_stops(tmp_path, capsys):
             "time.batch_delay=1s",
         ]
     )
-    out = capsys.readouterr().out
-    assert [
-        json.loads(line)["batch_run"]["lines_read"] for line in out.splitlines() if line.startswith("{")
-    ] == [0]
+    captured = capsys.readouterr()
+    assert code == 3 and not [line for line in captured.out.splitlines() if line.startswith("{")]
+    assert "no archive parts" in captured.err and len(captured.err.strip().splitlines()) == 1
+    ledger = (
+        Warehouse(tmp_path / "wh")
+        .connect()
+        .execute("SELECT status, reason FROM batch_runs WHERE period_start = '2026-01-05 00:02:00+00'")
+        .fetchall()
+    )
+    assert [status for status, _ in ledger] == ["FAILED"] and "no archive parts" in ledger[0][1]
 
 
 def test_cli_follow_waits_for_an_archive_that_does_not_exist_yet(tmp_path, capsys):
