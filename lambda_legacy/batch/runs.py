@@ -5,8 +5,9 @@ FAILED row. A period with no archive part is never a FINISHED run of 0 lines (an
 written late or to the wrong place would look like a quiet hour and the ledger would hide
 the loss): a single run (and `--follow --until`) fails with a FAILED row saying why; an
 open-ended `--follow` appends one WAITING row saying why and waits for the period's first
-part. Its aggregate rows carry the run's pane_index; the legacy views serve, per period, the rows of the latest FINISHED run only. So a re-run replaces a period's rows
-while every table stays append-only, and a run that crashed half-way is never served.
+part. Its aggregate rows carry the run's pane_index; the legacy views serve, per period,
+the rows of the latest FINISHED run only. So a re-run replaces a period's rows while every
+table stays append-only, and a run that crashed half-way is never served.
 """
 
 from __future__ import annotations
