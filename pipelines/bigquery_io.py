@@ -73,10 +73,18 @@ def translate(exc: Exception, what: str) -> Exception:
     return StackError(f"{what}: BigQuery at {host} does not answer ({first}); start it with `kappactl up`")
 
 
-def query_rows(client: Any, sql: str, what: str) -> list[dict[str, Any]]:
-    """Rows of a query as dicts (read through the jobs API, never the Storage API)."""
+def query_rows(
+    client: Any, sql: str, what: str, params: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of a query as dicts (read through the jobs API, never the Storage API);
+    `params` are STRING query parameters (@name in the SQL)."""
+    from google.cloud import bigquery
+
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in (params or {}).items()]
+    )
     try:
-        return [dict(row.items()) for row in client.query(sql).result()]
+        return [dict(row.items()) for row in client.query(sql, job_config=config).result()]
     except Exception as exc:  # noqa: BLE001 - translated to one line where it enters
         raise translate(exc, what) from exc
 

@@ -151,15 +151,12 @@ class GcsStateStore:
 
     @classmethod
     def from_uri(cls, uri: str) -> GcsStateStore:
-        """`gs://bucket/prefix` with the default Google credentials."""
-        bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
-        try:
-            from google.cloud import storage
-        except ImportError as exc:  # pragma: no cover - installed with apache-beam[gcp]
-            raise InputError(
-                "gs:// state needs google-cloud-storage: pip install google-cloud-storage"
-            ) from exc
-        return cls(storage.Client().bucket(bucket_name), prefix or "cutover")
+        """`gs://bucket/prefix` with the default Google credentials (anonymous against the
+        emulator named by STORAGE_EMULATOR_HOST)."""
+        from pipelines.gcs_io import split_uri, storage_client
+
+        bucket_name, prefix = split_uri(uri)
+        return cls(storage_client().bucket(bucket_name), prefix or "cutover")
 
     def describe(self) -> str:
         return f"gs://{self.bucket.name}/{self.prefix}"
