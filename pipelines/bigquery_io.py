@@ -89,13 +89,16 @@ def query_rows(
         raise translate(exc, what) from exc
 
 
-def insert_rows(client: Any, table_id: str, rows: Iterable[dict[str, Any]]) -> None:
+def insert_rows(
+    client: Any, table_id: str, rows: Iterable[dict[str, Any]], row_ids: list[str] | None = None
+) -> None:
     """Streaming inserts into a pre-created table (the jobs need no table-create right)."""
     rows = list(rows)
     if not rows:
         return
     try:
-        errors = client.insert_rows_json(table_id, rows)
+        ids = {"row_ids": row_ids} if row_ids is not None else {}
+        errors = client.insert_rows_json(table_id, rows, **ids)
     except Exception as exc:  # noqa: BLE001
         raise translate(exc, f"BigQuery {table_id}") from exc
     if errors:
