@@ -115,3 +115,15 @@ def test_concurrent_threads_lose_no_update(location):
     store = open_store(location)
     assert store.load()[0].seq == 24
     assert [e.seq for e in store.history()] == list(range(1, 25))
+
+
+def test_a_missing_bucket_or_an_unreachable_emulator_is_one_line(cloud, monkeypatch):
+    from pipelines.errors import InputError, StackError
+    from pipelines.sandbox import free_port
+
+    with pytest.raises(InputError, match="not found") as missing:
+        open_store(f"gs://no-bucket-{uuid.uuid4().hex[:6]}/cutover").load()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(StackError, match="does not answer") as down:
+        open_store("gs://any/cutover").save(CutoverState(), 0)
+    assert "\n" not in str(missing.value) + str(down.value)
