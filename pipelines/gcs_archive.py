@@ -15,12 +15,23 @@ Only the local wiring uses it; the readers (pipelines/archive.py) are the cloud 
 
 from __future__ import annotations
 
+import json
+import signal
+import time
 import uuid
-from typing import Iterable
+from typing import Any, Callable, Iterable
+
+import click
 
 from pipelines.archive import one_line, subscription_object_name
+from pipelines.cli_common import exit_when_idle_option, with_config
+from pipelines.config import Config
+from pipelines.errors import ConfigError
 from pipelines.events import now_ms
 from pipelines.gcs_io import write_bytes
+
+SUBSCRIPTION = "archive"
+ACK_DEADLINE_S = 300  # terraform/modules/pubsub: the archive subscription's ack deadline
 
 MAX_DURATION_S = 300.0
 MAX_BYTES = 134_217_728
@@ -76,3 +87,63 @@ def write_object(root: str, bodies: Iterable[bytes], started_ms: int) -> str:
     uri = f"gs://{bucket}/{name}"
     write_bytes(uri, body, content_type="text/plain")
     return uri
+
+
+def run_stand_in(
+    config: Config,
+    max_duration_s: float = 60.0,
+    exit_when_idle: float | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Pull `archive` and write its messages as subscription objects under
+    `gcp.archive_root`; a message is acked only once the object holding it exists
+    (at least once, as the real subscription). Returns the number of messages written."""
+    from pipelines.pubsub_io import create_subscription, subscriber
+
+    if config.gcp is None:
+        raise ConfigError(f"{config.source}: archive-gcs needs the cloud profile (a `gcp` section)")
+    if not 60 <= max_duration_s <= ACK_DEADLINE_S:
+        raise ConfigError(
+            f"--max-duration {max_duration_s}s: the subscription allows 60s to {ACK_DEADLINE_S}s"
+        )
+    path = create_subscription(config, SUBSCRIPTION, ACK_DEADLINE_S)
+    client = subscriber(config)
+    writer = SubscriptionObjectWriter(config.gcp.archive_root, max_duration_s)
+    held: list[str] = []
+    written, idle_since = 0, time.monotonic()
+    while not stop():
+        response = client.pull(request={"subscription": path, "max_messages": 1000}, timeout=30)
+        for received in response.received_messages:
+            if writer.add(received.message.data):  # closed an object: everything held before is in it
+                written += _ack(client, path, held)
+            held.append(received.ack_id)
+        if response.received_messages:
+            idle_since = time.monotonic()
+        if writer.due():
+            writer.flush()
+            written += _ack(client, path, held)
+        if exit_when_idle is not None and time.monotonic() - idle_since >= exit_when_idle:
+            break
+    writer.flush()
+    return written + _ack(client, path, held)
+
+
+def _ack(client: Any, path: str, held: list[str]) -> int:
+    count = len(held)
+    for start in range(0, count, 1000):
+        client.acknowledge(request={"subscription": path, "ack_ids": held[start : start + 1000]})
+    held.clear()
+    return count
+
+
+@click.command("archive-gcs")
+@exit_when_idle_option
+@click.option("--max-duration", default=60.0, show_default=True, type=float,
+              help="Seconds before a new object is started (the subscription's max_duration).")  # fmt: skip
+@with_config
+def archive_gcs(config: Config, exit_when_idle: float | None, max_duration: float) -> None:
+    """Write Pub/Sub `archive` as the Cloud Storage subscription's objects (local stand-in)."""
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    written = run_stand_in(config, max_duration, exit_when_idle, lambda: bool(stopping))
+    click.echo(json.dumps({"archived": written}))

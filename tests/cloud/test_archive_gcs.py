@@ -4,6 +4,7 @@ as the local dt=/hr= layout is; a period without objects is never a FINISHED run
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -153,3 +154,42 @@ def test_an_unreachable_emulator_is_one_line_and_no_bucket_is_input_error(monkey
 def test_config_round_trip_keeps_the_cloud_section():
     config = load_config(ROOT / "config" / "gcp-emulated.yaml")
     assert build_config(dump_config(config)).gcp == config.gcp
+
+
+def test_the_stand_in_turns_the_archive_subscription_into_objects_the_readers_list(
+    cloud, bucket, tmp_path: Path
+):
+    from dataclasses import replace
+
+    from pipelines.pubsub_io import ensure_topic_and_subscriptions, publisher
+    from pipelines.sandbox import free_port
+    from pipelines.stack import PubSubEmulator
+
+    config = replace(
+        cloud.config,
+        pubsub=replace(cloud.config.pubsub, emulator_host=f"127.0.0.1:{free_port()}"),
+        gcp=replace(cloud.config.gcp, archive_root=f"gs://{bucket.name}/interactions/"),
+    )
+    pubsub = PubSubEmulator(config, tmp_path)
+    saved = os.environ.get("PUBSUB_EMULATOR_HOST")
+    try:
+        pubsub.start()
+        from pipelines.gcs_archive import SUBSCRIPTION, run_stand_in
+        from pipelines.pubsub_io import create_subscription
+
+        ensure_topic_and_subscriptions(config)
+        create_subscription(config, SUBSCRIPTION, 300)  # exists before publishing, as in the cloud
+        bodies = [event(i).to_json() for i in range(50)] + [b"{broken", b""]
+        client = publisher(config)
+        for future in [client.publish(config.pubsub.topic_path, body) for body in bodies]:
+            future.result(timeout=30)
+        assert run_stand_in(config, 60, exit_when_idle=2) == len(bodies)
+    finally:
+        pubsub.stop()
+        if saved is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = saved
+    parts = list_parts(config.gcp.archive_root)
+    assert len(parts) == 1 and "/interactions/" in parts[0].path
+    assert sorted(read_lines(parts[0].path)) == sorted(bodies)
