@@ -209,20 +209,30 @@ def test_cli_rejects_bad_input_with_exit_3(tmp_path, capsys, args, message):
 
 
 def test_latest_runs_the_last_period_that_ended_a_batch_delay_ago(tmp_path, capsys):
-    """What a scheduler calls: demo config, 60 s periods, 15 s delay."""
+    """What a scheduler calls: demo config, 60 s periods, 15 s delay. A due period without
+    archive parts is a FAILED run saying why (exit 3), never a FINISHED run of 0 lines."""
     (tmp_path / "archive").mkdir()
 
     def due_period() -> int:
         ended_by = int(time.time() * 1000) - 15_000
         return ended_by - ended_by % PERIOD_MS - PERIOD_MS
 
-    before = due_period()
     args = ["legacy", "batch", "--archive", str(tmp_path / "archive"), "--warehouse", str(tmp_path / "wh")]
+    assert _kappactl([*args, "--latest"]) == 3
+    assert "no archive parts" in capsys.readouterr().err
+    before = due_period()
+    writer = ArchiveWriter(tmp_path / "archive", "a", 60)
+    for start in (before, before + PERIOD_MS):  # the minute may turn during the run
+        writer.write(
+            partition_of(start, 60), [Interaction(str(uuid.uuid4()), start, "like", 1, 7, 9, "web").to_json()]
+        )
     assert _kappactl([*args, "--latest"]) == 0
     con = connect_with_serving(tmp_path / "wh", WINDOW_MS)
-    rows = con.execute("SELECT epoch_ms(period_start), status FROM batch_runs ORDER BY status").fetchall()
-    assert {r[1] for r in rows} == {"FINISHED", "RUNNING"}
-    assert rows[0][0] in {before, due_period()}  # the minute may turn during the run
+    rows = con.execute(
+        "SELECT epoch_ms(period_start), status, reason FROM batch_runs ORDER BY started_at"
+    ).fetchall()
+    assert [r[1] for r in rows] == ["FAILED", "RUNNING", "FINISHED"] and "no archive parts" in rows[0][2]
+    assert rows[-1][0] in {before, due_period()}
 
 
 def test_cli_missing_archive_says_how_to_fix(tmp_path, capsys):
