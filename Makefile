@@ -43,4 +43,4 @@ lint: setup  ## ruff and terraform fmt
 
 clean:  ## remove local state (stack data, archive, warehouse, reports); keeps venvs and jars
 	-$(KAPPACTL) down --config $(CONFIG)
-	rm -rf .local/kafka .local/logs .local/run .local/archive .local/warehouse .local/cutover reports
+	rm -rf .local/kafka .local/logs .local/run .local/archive .local/warehouse .local/cutover .local/gcp reports

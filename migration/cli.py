@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("pipelines.generator_commands:generate", "Produce synthetic interaction events."),
     "bridge": ("pipelines.bridge:bridge", "Forward Kafka to Pub/Sub (the event processors)."),
     "archive": ("pipelines.archiver:archive", "Archive Kafka to arrival-time partitions."),
+    "archive-gcs": (
+        "pipelines.gcs_archive:archive_gcs",
+        "Stand-in for the Cloud Storage subscription: Pub/Sub `archive` -> gs:// objects.",
+    ),
     "legacy": ("lambda_legacy.commands:legacy", "Legacy Lambda arms: batch, speed, serve."),
     "kappa": ("kappa.commands:kappa", "Kappa job: streaming run and backfill."),
     "validate": ("migration.validator.commands:validate", "Compare two arms and give a verdict."),

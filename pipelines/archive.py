@@ -1,11 +1,22 @@
-"""The archive layout (DESIGN.md 2.2): raw lines partitioned by arrival time.
+"""The archive layouts (DESIGN.md 2.2): raw lines by arrival time, in one of two namings.
+
+Local archiver (pipelines/archiver.py):
 
     <root>/dt=YYYY-MM-DD/hr=HH/[mi=MM/]part-<writer>-<seq>.jsonl[.gz]
 
 The partition granularity is the batch period (the `mi=` level exists when the period
 is shorter than an hour). A part is written under a hidden temporary name, fsynced and
-renamed, so a reader never sees half a file. Reading goes through Beam's FileSystems
-for `gs://` roots, so the same code serves local folders and Cloud Storage.
+renamed, so a reader never sees half a file.
+
+Pub/Sub Cloud Storage subscription (terraform/modules/pubsub, `filename_datetime_format`
+"YYYY-MM-DD/hh/mm_ssZ"):
+
+    gs://<bucket>/<filename_prefix>YYYY-MM-DD/hh/mm_ssZ_<uuid><filename_suffix>
+
+The datetime is Pub/Sub's UTC time for the object, an arrival time to the second, so an
+object belongs to the period its time falls in (terraform/README.md, "Archive layout").
+Both namings are read by the same functions; `gs://` roots go through google-cloud-storage
+(pipelines/gcs_io.py), which honours STORAGE_EMULATOR_HOST.
 """
 
 from __future__ import annotations
@@ -19,6 +30,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hr=(\d{2})(?:/mi=(\d{2}))?/part-[^/]+\.jsonl(?:\.gz)?$")
+# The Cloud Storage subscription's objects: <prefix>YYYY-MM-DD/hh/mm_ssZ_<uuid>.jsonl
+_SUBSCRIPTION_OBJECT = re.compile(
+    r"(?:^|/)(\d{4}-\d{2}-\d{2})/(\d{2})/(\d{2})_(\d{2})Z_[0-9A-Za-z-]+\.jsonl$"
+)
 
 
 def partition_of(arrival_ms: int, period_s: float) -> str:
@@ -30,28 +45,45 @@ def partition_of(arrival_ms: int, period_s: float) -> str:
 
 
 def partition_start_ms(path: str) -> int | None:
-    """Arrival-period start encoded in a part file's path, or None if not an archive part."""
-    match = _PARTITION.search(path.replace(os.sep, "/"))
-    if not match:
+    """Arrival time encoded in a part's path, or None if it is not an archive part: the
+    partition start for the local layout, the object's own time for the subscription's."""
+    path = path.replace(os.sep, "/")
+    match = _PARTITION.search(path)
+    if match:
+        day, hour, minute = match.groups()
+        stamp = f"{day} {hour}:{minute or '00'}:00"
+    else:
+        match = _SUBSCRIPTION_OBJECT.search(path)
+        if not match:
+            return None
+        day, hour, minute, second = match.groups()
+        stamp = f"{day} {hour}:{minute}:{second}"
+    try:
+        start = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
+    except ValueError:  # 2025-13-40/99/...: named like a part, but no instant
         return None
-    day, hour, minute = match.groups()
-    start = datetime.strptime(f"{day} {hour}:{minute or '00'}", "%Y-%m-%d %H:%M")
     return int(start.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def subscription_object_name(prefix: str, arrival_ms: int, object_id: str) -> str:
+    """The object name the Cloud Storage subscription gives a file created at `arrival_ms`
+    (filename_datetime_format "YYYY-MM-DD/hh/mm_ssZ", filename_suffix ".jsonl")."""
+    stamp = datetime.fromtimestamp(arrival_ms // 1000, tz=UTC).strftime("%Y-%m-%d/%H/%M_%SZ")
+    return f"{prefix}{stamp}_{object_id}.jsonl"
 
 
 @dataclass(frozen=True)
 class ArchivePart:
     path: str
-    arrival_start_ms: int  # start of the arrival period the part belongs to
+    arrival_start_ms: int  # start of the part's arrival period (subscription object: its time)
 
 
 def list_parts(root: str, start_ms: int | None = None, end_ms: int | None = None) -> list[ArchivePart]:
-    """Part files whose arrival period starts in [start_ms, end_ms), sorted by path."""
+    """Parts whose arrival time (`partition_start_ms`) lies in [start_ms, end_ms), by path."""
     if root.startswith("gs://"):
-        from apache_beam.io.filesystems import FileSystems
+        from pipelines.gcs_io import list_names
 
-        pattern = root.rstrip("/") + "/dt=*/**"
-        paths = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+        paths = list_names(root)
     else:
         base = Path(root)
         paths = [str(p) for p in base.rglob("part-*.jsonl*")] if base.exists() else []
@@ -68,9 +100,9 @@ def list_parts(root: str, start_ms: int | None = None, end_ms: int | None = None
 def read_part(path: str) -> bytes:
     """The whole (decompressed) content of one part, gzip or plain, local or gs://."""
     if path.startswith("gs://"):
-        from apache_beam.io.filesystems import FileSystems
+        from pipelines.gcs_io import read_bytes
 
-        raw = FileSystems.open(path).read()
+        raw = read_bytes(path)
     else:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -107,7 +139,7 @@ class ArchiveWriter:
         suffix = ".jsonl.gz" if self.compress else ".jsonl"
         name = f"part-{self.writer_id}-{self._seq:08d}{suffix}"
         tmp = folder / f".{name}.tmp"
-        body = b"".join(_one_line(line) + b"\n" for line in lines)
+        body = b"".join(one_line(line) + b"\n" for line in lines)
         with open(tmp, "wb") as handle:
             handle.write(gzip.compress(body, compresslevel=1) if self.compress else body)
             handle.flush()
@@ -117,7 +149,7 @@ class ArchiveWriter:
         return final
 
 
-def _one_line(raw: bytes) -> bytes:
+def one_line(raw: bytes) -> bytes:
     """A raw record as one archive line.
 
     Records are stored as received, except that a CR or LF (JSON whitespace between

@@ -44,6 +44,9 @@ def with_config(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, config_path: str, sets: tuple[str, ...], **kwargs: Any) -> Any:
         config: Config = load_config(config_path, _parse_sets(sets))
+        if config.gcp is not None:  # the cloud profile: the Google clients find the emulators
+            for name, value in config.gcp.environment().items():
+                os.environ.setdefault(name, value)
         return func(*args, config=config, **kwargs)
 
     return wrapper

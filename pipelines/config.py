@@ -94,6 +94,37 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
+class GcpConfig:
+    """The cloud profile: BigQuery, Cloud Storage (and Pub/Sub, section `pubsub`). With the
+    emulator hosts set, every cloud adapter talks to the local emulators instead."""
+
+    project: str = "kappa-local"
+    archive_root: str = "gs://kappa-local-interactions-archive/interactions/"
+    cutover_state: str = "gs://kappa-local-cutover/cutover"
+    storage_emulator_host: str = ""  # host:port of fake-gcs-server ("" = Cloud Storage itself)
+    bigquery_emulator_host: str = ""  # host:port of bqemulator's REST API ("" = BigQuery itself)
+    bigquery_grpc_port: int = 9060
+    serving_source: str = "legacy"  # which arm serving.interaction_counts reads first
+
+    @property
+    def archive_bucket(self) -> str:
+        return self.archive_root.removeprefix("gs://").partition("/")[0]
+
+    @property
+    def state_bucket(self) -> str:
+        return self.cutover_state.removeprefix("gs://").partition("/")[0]
+
+    def environment(self) -> dict[str, str]:
+        """The variables the Google clients read to reach the emulators."""
+        env = {}
+        if self.storage_emulator_host:
+            env["STORAGE_EMULATOR_HOST"] = f"http://{self.storage_emulator_host}"
+        if self.bigquery_emulator_host:
+            env["BIGQUERY_EMULATOR_HOST"] = f"http://{self.bigquery_emulator_host}"
+        return env
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
     time: TimeConfig
@@ -101,24 +132,32 @@ class Config:
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     source: str = "<defaults>"
+    gcp: GcpConfig | None = None  # present only in the cloud profile
 
 
 _SECTIONS = {"time": TimeConfig, "kafka": KafkaConfig, "pubsub": PubSubConfig, "paths": PathsConfig}
-_TOP_KEYS = {"profile", *_SECTIONS}
+_OPTIONAL_SECTIONS = {"gcp": GcpConfig}
+_TOP_KEYS = {"profile", *_SECTIONS, *_OPTIONAL_SECTIONS}
 
 
 def _convert(section: str, name: str, value: Any) -> Any:
     """The typed value of one key, or ValueError saying what is wrong with it."""
     if section == "time":
         return parse_duration(value)
-    if name in ("partitions", "controller_port"):
+    if name in ("partitions", "controller_port", "bigquery_grpc_port"):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"must be a positive integer, got {value!r}")
         return value
-    if name in ("bootstrap", "emulator_host"):
+    if name in ("bootstrap", "emulator_host", "storage_emulator_host", "bigquery_emulator_host"):
         if not isinstance(value, str) or not _HOST_PORT.match(value):
             raise ValueError(f"must be host:port, got {value!r}")
         return value
+    if section == "gcp" and name in ("archive_root", "cutover_state"):
+        if not isinstance(value, str) or not value.startswith("gs://") or len(value) <= len("gs://"):
+            raise ValueError(f"must be a gs://BUCKET/PREFIX URI, got {value!r}")
+        return value
+    if name == "serving_source" and value not in ("legacy", "kappa"):
+        raise ValueError(f"must be legacy or kappa, got {value!r}")
     if name == "subscriptions":
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
             raise ValueError("must be a non-empty list of names")
@@ -149,7 +188,8 @@ def build_config(raw: Any, source: str = "<dict>") -> Config:
         raise ConfigError(f"{source}: the config must be a YAML mapping")
     errors = [f"unknown key '{key}'" for key in raw if key not in _TOP_KEYS]
     built: dict[str, Any] = {}
-    for section, cls in _SECTIONS.items():
+    present = {**_SECTIONS, **{k: v for k, v in _OPTIONAL_SECTIONS.items() if k in raw}}
+    for section, cls in present.items():
         values = raw.get(section) or {}
         if not isinstance(values, Mapping):
             errors.append(f"{section}: must be a mapping")
@@ -219,4 +259,7 @@ def dump_config(config: Config) -> dict[str, Any]:
             )
         return out
 
-    return {"profile": config.profile, **{name: plain(getattr(config, name)) for name in _SECTIONS}}
+    out = {"profile": config.profile, **{name: plain(getattr(config, name)) for name in _SECTIONS}}
+    if config.gcp is not None:
+        out["gcp"] = plain(config.gcp)
+    return out

@@ -58,7 +58,7 @@ def ensure_topic_and_subscriptions(config: Config, extra: tuple[str, ...] = ()) 
         create_subscription(config, name)
 
 
-def create_subscription(config: Config, name: str) -> str:
+def create_subscription(config: Config, name: str, ack_deadline_s: int = 60) -> str:
     from google.api_core import exceptions
     from google.protobuf import duration_pb2
 
@@ -66,7 +66,7 @@ def create_subscription(config: Config, name: str) -> str:
     request = {
         "name": path,
         "topic": config.pubsub.topic_path,
-        "ack_deadline_seconds": 60,
+        "ack_deadline_seconds": ack_deadline_s,
         "retain_acked_messages": True,
         "message_retention_duration": duration_pb2.Duration(seconds=int(RETENTION.total_seconds())),
     }

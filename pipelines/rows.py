@@ -61,8 +61,9 @@ BATCH_RUNS_SCHEMA = pa.schema(
         ("duplicates_removed", pa.int64()),
         ("late_dropped", pa.int64()),
         ("dead_lettered", pa.int64()),
-        ("status", pa.string()),  # RUNNING | FINISHED | FAILED
+        ("status", pa.string()),  # RUNNING | FINISHED | FAILED | WAITING
         ("pane_index", pa.int64()),  # the pane_index of the run's legacy_batch rows
+        ("reason", pa.string()),  # why a run FAILED or is WAITING (e.g. no archive parts yet)
     ]
 )
 # One row per event the legacy speed layer dropped as later than its watermark.
@@ -89,12 +90,19 @@ def window_start_ms(event_time_ms: int, window_ms: int) -> int:
     return event_time_ms - event_time_ms % window_ms
 
 
+# Columns added later to a shape: rows written by older code may lack them (null).
+OPTIONAL_COLUMNS = frozenset({"reason"})
+
+
 def table_from_rows(rows: Iterable[Mapping[str, object]], schema: pa.Schema) -> pa.Table:
     """An Arrow table of `schema` from dict rows; timestamp columns given in epoch ms."""
     rows = list(rows)
     arrays = []
     for column in schema:
-        values = [row[column.name] for row in rows]
+        if column.name in OPTIONAL_COLUMNS:
+            values = [row.get(column.name) for row in rows]
+        else:
+            values = [row[column.name] for row in rows]
         if pa.types.is_timestamp(column.type):
             micros = [None if v is None else int(v) * 1000 for v in values]  # type: ignore[call-overload]
             arrays.append(pa.array(micros, pa.int64()).cast(column.type))

@@ -287,7 +287,8 @@ class PubSubEmulator(Component):
 
 
 class LocalStack:
-    """Kafka and the Pub/Sub emulator for one config; `up`, `down`, `status`."""
+    """Kafka and the Pub/Sub emulator for one config (plus, in the cloud profile, the Cloud
+    Storage and BigQuery emulators of pipelines/cloud_stack.py); `up`, `down`, `status`."""
 
     def __init__(self, config: Config, state_dir: Path | None = None, external_pubsub: bool | None = None):
         self.config = config
@@ -297,12 +298,20 @@ class LocalStack:
         self.external_pubsub = external_pubsub
         self.kafka = KafkaBroker(config, self.state_dir)
         self.pubsub = PubSubEmulator(config, self.state_dir)
+        from pipelines.cloud_stack import cloud_components  # the cloud profile's emulators
+
+        self.cloud = cloud_components(config, self.state_dir)
 
     @property
     def components(self) -> list[Component]:
-        return [self.kafka, self.pubsub]
+        return [self.kafka, self.pubsub, *self.cloud]
 
     def up(self) -> list[ComponentStatus]:
+        statuses = self._up_kafka_pubsub()
+        statuses.extend(c.start() for c in self.cloud)
+        return statuses
+
+    def _up_kafka_pubsub(self) -> list[ComponentStatus]:
         statuses = [self.kafka.start()]
         if self.external_pubsub:
             if not self.pubsub.healthy():

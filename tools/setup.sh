@@ -3,8 +3,10 @@
 #   .venv          Beam 2.77 + validator + CLI + API   (requirements/main.lock)
 #   .venv-flink    apache-flink 2.3 (pins apache-beam<=2.61, hence its own venv)
 #   .venv-checkov  checkov for the Terraform tests (its pins clash with Beam's)
+#   .venv-bq       bqemulator, the BigQuery emulator (it pins sqlglot 30; Ibis 12 needs < 28)
 #   .local/jars    Kafka broker and Flink Kafka connector jars, by Maven from tools/pom.xml
-#   .local/bin     the Pub/Sub emulator (Go), and OpenTofu when no terraform/tofu is on PATH
+#   .local/bin     the Pub/Sub emulator (Go), fake-gcs-server (Go, the Cloud Storage emulator),
+#                  and OpenTofu when no terraform/tofu is on PATH
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -44,6 +46,16 @@ venv() {  # venv DIR LOCKFILE EDITABLE(yes|no)
 venv .venv requirements/main.lock yes
 venv .venv-flink requirements/flink.lock yes
 venv .venv-checkov requirements/checkov.lock no
+venv .venv-bq requirements/bqemulator.lock no
+
+fake_gcs_version=v1.56.1  # v1.56 honours if_generation_match on uploads (the cutover state's CAS)
+fake_gcs_stamp=.local/bin/.fake-gcs-server.version
+if [[ ! -x .local/bin/fake-gcs-server || "$(cat "$fake_gcs_stamp" 2>/dev/null)" != "$fake_gcs_version" ]]; then
+  echo "setup: building fake-gcs-server $fake_gcs_version from the Go module proxy (minutes the first time) ..."
+  mkdir -p .local/bin
+  GOBIN="$root/.local/bin" go install "github.com/fsouza/fake-gcs-server@$fake_gcs_version"
+  echo "$fake_gcs_version" > "$fake_gcs_stamp"
+fi
 
 jars_stamp=.local/jars/.pom.sha256
 want="$(sha256sum tools/pom.xml | cut -d' ' -f1)"

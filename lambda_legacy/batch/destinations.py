@@ -24,7 +24,7 @@ from pipelines.beam import (
     WriteToBigQueryTable,
     WriteToWarehouse,
 )
-from pipelines.errors import ConfigError, InputError
+from pipelines.errors import ConfigError
 from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
@@ -121,18 +121,21 @@ class BigQueryLedger:
 
     @functools.cached_property
     def _client(self) -> Any:
-        """One client for the RUNNING, FINISHED/FAILED rows and the lookups of a run."""
-        from google.cloud import bigquery
+        """One client for the RUNNING, FINISHED/FAILED rows and the lookups of a run
+        (anonymous against the emulator named by BIGQUERY_EMULATOR_HOST)."""
+        from pipelines.bigquery_io import bigquery_client
 
-        return bigquery.Client(project=self.destination.project)
+        return bigquery_client(self.destination.project)
 
     def append(self, row: dict[str, Any]) -> None:
-        errors = self._client.insert_rows_json(self.table_id, [bigquery_ledger_row(row)])
-        if errors:
-            raise InputError(f"BigQuery {self.table_id}: ledger insert failed: {errors[0]}")
+        from pipelines.bigquery_io import insert_rows
+
+        insert_rows(self._client, self.table_id, [bigquery_ledger_row(row)])
 
     def finished_periods(self) -> set[int]:
+        from pipelines.bigquery_io import query_rows
+
         sql = (
             f"SELECT DISTINCT UNIX_MILLIS(period_start) AS p FROM `{self.table_id}` WHERE status = 'FINISHED'"
         )
-        return {int(row["p"]) for row in self._client.query(sql).result()}
+        return {int(row["p"]) for row in query_rows(self._client, sql, f"BigQuery {self.table_id}")}

@@ -1,9 +1,13 @@
 """Running the batch layer period by period: the `batch_runs` ledger, re-runs, `--follow`.
 
 Each run appends a RUNNING row to `batch_runs`, then a FINISHED (with its counters) or
-FAILED row. Its aggregate rows carry the run's pane_index; the legacy views serve, per
-period, the rows of the latest FINISHED run only. So a re-run replaces a period's rows
-while every table stays append-only, and a run that crashed half-way is never served.
+FAILED row. A period with no archive part is never a FINISHED run of 0 lines (an archive
+written late or to the wrong place would look like a quiet hour and the ledger would hide
+the loss): a single run (and `--follow --until`) fails with a FAILED row saying why; an
+open-ended `--follow` appends one WAITING row saying why and waits for the period's first
+part. Its aggregate rows carry the run's pane_index; the legacy views serve, per period,
+the rows of the latest FINISHED run only. So a re-run replaces a period's rows while every
+table stays append-only, and a run that crashed half-way is never served.
 """
 
 from __future__ import annotations
@@ -56,7 +60,9 @@ def period_start_of(instant_ms: int, period_ms: int) -> int:
     return instant_ms - instant_ms % period_ms
 
 
-def _ledger_row(run: BatchRun, run_id: str, status: str, counters: dict[str, int] | None) -> dict:
+def _ledger_row(
+    run: BatchRun, run_id: str, status: str, counters: dict[str, int] | None, reason: str | None = None
+) -> dict:
     c = counters or {}
     return {
         "run_id": run_id,
@@ -71,6 +77,7 @@ def _ledger_row(run: BatchRun, run_id: str, status: str, counters: dict[str, int
         "dead_lettered": c.get("dead_lettered"),
         "status": status,
         "pane_index": run.pane_index,
+        "reason": reason,
     }
 
 
@@ -104,6 +111,10 @@ def run_period(
     run = BatchRun(period_start_ms, end_ms, window_ms, _started_at(period_start_ms), parts)
     run_id = f"legacy_batch-{iso(period_start_ms)}-{run.started_at_ms}"
     runs = ledger(destination)
+    if not parts:
+        reason = no_parts_reason(archive_root, period_start_ms, end_ms)
+        runs.append(_ledger_row(run, run_id, "FAILED", None, reason))
+        raise InputError(f"legacy batch run {run_id} FAILED: {reason}")
     runs.append(_ledger_row(run, run_id, "RUNNING", None))
     began = time.monotonic()
     try:
@@ -113,6 +124,40 @@ def run_period(
         raise PipelineError(f"legacy batch run {run_id} failed: {str(exc).splitlines()[0][:300]}") from exc
     runs.append(_ledger_row(run, run_id, "FINISHED", counters))
     return RunReport(run_id, period_start_ms, end_ms, len(parts), counters, time.monotonic() - began)
+
+
+def no_parts_reason(archive_root: str, start_ms: int, end_ms: int) -> str:
+    return (
+        f"no archive parts under {archive_root} arrived in {iso(start_ms)}..{iso(end_ms)}; "
+        "a period without parts is not counted as empty (check the archiver or the Cloud Storage "
+        "subscription, then run the period again)"
+    )
+
+
+def wait_for_parts(
+    archive_root: str,
+    destination: Destination,
+    period_start_ms: int,
+    period_ms: int,
+    stop_requested: Callable[[], bool],
+    poll_s: float = 1.0,
+) -> bool:
+    """Block until the period has a part (True) or a stop is requested (False); the first
+    time it has none, a WAITING row in the ledger says why."""
+    end_ms = period_start_ms + period_ms
+    recorded = False
+    while not list_parts(archive_root, period_start_ms, end_ms):
+        if not recorded:
+            run = BatchRun(period_start_ms, end_ms, 0, _started_at(period_start_ms), ())
+            run_id = f"legacy_batch-{iso(period_start_ms)}-{run.started_at_ms}"
+            reason = no_parts_reason(archive_root, period_start_ms, end_ms) + "; --follow waits for one"
+            ledger(destination).append(_ledger_row(run, run_id, "WAITING", None, reason))
+            LOG.warning("legacy batch: %s", reason)
+            recorded = True
+        if stop_requested():
+            return False
+        time.sleep(poll_s)
+    return True
 
 
 def follow(
@@ -131,7 +176,9 @@ def follow(
     """Run each period once it has ended plus `delay_ms`; returns the number of runs.
 
     Without `start_ms` it starts at the earliest archived period and skips periods that
-    already have a finished run, so restarting `--follow` does not redo work.
+    already have a finished run, so restarting `--follow` does not redo work. A due period
+    without parts is waited for (one WAITING ledger row says why), except with `until_ms`:
+    a bounded follow then fails on it like a single run.
     """
     skip: set[int] = set()
     if start_ms is None:
@@ -154,6 +201,11 @@ def follow(
             if stop_requested():
                 return runs
             time.sleep(min(1.0, (due - now_ms()) / 1000))
+        # A bounded follow runs the period now (without parts it fails loudly); else wait.
+        if until_ms is None and not wait_for_parts(
+            archive_root, destination, period, period_ms, stop_requested
+        ):
+            return runs
         report(run_period(archive_root, destination, period, period_ms, window_ms, beam_args))
         runs += 1
         period += period_ms

@@ -10,7 +10,13 @@ from typing import Any, Callable
 import click
 
 from migration.cutover.controller import advance, check, default_actor, rollback
-from migration.cutover.gate import ValidationRun, check_gate, read_shadow_stats, read_validation_runs
+from migration.cutover.gate import (
+    ValidationRun,
+    check_gate,
+    read_bigquery_validation_runs,
+    read_shadow_stats,
+    read_validation_runs,
+)
 from migration.cutover.model import TERRAFORM_HINTS, CutoverState, Stage, parse_stage
 from migration.cutover.store import LocalStateStore, StateStore, default_state_location, open_store
 from migration.policy import Policy, load_policy
@@ -23,9 +29,15 @@ EXIT_ROLLBACK = 1  # `check` decided a rollback (applied when the policy's auto_
 
 
 class Context:
+    """Where the state and the gate's evidence live. In the cloud profile (a `gcp` section)
+    without --warehouse: runs from BigQuery's migration.validation_runs, state in the GCS
+    object `gcp.cutover_state`."""
+
     def __init__(self, config: Config, warehouse: str | None, state: str | None, policy: str | None):
         self.warehouse = Warehouse(warehouse or config.paths.warehouse_root)
-        self.location = state or default_state_location(self.warehouse.root)
+        self.bigquery_project = config.gcp.project if config.gcp and not warehouse else None
+        cloud_state = config.gcp.cutover_state if config.gcp and not warehouse else None
+        self.location = state or cloud_state or default_state_location(self.warehouse.root)
         self.store: StateStore = open_store(self.location)
         self.policy: Policy = load_policy(policy)
 
@@ -57,6 +69,8 @@ def cutover_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _gate_runs(ctx: Context) -> list[ValidationRun]:
     """The validation runs the gate counts: those comparing the policy's gate_arms."""
+    if ctx.bigquery_project:
+        return read_bigquery_validation_runs(ctx.bigquery_project, ctx.policy.gate_arms)
     return read_validation_runs(ctx.warehouse, ctx.policy.gate_arms)
 
 

@@ -62,6 +62,25 @@ def read_validation_runs(warehouse: Warehouse, arms: tuple[str, str] | None = No
     return sorted(runs, key=lambda r: (r.finished_at_ms, r.run_id))
 
 
+def read_bigquery_validation_runs(
+    project: str, arms: tuple[str, str] | None = None, table_id: str = "migration.validation_runs"
+) -> list[ValidationRun]:
+    """The finished rows of BigQuery's `validation_runs` (those comparing `arms`), oldest first:
+    the same columns and filter as `read_validation_runs` on the warehouse."""
+    from pipelines.bigquery_io import bigquery_client, query_rows
+
+    where, params = "finished_at IS NOT NULL", {}
+    if arms is not None:
+        where += " AND left_arm = @left_arm AND right_arm = @right_arm"
+        params = {"left_arm": arms[0], "right_arm": arms[1]}
+    sql = (
+        f"SELECT run_id, finished_at, verdict FROM `{project}.{table_id}` WHERE {where} "
+        "ORDER BY finished_at, run_id"
+    )
+    rows = query_rows(bigquery_client(project), sql, f"BigQuery {project}.{table_id}", params)
+    return [ValidationRun.coerce(row) for row in rows]
+
+
 @dataclass(frozen=True)
 class GateResult:
     ok: bool

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from migration.cutover.model import CutoverState, Transition
-from pipelines.errors import ConflictError, InputError
+from pipelines.errors import ConflictError, InputError, KappaError
 
 
 class StateStore(Protocol):
@@ -142,7 +142,8 @@ class LocalStateStore:
 
 
 class GcsStateStore:
-    """State in a GCS bucket: `bucket` is a google.cloud.storage Bucket (or a fake of one)."""
+    """State in a GCS bucket: `bucket` is a google.cloud.storage Bucket. Cloud Storage and
+    connection errors become one-line InputError/StackError (what to fix), never a traceback."""
 
     def __init__(self, bucket: Any, prefix: str = "cutover"):
         self.bucket = bucket
@@ -151,25 +152,49 @@ class GcsStateStore:
 
     @classmethod
     def from_uri(cls, uri: str) -> GcsStateStore:
-        """`gs://bucket/prefix` with the default Google credentials."""
-        bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
-        try:
-            from google.cloud import storage
-        except ImportError as exc:  # pragma: no cover - installed with apache-beam[gcp]
-            raise InputError(
-                "gs:// state needs google-cloud-storage: pip install google-cloud-storage"
-            ) from exc
-        return cls(storage.Client().bucket(bucket_name), prefix or "cutover")
+        """`gs://bucket/prefix` with the default Google credentials (anonymous against the
+        emulator named by STORAGE_EMULATOR_HOST)."""
+        from pipelines.gcs_io import split_uri, storage_client
+
+        bucket_name, prefix = split_uri(uri)
+        return cls(storage_client().bucket(bucket_name), prefix or "cutover")
 
     def describe(self) -> str:
         return f"gs://{self.bucket.name}/{self.prefix}"
 
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except KappaError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Cloud Storage errors, translated where they enter
+            from pipelines.gcs_io import translate
+
+            raise translate(exc, f"{what} {self.describe()}/state.json") from exc
+
     def load(self) -> tuple[CutoverState, int]:
+        with self._translated("reading"):
+            return self._load()
+
+    def save(self, state: CutoverState, expected_generation: int) -> int:
+        with self._translated("writing"):
+            return self._save(state, expected_generation)
+
+    def history(self) -> list[Transition]:
+        with self._translated("reading the audit of"):
+            return self._history()
+
+    def _load(self) -> tuple[CutoverState, int]:
         from google.api_core.exceptions import PreconditionFailed
 
         for _ in range(5):  # the object may be replaced between the metadata read and the download
             blob = self.bucket.get_blob(self.state_name)
             if blob is None:
+                if not self.bucket.exists():  # a misspelt bucket is not a fresh SHADOW state
+                    raise InputError(
+                        f"{self.describe()}: bucket not found; check the name or create it (Terraform, `kappactl up`)"
+                    )
                 return CutoverState(), 0
             try:
                 data = blob.download_as_bytes(if_generation_match=blob.generation)
@@ -184,7 +209,7 @@ class GcsStateStore:
             raise InputError(f"{self.describe()}/state.json is not JSON ({exc})") from exc
         return CutoverState.from_json(raw["state"]), int(blob.generation)
 
-    def save(self, state: CutoverState, expected_generation: int) -> int:
+    def _save(self, state: CutoverState, expected_generation: int) -> int:
         from google.api_core.exceptions import PreconditionFailed
 
         blob = self.bucket.blob(self.state_name)
@@ -213,8 +238,8 @@ class GcsStateStore:
                 _encode(entry.as_json()), content_type="application/json", if_generation_match=0
             )
 
-    def history(self) -> list[Transition]:
-        state, _ = self.load()
+    def _history(self) -> list[Transition]:
+        state, _ = self._load()
         self._append_audit(state.last_transition)  # repair an entry a crashed writer left out
         blobs = sorted(self.bucket.list_blobs(prefix=f"{self.prefix}/audit/"), key=lambda b: b.name)
         return [Transition.from_json(json.loads(b.download_as_bytes())) for b in blobs]

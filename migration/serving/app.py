@@ -54,6 +54,7 @@ class ServingSettings:
     shadow_tolerance: float = 0.0  # policy shadow_relative_tolerance
     policy: Policy | None = None  # the cutover gate of console actions (default: config/policy.yaml)
     allow_actions: bool = False  # POST /v1/migration/advance|rollback (else 403)
+    bigquery_project: str | None = None  # the cloud profile: read BigQuery's served views instead
 
     @classmethod
     def from_config(
@@ -109,7 +110,16 @@ class ServingService:
     def __init__(self, settings: ServingSettings, store: StateStore):
         self.settings = settings
         self.metrics = Metrics()
-        self.data = ServingData(Warehouse(settings.warehouse_root), settings.window_ms, settings.period_ms)
+        if settings.bigquery_project:
+            from migration.serving.bigquery_data import BigQueryServingData
+
+            self.data: ServingData = BigQueryServingData(
+                settings.bigquery_project, settings.window_ms, settings.period_ms
+            )
+        else:
+            self.data = ServingData(
+                Warehouse(settings.warehouse_root), settings.window_ms, settings.period_ms
+            )
         self.watcher = StateWatcher(store)
         stats_dir = store.directory if isinstance(store, LocalStateStore) else None
         self.shadow = ShadowRecorder(

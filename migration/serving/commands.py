@@ -66,16 +66,18 @@ def serve(
     from migration.policy import load_policy
 
     policy = load_policy(policy_path)
+    cloud = config.gcp is not None and warehouse is None  # the cloud profile: BigQuery and GCS
     settings = replace(
         settings,
         shadow_tolerance=policy.shadow_relative_tolerance,
         policy=policy,
         allow_actions=allow_actions,
+        bigquery_project=config.gcp.project if cloud and config.gcp else None,
     )
-    store = open_store(state_location or default_state_location(settings.warehouse_root))
-    click.echo(
-        f"serving {settings.warehouse_root} on http://{host}:{port} (cutover state: {store.describe()})"
-    )
+    default_state = config.gcp.cutover_state if cloud and config.gcp else None
+    store = open_store(state_location or default_state or default_state_location(settings.warehouse_root))
+    source = f"BigQuery project {settings.bigquery_project}" if cloud else str(settings.warehouse_root)
+    click.echo(f"serving {source} on http://{host}:{port} (cutover state: {store.describe()})")
     actions = "actions allowed" if allow_actions else "read-only; --allow-actions enables advance/rollback"
     click.echo(f"console: http://{host}:{port}/console ({actions})")
     serve_forever(settings, store, host, port, log_level)

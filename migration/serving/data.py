@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from migration.serving.routing import KAPPA, LEGACY
+from pipelines.errors import KappaError
 from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
@@ -141,12 +142,12 @@ class ServingData:
             and time.monotonic() - self._built_at < BUILD_DUTY_FACTOR * self.snapshot.build_seconds
         ):
             return False
-        token = self.fingerprint()
-        if token == self._fingerprint and self.snapshot is not None:
-            return False
         try:
+            token = self.fingerprint()
+            if token == self._fingerprint and self.snapshot is not None:
+                return False
             self._build()
-        except (duckdb.Error, OSError) as exc:
+        except (duckdb.Error, OSError, KappaError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("serving snapshot not refreshed: %s", self.last_error)
             return False

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,8 +161,15 @@ class BigQueryBackend:
 
     def __init__(self, inputs: ValidationInputs):
         try:
+            from pipelines.bigquery_io import EMULATOR_ENV, bigquery_client
+
+            emulated = bool(os.environ.get(EMULATOR_ENV))
+            client = bigquery_client(inputs.bigquery_project or "") if emulated else None
             self.con: Any = ibis.bigquery.connect(
-                project_id=inputs.bigquery_project, dataset_id=inputs.bigquery_dataset
+                project_id=inputs.bigquery_project,
+                dataset_id=inputs.bigquery_dataset,
+                client=client,  # on the emulator: its endpoint, anonymous credentials
+                credentials=client._credentials if client is not None else None,
             )
         except (ImportError, AttributeError) as exc:
             raise ConfigError(
@@ -172,9 +180,12 @@ class BigQueryBackend:
                 f"BigQuery {inputs.bigquery_project}: cannot connect: {_first_line(exc)}"
             ) from exc
         self.inputs = inputs
+        self.emulated = emulated
         self._cached: list[ir.Table] = []
 
     def cache(self, expr: ir.Table) -> ir.Table:
+        if self.emulated:  # bqemulator has no anonymous dataset for Ibis's cache: recompute instead
+            return expr
         cached = expr.cache()  # a table in the session's anonymous dataset
         self._cached.append(cached)
         return cached

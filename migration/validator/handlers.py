@@ -16,8 +16,8 @@ from migration.validator.inputs import ValidationInputs
 from migration.validator.render import render_html, render_markdown
 from migration.validator.report import FAIL, PASS, Report
 from migration.validator.spec_report import SpecReport, render_spec_html, render_spec_markdown
-from pipelines.errors import ConfigError, InputError
-from pipelines.instants import parse_optional_instant
+from pipelines.errors import ConfigError
+from pipelines.instants import parse_optional_instant, utc_iso
 from pipelines.rows import TS, VALIDATION_RUNS_SCHEMA, table_from_rows
 from pipelines.warehouse import Warehouse
 
@@ -146,30 +146,28 @@ class WarehouseRecord:
 
 
 class BigQueryRecord:
-    """Inserts one row into BigQuery's `migration.validation_runs` (terraform schema)."""
+    """Inserts one row into BigQuery's `migration.validation_runs`: the same columns as the
+    warehouse table (terraform's schema JSON holds them; the cutover gate reads them), plus
+    the whole report as JSON."""
 
     def __init__(self, project: str, table_id: str = "migration.validation_runs"):
         self.project, self.table_id = project, table_id
 
     def handle(self, report: Report | SpecReport) -> None:
-        try:
-            from google.cloud import bigquery
-        except ImportError as exc:
-            raise ConfigError("recording to BigQuery needs google-cloud-bigquery: pip install it") from exc
-        row = run_row(report)
-        body = {
-            "run_id": report.run_id, "started_at": report.started_at, "finished_at": report.finished_at,
-            "verdict": report.verdict, "left": row["left_arm"], "right": row["right_arm"],
-            "reference": row["reference_arm"], "keys_total": row["keys_final"], "keys_same": row["keys_same"],
-            "explained": row["keys_explained"], "pending": row["keys_pending"],
-            "unexplained": row["keys_unexplained"], "unexplained_rate": row["unexplained_rate"],
-            "policy": row["policy"], "report": report.to_json(),
-        }  # fmt: skip
-        errors = bigquery.Client(project=self.project).insert_rows_json(
-            f"{self.project}.{self.table_id}", [body]
+        from pipelines.bigquery_io import bigquery_client, insert_rows
+
+        insert_rows(
+            bigquery_client(self.project), f"{self.project}.{self.table_id}", [bigquery_run_row(report)]
         )
-        if errors:
-            raise InputError(f"BigQuery {self.table_id}: insert failed: {errors[0]}")
+
+
+def bigquery_run_row(report: Report | SpecReport) -> dict[str, Any]:
+    """`run_row` as a BigQuery JSON row: timestamps as ISO 8601, the report as a JSON string."""
+    row = run_row(report)
+    timestamps = {f.name for f in VALIDATION_RUNS_ROW_SCHEMA if pa.types.is_timestamp(f.type)}
+    body = {k: (utc_iso(v) if k in timestamps and v is not None else v) for k, v in row.items()}
+    body["report"] = report.to_json()
+    return body
 
 
 def previous_streak(inputs: ValidationInputs, report: Report) -> int:

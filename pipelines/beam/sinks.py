@@ -117,38 +117,89 @@ class WriteToWarehouse(beam.PTransform):
 
 
 def bigquery_row(row: dict) -> dict:
-    """A warehouse row dict (epoch-ms timestamps) as a BigQuery JSON row."""
+    """A warehouse row dict (epoch-ms timestamps) as a BigQuery JSON row.
+
+    Timestamps go as ISO 8601 text: BigQuery reads a JSON number as epoch seconds, bqemulator
+    as microseconds; the text means the same instant to both.
+    """
     import base64
+
+    from pipelines.instants import utc_iso
 
     out = dict(row)
     for name in _TIMESTAMP_COLUMNS:
         if name in out and out[name] is not None:
-            out[name] = out[name] / 1000.0
+            out[name] = utc_iso(int(out[name]))
     if isinstance(out.get("payload"), bytes):
         out["payload"] = base64.b64encode(out["payload"]).decode()
     return out
 
 
 class WriteToBigQueryTable(beam.PTransform):
-    """Dict rows -> a BigQuery table by streaming inserts (the cloud sink)."""
+    """Dict rows -> a BigQuery table by streaming inserts (the cloud sink).
 
-    def __init__(self, table: str, schema: str):
+    The table must exist (Terraform creates every table, so the jobs need no table-create
+    right); `schema` documents the row shape. Rows go through google-cloud-bigquery's
+    `insert_rows_json` in batches, each row with an insertId derived from its content, so a
+    retried bundle's rows are deduplicated by BigQuery's best-effort insertId dedup. The same
+    client honours BIGQUERY_EMULATOR_HOST, so the emulator run executes this very code.
+    """
+
+    def __init__(self, table: str, schema: str, batch_size: int = 500):
         super().__init__(f"WriteToBigQuery[{table}]")
         self.table = table
         self.schema = schema
+        self.batch_size = batch_size
 
     def expand(self, pcoll: beam.PCollection) -> Any:
-        from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
-
         return (
             pcoll
             | "ToBigQueryRow" >> beam.Map(bigquery_row)
-            | "Insert"
-            >> WriteToBigQuery(
-                self.table,
-                schema=self.schema,
-                create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
-                write_disposition=BigQueryDisposition.WRITE_APPEND,
-                method=WriteToBigQuery.Method.STREAMING_INSERTS,
-            )
+            | "Insert" >> beam.ParDo(_StreamingInsertFn(self.table, self.batch_size))
         )
+
+
+def split_table(table: str) -> tuple[str, str]:
+    """`PROJECT:DATASET.TABLE` or `PROJECT.DATASET.TABLE` -> (project, "PROJECT.DATASET.TABLE")."""
+    project, sep, rest = table.partition(":")
+    if not sep:
+        project, _, rest = table.partition(".")
+    if not project or rest.count(".") != 1:
+        raise ValueError(f"BigQuery table {table!r}: use PROJECT:DATASET.TABLE")
+    return project, f"{project}.{rest}"
+
+
+class _StreamingInsertFn(beam.DoFn):
+    def __init__(self, table: str, batch_size: int):
+        self.project, self.table_id = split_table(table)
+        self.batch_size = batch_size
+        self.inserted = KappaCounter(f"bigquery_rows_inserted_{self.table_id.rsplit('.', 1)[1]}")
+
+    def setup(self) -> None:
+        from pipelines.bigquery_io import bigquery_client
+
+        self.client = bigquery_client(self.project)
+
+    def start_bundle(self) -> None:
+        self.rows: list[dict] = []
+
+    def process(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.batch_size:
+            self._flush()
+
+    def finish_bundle(self) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        import hashlib
+        import json
+
+        from pipelines.bigquery_io import insert_rows
+
+        if not self.rows:
+            return
+        ids = [hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest() for r in self.rows]
+        insert_rows(self.client, self.table_id, self.rows, ids)  # raises: Beam retries the bundle
+        self.inserted.inc(len(self.rows))
+        self.rows = []

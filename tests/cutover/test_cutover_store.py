@@ -8,10 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from google.api_core.exceptions import PreconditionFailed
 
 from migration.cutover.model import CutoverState, Stage, apply_move
-from migration.cutover.store import GcsStateStore, LocalStateStore
+from migration.cutover.store import LocalStateStore
 from pipelines.errors import ConflictError
 
 
@@ -122,91 +121,8 @@ def test_concurrent_threads_lose_no_update(tmp_path):
     assert [e.seq for e in LocalStateStore(tmp_path).history()] == list(range(1, 41))
 
 
-# --- GCS: an in-memory fake of the few Bucket/Blob calls the store makes -------------------
-
-
-class FakeBlob:
-    def __init__(self, bucket: FakeBucket, name: str):
-        self.bucket, self.name, self.generation = bucket, name, None
-
-    def download_as_bytes(self, if_generation_match: int | None = None) -> bytes:
-        data, generation = self.bucket.objects[self.name]
-        if if_generation_match is not None and if_generation_match != generation:
-            raise PreconditionFailed("generation changed")
-        return data
-
-    def upload_from_string(self, data: bytes, content_type: str = "", if_generation_match: int | None = None):
-        with self.bucket.lock:
-            current = self.bucket.objects.get(self.name, (b"", 0))[1]
-            if if_generation_match is not None and if_generation_match != current:
-                raise PreconditionFailed(f"{self.name}: generation {current}, expected {if_generation_match}")
-            self.bucket.clock += 1
-            self.bucket.objects[self.name] = (bytes(data), self.bucket.clock)
-            self.generation = self.bucket.clock
-
-
-class FakeBucket:
-    name = "fake-bucket"
-
-    def __init__(self):
-        self.objects: dict[str, tuple[bytes, int]] = {}
-        self.clock = 1000  # GCS generations are large, increasing and not consecutive
-        self.lock = threading.Lock()
-
-    def blob(self, name: str) -> FakeBlob:
-        return FakeBlob(self, name)
-
-    def get_blob(self, name: str) -> FakeBlob | None:
-        if name not in self.objects:
-            return None
-        blob = FakeBlob(self, name)
-        blob.generation = self.objects[name][1]
-        return blob
-
-    def list_blobs(self, prefix: str = "") -> list[FakeBlob]:
-        return [b for n in sorted(self.objects) if n.startswith(prefix) and (b := self.get_blob(n))]
-
-
-def test_gcs_store_compare_and_swap_and_audit_objects():
-    bucket = FakeBucket()
-    store = GcsStateStore(bucket, "migration/cutover")
-    state, generation = store.load()
-    assert (state.stage, generation) == (Stage.SHADOW, 0)
-    first = moved(state, "a")
-    generation = store.save(first, 0)
-    assert store.load() == (first, generation) and generation > 1000
-    with pytest.raises(ConflictError, match="expected generation 0"):
-        store.save(moved(state, "b"), 0)
-    second = moved(first, "c")
-    store.save(second, generation)
-    assert [(e.seq, e.actor) for e in store.history()] == [(1, "a"), (2, "c")]
-    assert sorted(bucket.objects) == [
-        "migration/cutover/audit/00000001.json",
-        "migration/cutover/audit/00000002.json",
-        "migration/cutover/state.json",
-    ]
-
-
-def test_gcs_store_threads_lose_no_update():
-    store = GcsStateStore(FakeBucket())
-
-    def churn(name: str) -> None:
-        done = 0
-        while done < 10:
-            state, generation = store.load()
-            try:
-                store.save(moved(state, name), generation)
-                done += 1
-            except ConflictError:
-                continue
-
-    threads = [threading.Thread(target=churn, args=(f"t{i}",)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert store.load()[0].seq == 40
-    assert [e.seq for e in store.history()] == list(range(1, 41))
+# The GCS store's compare-and-swap and the same concurrent writers run against the Cloud
+# Storage emulator (fake-gcs-server): tests/cloud/test_gcs_state.py.
 
 
 def test_local_store_default_location_is_beside_the_warehouse(tmp_path: Path):

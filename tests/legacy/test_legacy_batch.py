@@ -14,6 +14,7 @@ from lambda_legacy.serving import connect_with_serving
 from migration.cli import main
 from pipelines.archive import ArchiveWriter, partition_of
 from pipelines.events import Interaction
+from pipelines.warehouse import Warehouse
 
 P0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a period boundary
 PERIOD_MS, WINDOW_MS = 60_000, 10_000
@@ -145,8 +146,9 @@ def test_cli_follow_runs_ended_periods_then_stops(tmp_path, capsys):
     out = capsys.readouterr().out
     runs = [json.loads(line)["batch_run"] for line in out.splitlines() if line.startswith('{"batch_run"')]
     assert [r["events_counted"] for r in runs] == [3, 1]
-    # a second --follow skips the periods that already have a finished run
-    _kappactl(
+    # a second --follow skips the periods that already have a finished run; the next
+    # period has no parts: not a FINISHED run of 0 lines, a FAILED one saying why
+    code = _kappactl(
         [
             "legacy",
             "batch",
@@ -161,10 +163,16 @@ def test_cli_follow_runs_ended_periods_then_stops(tmp_path, capsys):
             "time.batch_delay=1s",
         ]
     )
-    out = capsys.readouterr().out
-    assert [
-        json.loads(line)["batch_run"]["lines_read"] for line in out.splitlines() if line.startswith("{")
-    ] == [0]
+    captured = capsys.readouterr()
+    assert code == 3 and not [line for line in captured.out.splitlines() if line.startswith("{")]
+    assert "no archive parts" in captured.err and len(captured.err.strip().splitlines()) == 1
+    ledger = (
+        Warehouse(tmp_path / "wh")
+        .connect()
+        .execute("SELECT status, reason FROM batch_runs WHERE period_start = '2026-01-05 00:02:00+00'")
+        .fetchall()
+    )
+    assert [status for status, _ in ledger] == ["FAILED"] and "no archive parts" in ledger[0][1]
 
 
 def test_cli_follow_waits_for_an_archive_that_does_not_exist_yet(tmp_path, capsys):
@@ -201,20 +209,30 @@ def test_cli_rejects_bad_input_with_exit_3(tmp_path, capsys, args, message):
 
 
 def test_latest_runs_the_last_period_that_ended_a_batch_delay_ago(tmp_path, capsys):
-    """What a scheduler calls: demo config, 60 s periods, 15 s delay."""
+    """What a scheduler calls: demo config, 60 s periods, 15 s delay. A due period without
+    archive parts is a FAILED run saying why (exit 3), never a FINISHED run of 0 lines."""
     (tmp_path / "archive").mkdir()
 
     def due_period() -> int:
         ended_by = int(time.time() * 1000) - 15_000
         return ended_by - ended_by % PERIOD_MS - PERIOD_MS
 
-    before = due_period()
     args = ["legacy", "batch", "--archive", str(tmp_path / "archive"), "--warehouse", str(tmp_path / "wh")]
+    assert _kappactl([*args, "--latest"]) == 3
+    assert "no archive parts" in capsys.readouterr().err
+    before = due_period()
+    writer = ArchiveWriter(tmp_path / "archive", "a", 60)
+    for start in (before, before + PERIOD_MS):  # the minute may turn during the run
+        writer.write(
+            partition_of(start, 60), [Interaction(str(uuid.uuid4()), start, "like", 1, 7, 9, "web").to_json()]
+        )
     assert _kappactl([*args, "--latest"]) == 0
     con = connect_with_serving(tmp_path / "wh", WINDOW_MS)
-    rows = con.execute("SELECT epoch_ms(period_start), status FROM batch_runs ORDER BY status").fetchall()
-    assert {r[1] for r in rows} == {"FINISHED", "RUNNING"}
-    assert rows[0][0] in {before, due_period()}  # the minute may turn during the run
+    rows = con.execute(
+        "SELECT epoch_ms(period_start), status, reason FROM batch_runs ORDER BY started_at"
+    ).fetchall()
+    assert [r[1] for r in rows] == ["FAILED", "RUNNING", "FINISHED"] and "no archive parts" in rows[0][2]
+    assert rows[-1][0] in {before, due_period()}
 
 
 def test_cli_missing_archive_says_how_to_fix(tmp_path, capsys):

@@ -1,0 +1,65 @@
+"""The serving API's snapshot read from BigQuery (the cloud profile): the same two served
+views Terraform creates, `legacy.legacy_serving` and `kappa.kappa_stream_current`, and the
+FINISHED periods of `legacy.batch_runs`, read through the jobs API into the same in-memory
+index as the warehouse snapshot (migration/serving/data.py). The tables are append-only, so
+their row counts tell when a rebuild is due.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyarrow as pa
+
+from migration.serving.data import KAPPA_VIEW, LEGACY_VIEW, ArmIndex, ServingData, Snapshot
+from migration.serving.routing import KAPPA, LEGACY
+from pipelines.warehouse import Warehouse
+
+_BASE_TABLES = ("legacy.legacy_batch", "legacy.legacy_speed", "legacy.batch_runs", "kappa.kappa_stream")
+
+
+class BigQueryServingData(ServingData):
+    def __init__(self, project: str, window_ms: int, period_ms: int, client: Any = None):
+        super().__init__(Warehouse(f".bigquery-{project}"), window_ms, period_ms)
+        from pipelines.bigquery_io import bigquery_client
+
+        self.project = project
+        self.client = client or bigquery_client(project)
+
+    def _query(self, sql: str, what: str) -> list[dict[str, Any]]:
+        from pipelines.bigquery_io import query_rows
+
+        return query_rows(self.client, sql, f"BigQuery {what}")
+
+    def fingerprint(self) -> object:
+        counts = ", ".join(
+            f"(SELECT COUNT(*) FROM `{self.project}.{t}`) AS c{i}" for i, t in enumerate(_BASE_TABLES)
+        )
+        return tuple(self._query(f"SELECT {counts}", "serving fingerprint")[0].values())
+
+    def _build(self) -> None:
+        started, built_ms = time.perf_counter(), time.time_ns() // 1_000_000
+        views = {LEGACY: f"legacy.{LEGACY_VIEW}", KAPPA: f"kappa.{KAPPA_VIEW}"}
+        arrow = {arm: self._arm_table(view) for arm, view in views.items()}
+        finished = frozenset(
+            int(r["p"])
+            for r in self._query(
+                f"SELECT DISTINCT UNIX_MILLIS(period_start) AS p FROM `{self.project}.legacy.batch_runs` "
+                "WHERE status = 'FINISHED'",
+                "legacy.batch_runs",
+            )
+        )
+        arms = {arm: ArmIndex.from_arrow(table) for arm, table in arrow.items()}
+        rows = {arm: table.num_rows for arm, table in arrow.items()}
+        self.snapshot = Snapshot(arms, built_ms, time.perf_counter() - started, rows, LEGACY_VIEW, finished)
+
+    def _arm_table(self, view: str) -> pa.Table:
+        rows = self._query(
+            "SELECT tweet_id, event_type, UNIX_MILLIS(window_start) AS ws, UNIX_MILLIS(window_end) AS we, "
+            f"`count` FROM `{self.project}.{view}` ORDER BY tweet_id",
+            view,
+        )
+        schema = pa.schema([("tweet_id", pa.int64()), ("event_type", pa.string()), ("ws", pa.int64()),
+                            ("we", pa.int64()), ("count", pa.int64())])  # fmt: skip
+        return pa.Table.from_pylist(rows, schema=schema)

@@ -1,0 +1,173 @@
+"""BigQuery access shared by the arms' ledgers, the validator's result handler, the cutover
+gate and the serving API: one client factory, and the tables and views Terraform creates,
+built from the very same schema JSON and SQL files (terraform/modules/bigquery).
+
+`BIGQUERY_EMULATOR_HOST` (e.g. `http://127.0.0.1:9050`, bqemulator's REST port) is honoured
+by google-cloud-bigquery itself; this module swaps in anonymous credentials so no Google
+login is looked for against the emulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from string import Template
+from typing import Any, Iterable
+
+from pipelines.errors import ConfigError, InputError, StackError
+
+EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
+ROOT = Path(__file__).resolve().parent.parent
+TERRAFORM_BIGQUERY = ROOT / "terraform" / "modules" / "bigquery"
+LEGACY_SERVING_SQL = ROOT / "lambda_legacy" / "sql" / "legacy_serving.bigquery.sql"
+
+# What terraform/modules/bigquery creates (legacy_enabled = true), as (dataset, table, schema file).
+AGGREGATE_TABLES = (
+    ("kappa", "kappa_stream"),
+    ("kappa", "kappa_backfill"),
+    ("legacy", "legacy_batch"),
+    ("legacy", "legacy_speed"),
+)
+BOOKKEEPING_TABLES = (
+    ("migration", "dead_letter", "dead_letter.json"),
+    ("migration", "validation_runs", "validation_runs.json"),
+    ("legacy", "batch_runs", "batch_runs.json"),
+)
+DATASETS = ("kappa", "legacy", "migration", "serving")
+
+
+def bigquery_client(project: str, emulator: str | None = None) -> Any:
+    """A google.cloud.bigquery Client for `project`; anonymous against an emulator
+    (`emulator` as http://host:port, else $BIGQUERY_EMULATOR_HOST)."""
+    try:
+        from google.cloud import bigquery
+    except ImportError as exc:  # pragma: no cover - installed with apache-beam[gcp]
+        raise ConfigError("BigQuery needs google-cloud-bigquery: pip install google-cloud-bigquery") from exc
+    endpoint = emulator or os.environ.get(EMULATOR_ENV)
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        if "://" not in endpoint:
+            endpoint = f"http://{endpoint}"
+        return bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    return bigquery.Client(project=project)
+
+
+def translate(exc: Exception, what: str) -> Exception:
+    """A BigQuery or connection error as the project's own, one line, saying what to fix."""
+    from google.api_core import exceptions as gexc
+
+    first = (str(exc).splitlines() or [type(exc).__name__])[0][:240]
+    if isinstance(exc, gexc.NotFound):
+        return InputError(f"{what}: not found ({first}); create it with `kappactl up` or Terraform")
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return InputError(f"{what}: BigQuery refused the request ({first})")
+    host = os.environ.get(EMULATOR_ENV) or "bigquery.googleapis.com"
+    return StackError(f"{what}: BigQuery at {host} does not answer ({first}); start it with `kappactl up`")
+
+
+def query_rows(
+    client: Any, sql: str, what: str, params: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of a query as dicts (read through the jobs API, never the Storage API);
+    `params` are STRING query parameters (@name in the SQL)."""
+    from google.cloud import bigquery
+
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in (params or {}).items()]
+    )
+    try:
+        return [dict(row.items()) for row in client.query(sql, job_config=config).result()]
+    except Exception as exc:  # noqa: BLE001 - translated to one line where it enters
+        raise translate(exc, what) from exc
+
+
+def insert_rows(
+    client: Any, table_id: str, rows: Iterable[dict[str, Any]], row_ids: list[str] | None = None
+) -> None:
+    """Streaming inserts into a pre-created table (the jobs need no table-create right)."""
+    rows = list(rows)
+    if not rows:
+        return
+    try:
+        ids = {"row_ids": row_ids} if row_ids is not None else {}
+        errors = client.insert_rows_json(table_id, rows, **ids)
+    except Exception as exc:  # noqa: BLE001
+        raise translate(exc, f"BigQuery {table_id}") from exc
+    if errors:
+        raise InputError(f"BigQuery {table_id}: insert failed: {str(errors[0])[:300]}")
+
+
+def schema_fields(schema_file: str) -> list[Any]:
+    """The SchemaFields of one of Terraform's schema JSON files."""
+    from google.cloud import bigquery
+
+    raw = json.loads((TERRAFORM_BIGQUERY / "schemas" / schema_file).read_text(encoding="utf-8"))
+    return [bigquery.SchemaField.from_api_repr(column) for column in raw]
+
+
+def schema_columns(schema_file: str) -> list[str]:
+    raw = json.loads((TERRAFORM_BIGQUERY / "schemas" / schema_file).read_text(encoding="utf-8"))
+    return [column["name"] for column in raw]
+
+
+def table_specs() -> list[tuple[str, str, str]]:
+    """(dataset, table, schema file) of every table Terraform creates."""
+    return [(d, t, "aggregate.json") for d, t in AGGREGATE_TABLES] + list(BOOKKEEPING_TABLES)
+
+
+def view_specs(
+    project: str, batch_period_s: int, serving_source: str = "legacy"
+) -> list[tuple[str, str, str]]:
+    """(dataset, view, SQL) of every view Terraform creates, rendered from its SQL files."""
+    current = (TERRAFORM_BIGQUERY / "sql" / "current_value.sql").read_text(encoding="utf-8")
+    views = [
+        (d, f"{t}_current", Template(current).substitute(project=project, dataset=d, table=t))
+        for d, t in AGGREGATE_TABLES
+    ]
+    serving = Template(LEGACY_SERVING_SQL.read_text(encoding="utf-8")).substitute(
+        project=project,
+        dataset="legacy",
+        batch_runs_table="batch_runs",
+        batch_table="legacy_batch",
+        speed_table="legacy_speed",
+        batch_period_seconds=batch_period_s,
+    )
+    views.append(("legacy", "legacy_serving", serving))
+    source = {
+        "legacy": f"SELECT * FROM `{project}.legacy.legacy_serving`",
+        "kappa": f"SELECT * FROM `{project}.kappa.kappa_stream_current`",
+    }[serving_source]
+    views.append(("serving", "interaction_counts", source))
+    return views
+
+
+def ensure_warehouse(client: Any, project: str, batch_period_s: int, serving_source: str = "legacy") -> None:
+    """Create (if absent) the datasets, tables and views Terraform would create."""
+    from google.api_core.exceptions import Conflict
+    from google.cloud import bigquery
+
+    try:
+        for dataset in DATASETS:
+            client.create_dataset(bigquery.Dataset(f"{project}.{dataset}"), exists_ok=True)
+        for dataset, table, schema_file in table_specs():
+            client.create_table(
+                bigquery.Table(f"{project}.{dataset}.{table}", schema=schema_fields(schema_file)),
+                exists_ok=True,
+            )
+        for dataset, view, sql in view_specs(project, batch_period_s, serving_source):
+            table = bigquery.Table(f"{project}.{dataset}.{view}")
+            table.view_query = sql
+            with contextlib.suppress(Conflict):
+                client.create_table(table, exists_ok=True)
+    except (ConfigError, InputError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise translate(exc, f"creating the BigQuery tables of {project}") from exc

@@ -1,0 +1,129 @@
+"""The cutover state in a GCS object on fake-gcs-server: the object's generation is the
+compare-and-swap token (`if_generation_match`), audit entries are create-only objects, and
+concurrent processes and threads lose no update (the same races as the local store's tests)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import uuid
+
+import pytest
+
+from migration.cutover.model import CutoverState, Stage, apply_move
+from migration.cutover.store import GcsStateStore, open_store
+from pipelines.errors import ConflictError
+
+pytestmark = pytest.mark.cloud
+
+
+def moved(state: CutoverState, actor: str) -> CutoverState:
+    if state.stage is Stage.SHADOW:
+        return apply_move(state, "advance", Stage.CANARY, 10, "test", (), actor)
+    return apply_move(state, "rollback", Stage.SHADOW, None, "test", (), actor)
+
+
+def _race_once(location: str, name: str, barrier, results) -> None:
+    store = open_store(location)
+    state, generation = store.load()
+    barrier.wait()  # everyone has read the same generation before anyone writes
+    try:
+        store.save(moved(state, name), generation)
+        results.put((name, "won"))
+    except ConflictError:
+        results.put((name, "lost"))
+
+
+def _churn(location: str, name: str, moves: int) -> None:
+    store = open_store(location)
+    done = 0
+    while done < moves:
+        state, generation = store.load()
+        try:
+            store.save(moved(state, name), generation)
+            done += 1
+        except ConflictError:
+            continue
+
+
+@pytest.fixture
+def location(bucket) -> str:
+    return f"gs://{bucket.name}/migration/cutover-{uuid.uuid4().hex[:6]}"
+
+
+def test_gcs_store_compare_and_swap_and_audit_objects(location, bucket):
+    store = open_store(location)
+    assert isinstance(store, GcsStateStore) and store.describe() == location
+    state, generation = store.load()
+    assert (state.stage, generation) == (Stage.SHADOW, 0)
+    first = moved(state, "a")
+    generation = store.save(first, 0)
+    assert store.load() == (first, generation) and generation > 0
+    with pytest.raises(ConflictError, match="expected generation 0"):
+        store.save(moved(state, "b"), 0)
+    with pytest.raises(ConflictError, match=f"expected generation {generation - 1}"):
+        store.save(moved(first, "b"), generation - 1)
+    store.save(moved(first, "c"), generation)
+    assert [(e.seq, e.actor) for e in store.history()] == [(1, "a"), (2, "c")]
+    prefix = location.removeprefix(f"gs://{bucket.name}/")
+    assert sorted(b.name for b in bucket.list_blobs(prefix=prefix)) == [
+        f"{prefix}/audit/00000001.json",
+        f"{prefix}/audit/00000002.json",
+        f"{prefix}/state.json",
+    ]
+
+
+def test_four_processes_reading_the_same_generation_exactly_one_wins(location):
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_race_once, args=(location, f"p{i}", barrier, results)) for i in range(4)]
+    for proc in procs:
+        proc.start()
+    outcomes = sorted(results.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=60)
+    winners = [name for name, outcome in outcomes if outcome == "won"]
+    assert len(winners) == 1, outcomes
+    store = open_store(location)
+    state, _ = store.load()
+    assert state.seq == 1 and state.last_transition.actor == winners[0]
+    assert [e.actor for e in store.history()] == winners
+
+
+def test_concurrent_processes_lose_no_update(location):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_churn, args=(location, f"p{i}", 8)) for i in range(3)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=180)
+        assert proc.exitcode == 0
+    store = open_store(location)
+    state, _ = store.load()
+    entries = store.history()
+    assert state.seq == 24
+    assert [e.seq for e in entries] == list(range(1, 25))  # no gap, no duplicate
+    assert sorted({e.actor for e in entries}) == ["p0", "p1", "p2"]
+
+
+def test_concurrent_threads_lose_no_update(location):
+    threads = [threading.Thread(target=_churn, args=(location, f"t{i}", 6)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    store = open_store(location)
+    assert store.load()[0].seq == 24
+    assert [e.seq for e in store.history()] == list(range(1, 25))
+
+
+def test_a_missing_bucket_or_an_unreachable_emulator_is_one_line(cloud, monkeypatch):
+    from pipelines.errors import InputError, StackError
+    from pipelines.sandbox import free_port
+
+    with pytest.raises(InputError, match="not found") as missing:
+        open_store(f"gs://no-bucket-{uuid.uuid4().hex[:6]}/cutover").load()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(StackError, match="does not answer") as down:
+        open_store("gs://any/cutover").save(CutoverState(), 0)
+    assert "\n" not in str(missing.value) + str(down.value)
