@@ -70,10 +70,10 @@ RATIOS = [
         "speed job on the 2-TaskManager cluster, parallelism 2 vs 1 (ideal 2)",
     ),
     (
-        "legacy_speed_cluster_p4_vs_mini_cluster",
+        "legacy_speed_cluster_p4_vs_mini_cluster_p4",
         "legacy_speed_cluster_p4_events_per_s",
-        "legacy_speed_events_per_s",
-        "the cluster at parallelism 4 vs the mini-cluster figure",
+        "legacy_speed_mini_p4_events_per_s",
+        "the cluster vs the mini-cluster, same job, input and parallelism",
     ),
     (
         "bridge_vs_generator",

@@ -29,13 +29,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from migration.serving.routing import KAPPA, LEGACY
-from migration.serving.runs import Run, Vocabulary, add_run, gather, newest_per_key, read_segments, reduce
+from migration.serving.runs import Run, Vocabulary, add_run, gather, newest_per_key, read_segments, reducer
 from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
@@ -62,7 +63,9 @@ class TableRuns:
     def rows(self) -> int:
         return sum(len(run) for run in self.runs)
 
-    def refreshed(self, warehouse: Warehouse, vocab: Vocabulary) -> tuple[TableRuns, int]:
+    def refreshed(
+        self, con: duckdb.DuckDBPyConnection, warehouse: Warehouse, vocab: Vocabulary
+    ) -> tuple[TableRuns, int]:
         """This table with the segments that appeared since; (itself, 0) if none did."""
         listed = {str(p) for p in warehouse.segments(self.name)}
         base = self
@@ -71,9 +74,9 @@ class TableRuns:
         new = sorted(listed - base.seen)
         if not new:
             return base, 0
-        loaded = read_segments([*map(Path, new)], vocab)
-        runs = add_run(base.runs, reduce(loaded, self.keep_panes), self.keep_panes)
-        return replace(base, seen=base.seen | frozenset(new), runs=runs), loaded.num_rows
+        run, read = read_segments(con, [*map(Path, new)], vocab, self.keep_panes)
+        runs = add_run(con, base.runs, run, self.keep_panes)
+        return replace(base, seen=base.seen | frozenset(new), runs=runs), read
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,8 @@ class ServingData:
         self._fingerprint: object = None
         self._iso: dict[int, str] = {}
         self._built_at = 0.0
+        self._refresh_s = 0.0  # the last refresh's duration (0 after the first load: no wait)
+        self._con = reducer()
         self._vocab = Vocabulary()
         self._tables = {
             "legacy_speed": TableRuns("legacy_speed"),
@@ -191,22 +196,21 @@ class ServingData:
 
     def refresh_if_changed(self) -> bool:
         """Read new segments if any appeared, but spend at most 1/BUILD_DUTY_FACTOR of a core."""
-        if (
-            self.snapshot
-            and time.monotonic() - self._built_at < BUILD_DUTY_FACTOR * self.snapshot.build_seconds
-        ):
+        if self.snapshot and time.monotonic() - self._built_at < BUILD_DUTY_FACTOR * self._refresh_s:
             return False
         token = self.fingerprint()
         if token == self._fingerprint and self.snapshot is not None:
             return False
+        first = self.snapshot is None
         try:
             self._build()
-        except (pa.ArrowException, OSError) as exc:
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("serving snapshot not refreshed: %s", self.last_error)
             return False
         self._fingerprint = token
         self._built_at = time.monotonic()
+        self._refresh_s = 0.0 if first or self.snapshot is None else self.snapshot.build_seconds
         self.last_error = None
         return True
 
@@ -215,7 +219,7 @@ class ServingData:
         started, built_ms = time.perf_counter(), time.time_ns() // 1_000_000
         tables, new_rows = dict(self._tables), 0
         for name, table in tables.items():
-            tables[name], read = table.refreshed(self.warehouse, self._vocab)
+            tables[name], read = table.refreshed(self._con, self.warehouse, self._vocab)
             new_rows += read
         runs_token = tuple(str(p) for p in self.warehouse.segments("batch_runs"))
         finished = self._finished if runs_token == self._runs_token else FinishedRuns.read(self.warehouse)

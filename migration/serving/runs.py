@@ -3,9 +3,9 @@
 A table (`legacy_speed`, `legacy_batch`, `kappa_stream`) is held as a tuple of immutable
 *runs*, each a set of NumPy columns sorted by (tweet_id, window_start, event_type) with at
 most one row per key. A refresh reads only the Parquet segments that appeared since the
-last one (pyarrow reads and sorts them with the GIL released), turns them into one new run
-and appends it; when a run is not much smaller than the one before it, the two are merged
-(Arrow's sort, also outside the GIL). So a refresh costs what the new segments cost, plus
+last one, reduces them to one new run with DuckDB (one thread, outside the GIL) and appends
+it; when a run is not much smaller than the one before it, the two are merged (the same
+DuckDB query over the two runs as Arrow). So a refresh costs what the new segments cost, plus
 merges whose amortised cost per row is logarithmic: never a re-read of the whole table.
 
 A lookup binary-searches each run (a handful) and keeps, per key, the row with the highest
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +30,6 @@ import pyarrow.parquet as pq
 # runs shrink geometrically, so a table holds O(log rows) runs.
 MERGE_FACTOR = 4
 COLUMNS = ("tweet_id", "ws", "et", "pane", "emitted", "we", "count")
-_READ = ["window_start", "window_end", "tweet_id", "event_type", "count", "pane_index", "emitted_at"]
 
 
 class Vocabulary:
@@ -71,54 +71,69 @@ class Run:
         return pa.table({name: getattr(self, name) for name in COLUMNS})
 
 
-def _ms(column: pa.ChunkedArray) -> np.ndarray:
-    return pc.cast(pc.cast(column, pa.timestamp("ms", tz="UTC")), pa.int64()).to_numpy()
+_SEGMENT_COLUMNS = """
+    tweet_id::BIGINT AS tweet_id, epoch_ms(window_start) AS ws, event_type AS et,
+    pane_index::BIGINT AS pane, epoch_ms(emitted_at) AS emitted, epoch_ms(window_end) AS we,
+    count::BIGINT AS count
+"""
 
 
-def read_segments(paths: Sequence[Path], vocab: Vocabulary) -> pa.Table:
-    """The aggregate rows of these segment files, in run columns (unsorted)."""
-    parts = [pq.read_table(path, columns=_READ) for path in paths]
-    if not parts:
-        return Run(*(np.empty(0, np.int64) for _ in COLUMNS)).table()
-    raw = pa.concat_tables(parts, promote_options="permissive")
-    return pa.table(
-        {
-            "tweet_id": raw.column("tweet_id").to_numpy().astype(np.int64, copy=False),
-            "ws": _ms(raw.column("window_start")),
-            "et": vocab.codes(raw.column("event_type")),
-            "pane": raw.column("pane_index").to_numpy().astype(np.int64, copy=False),
-            "emitted": _ms(raw.column("emitted_at")),
-            "we": _ms(raw.column("window_end")),
-            "count": raw.column("count").to_numpy().astype(np.int64, copy=False),
-        }
-    )
+def reducer() -> duckdb.DuckDBPyConnection:
+    """The refresher's own DuckDB connection: one thread, the other core is the requests'."""
+    con = duckdb.connect()
+    con.execute("SET threads = 1").fetchall()
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    return con
 
 
-def reduce(table: pa.Table, keep_panes: bool) -> Run:
-    """Sort by key and keep, per key (per key and pane if keep_panes), the newest row."""
-    keys = ["tweet_id", "ws", "et", "pane"] if keep_panes else ["tweet_id", "ws", "et"]
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in (*keys, "pane", "emitted")])
-    cols = {name: table.column(name).take(order).to_numpy() for name in COLUMNS}
-    n = len(cols["tweet_id"])
-    last = np.ones(n, dtype=bool)  # the last row of each key group (sorted by rank within it)
-    if n > 1:
-        same = np.ones(n - 1, dtype=bool)
-        for key in keys:
-            same &= cols[key][1:] == cols[key][:-1]
-        last[:-1] = ~same
-    if not last.all():
-        cols = {name: values[last] for name, values in cols.items()}
-    return Run(**{name: np.ascontiguousarray(cols[name]) for name in COLUMNS})
+def _reduced(con: duckdb.DuckDBPyConnection, source: str, keep_panes: bool) -> pa.Table:
+    """Per key (per key and pane if keep_panes) the newest row, sorted by tweet_id. DuckDB runs
+    the query outside the GIL: request threads keep running while a large run is merged."""
+    partition = "tweet_id, ws, et" + (", pane" if keep_panes else "")
+    return con.sql(
+        f"SELECT * FROM {source} QUALIFY row_number() OVER "
+        f"(PARTITION BY {partition} ORDER BY pane DESC, emitted DESC) = 1 ORDER BY tweet_id"
+    ).to_arrow_table()
 
 
-def add_run(runs: tuple[Run, ...], new: Run, keep_panes: bool) -> tuple[Run, ...]:
+def _run(table: pa.Table, et: np.ndarray) -> Run:
+    def ints(name: str) -> np.ndarray:
+        return np.ascontiguousarray(table.column(name).to_numpy().astype(np.int64, copy=False))
+
+    return Run(ints("tweet_id"), ints("ws"), et, ints("pane"), ints("emitted"), ints("we"), ints("count"))
+
+
+def read_segments(
+    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], vocab: Vocabulary, keep_panes: bool
+) -> tuple[Run, int]:
+    """The rows of these segment files as one run, and how many rows the files held."""
+    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    source = f"(SELECT {_SEGMENT_COLUMNS} FROM read_parquet([{files}], union_by_name = true))"
+    read = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    table = _reduced(con, source, keep_panes)
+    return _run(table, vocab.codes(table.column("et"))), read
+
+
+def merge(con: duckdb.DuckDBPyConnection, older: Run, newer: Run, keep_panes: bool) -> Run:
+    both = pa.concat_tables([older.table(), newer.table()])
+    con.register("__runs", both)
+    try:
+        table = _reduced(con, "__runs", keep_panes)
+    finally:
+        con.unregister("__runs")
+    return _run(table, np.ascontiguousarray(table.column("et").to_numpy().astype(np.int16, copy=False)))
+
+
+def add_run(
+    con: duckdb.DuckDBPyConnection, runs: tuple[Run, ...], new: Run, keep_panes: bool
+) -> tuple[Run, ...]:
     """Append `new`, merging tail runs while the older is at most MERGE_FACTOR times bigger."""
     if not len(new):
         return runs
     out = [*runs, new]
     while len(out) > 1 and len(out[-2]) <= MERGE_FACTOR * len(out[-1]):
         newer, older = out.pop(), out.pop()
-        out.append(reduce(pa.concat_tables([older.table(), newer.table()]), keep_panes))
+        out.append(merge(con, older, newer, keep_panes))
     return tuple(out)
 
 

@@ -10,8 +10,8 @@ from bench.capacity import Assumptions, cores_needed, per_core, plan, render, wo
 FIGURES = {
     "legacy_speed_events_per_s": 2_000.0,  # 2 cores -> 1,000 /s per core
     "legacy_batch_events_per_s": 20_000.0,  # 2 cores -> 10,000 /s per core
-    "bridge_events_per_s": 10_000.0,  # 1 core
-    "kappa_stream_sustained_events_per_s": 5_000.0,  # 1 core
+    "bridge_events_per_s": 10_000.0,  # 2 cores
+    "kappa_stream_sustained_events_per_s": 5_000.0,  # 2 cores
     "kappa_backfill_events_per_s": 600_000.0,  # 2 cores
     "validator_25m_keys_seconds": 5.0,  # 5M keys/s on 2 cores
 }
