@@ -168,13 +168,18 @@ def render(figures: dict[str, float], a: Assumptions = Assumptions(), stamp: str
             "| events/day | lambda core-hours | kappa core-hours | kappa / lambda | lambda USD | kappa USD "
             "| dual run extra USD |",
             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    partial = {s.arm for s in missing}  # an arm with an unmeasured stage has no honest total
     for volume in VOLUMES:
         lam, kap = totals.get((volume, "lambda"), 0.0), totals.get((volume, "kappa"), 0.0)
         dual = totals.get((volume, "dual run"), 0.0)
-        ratio = f"{kap / lam:.2f}" if lam else "n/a"
+        ratio = f"{kap / lam:.2f}" if lam and not partial & {"lambda", "kappa"} else "n/a"
         price = a.usd_per_core_hour
-        out.append(f"| {_volume(volume)} | {lam:,.0f} | {kap:,.0f} | {ratio} | {lam * price:,.0f} | "
-                   f"{kap * price:,.0f} | {dual * price:,.0f} |")  # fmt: skip
+
+        def cell(value: float, arm: str) -> str:
+            return f"{value:,.0f}" + (" (incomplete)" if arm in partial else "")
+
+        out.append(f"| {_volume(volume)} | {cell(lam, 'lambda')} | {cell(kap, 'kappa')} | {ratio} | "
+                   f"{cell(lam * price, 'lambda')} | {cell(kap * price, 'kappa')} | {dual * price:,.0f} |")  # fmt: skip
     if missing:
         out += ["", "Not in the totals (their figure is missing from this run): "
                 + ", ".join(f"{s.name} (`{s.figure}`)" for s in missing) + "."]  # fmt: skip
@@ -184,3 +189,18 @@ def render(figures: dict[str, float], a: Assumptions = Assumptions(), stamp: str
 def write(figures: dict[str, float], path: Path, stamp: str = "") -> Path:
     path.write_text(render(figures, stamp=stamp))
     return path
+
+
+if (
+    __name__ == "__main__"
+):  # python -m bench.capacity [bench/results/<date>.json]: re-render from saved figures
+    import json
+    import sys
+
+    source = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else max(Path(__file__).parent.joinpath("results").glob("*.json"))
+    )
+    saved = {row["name"]: row["value"] for row in json.loads(source.read_text())}
+    print(write(saved, source.parent / "capacity.md", f"figures of {source.name}"))

@@ -56,3 +56,11 @@ def test_a_missing_figure_is_said_not_guessed():
     lines, missing = plan(figures)
     assert [s.figure for s in missing] == ["kappa_stream_sustained_events_per_s"]
     assert "not measured in this run" in render(figures)
+
+
+def test_an_arm_with_a_missing_stage_gets_no_ratio():
+    figures = dict(FIGURES)
+    del figures["bridge_events_per_s"]
+    text = render(figures)
+    row = next(line for line in text.splitlines() if line.startswith("| 400 B |") and "incomplete" in line)
+    assert "| n/a |" in row
