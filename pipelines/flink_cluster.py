@@ -98,7 +98,7 @@ class FlinkCluster:
             "jobmanager.memory.process.size": "1024m",
             "taskmanager.memory.process.size": "1536m",
             "taskmanager.numberOfTaskSlots": s.slots,
-            "cluster.evenly-spread-out-slots": "true",
+            "taskmanager.load-balance.mode": "SLOTS",  # spread a job over every TaskManager
             "parallelism.default": 1,
             "heartbeat.interval": 2000,
             # a busy machine (2 shared cores) starts a JVM's actor system slowly
@@ -147,11 +147,12 @@ class FlinkCluster:
         if self.configured and self.jobmanager_pids():
             self.wait_taskmanagers(self.settings.taskmanagers, timeout_s)
             return self.status()
-        if port_open(self.settings.rest_port):
-            raise StackError(
-                f"flink: port {self.settings.rest_port} on 127.0.0.1 is already taken by another process; "
-                "stop it or choose another with --flink-rest-port"
-            )
+        for port, option in ((self.settings.rest_port, "rest"), (self.settings.rpc_port, "rpc")):
+            if port_open(port):
+                raise StackError(
+                    f"flink: port {port} on 127.0.0.1 is already taken by another process; "
+                    f"stop it or choose another with --flink-{option}-port"
+                )
         self.write_conf()
         self.settings_file.write_text(json.dumps(self.settings.__dict__))
         self._script("start-cluster.sh")
@@ -248,7 +249,11 @@ class FlinkCluster:
                 ComponentStatus(f"flink-taskmanager-{i + 1}", bool(tm["healthy"]), None, port, True, slots)
             )
         for i in range(len(tms), self.settings.taskmanagers):  # expected but not registered
-            out.append(ComponentStatus(f"flink-taskmanager-{i + 1}", False, None, 0, True, "not registered"))
+            out.append(
+                ComponentStatus(
+                    f"flink-taskmanager-{i + 1}", False, None, 0, self.configured, "not registered"
+                )
+            )
         return out
 
 

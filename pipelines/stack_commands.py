@@ -34,10 +34,14 @@ def _cluster(config: Config, settings: ClusterSettings | None = None) -> FlinkCl
 )
 @click.option("--flink-rest-port", type=click.IntRange(1, 65535), default=8081, show_default=True,
               help="With --flink-cluster: the JobManager's REST port on 127.0.0.1.")  # fmt: skip
+@click.option("--flink-rpc-port", type=click.IntRange(1, 65535), default=6123, show_default=True,
+              help="With --flink-cluster: the JobManager's RPC port on 127.0.0.1.")  # fmt: skip
 @click.option("--flink-slots", type=click.IntRange(min=1), default=4, show_default=True,
               help="With --flink-cluster: task slots per TaskManager.")  # fmt: skip
 @with_config
-def up(config: Config, flink_cluster: bool, flink_rest_port: int, flink_slots: int) -> None:
+def up(
+    config: Config, flink_cluster: bool, flink_rest_port: int, flink_rpc_port: int, flink_slots: int
+) -> None:
     """Start Kafka (KRaft, 127.0.0.1) and the Pub/Sub emulator; create the topic and subscriptions.
 
     Idempotent: components already started by `up` are left running. If PUBSUB_EMULATOR_HOST
@@ -47,7 +51,7 @@ def up(config: Config, flink_cluster: bool, flink_rest_port: int, flink_slots: i
     statuses = LocalStack(config).up()
     if flink_cluster:
         click.echo("starting the Flink cluster ...", err=True)
-        statuses += _cluster(config, ClusterSettings(rest_port=flink_rest_port, slots=flink_slots)).up()
+        statuses += _cluster(config, ClusterSettings(flink_rest_port, flink_rpc_port, slots=flink_slots)).up()
     _print_table(statuses)
 
 
