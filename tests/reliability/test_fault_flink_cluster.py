@@ -10,6 +10,7 @@ is within the bounds the README states against what a speed layer without a cras
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -95,6 +96,7 @@ def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> 
     taken = _newest_checkpoint(state)
     wait_until(lambda: _newest_checkpoint(state) > taken, 60, "one more checkpoint while busy")
     victim = flink.taskmanager_pids()[0]
+    orphans = _descendants(victim)  # its Python workers outlive a kill -9: stopped below
     os.kill(victim, signal.SIGKILL)
     killed = time.monotonic()
     wait_until(lambda: _restored_checkpoint(flink, job_id) is not None, 120, "a restore from a checkpoint")
@@ -107,6 +109,9 @@ def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> 
     wait_until(lambda: _newest_checkpoint(state) > taken, 60, "a checkpoint after the last record")
     procs.started["speed"].send_signal(signal.SIGTERM)  # stop with a savepoint, draining open windows
     assert procs.wait("speed", 180) in (0, -signal.SIGTERM), procs.log("speed")[-3000:]
+    for pid in orphans:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     window_ms = config.time.window_ms
     no_crash = Counter(speed_expected(records, window_ms, spec.start_ms + 60_000))
     no_crash.subtract(_late(config))
@@ -124,6 +129,21 @@ def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> 
             config, "SELECT count(*) - count(DISTINCT (window_start, tweet_id, event_type)) FROM legacy_speed"
         ),
     }
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(
+                int(stat.parent.name)
+            )
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children.get(found[-1], []))
+    return found
 
 
 def _taskmanagers_of(flink: FlinkCluster, job_id: str) -> int:
