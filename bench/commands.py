@@ -1,4 +1,5 @@
-"""`kappactl bench`: run every `bench/bench_*.py`, write bench/results/<date>.json and latest.md."""
+"""`kappactl bench`: run every `bench/bench_*.py`, write bench/results/<date>.json, latest.md and
+capacity.md (the capacity plan computed from the same figures, bench/capacity.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from bench import capacity
 from bench.figures import Figure
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
@@ -54,6 +56,24 @@ RATIOS = [
         "kappa_stream_sustained_beside_speed_events_per_s",
         "legacy_speed_events_per_s",
         "paced rate the stream sustains beside the speed job vs the speed job's own throughput",
+    ),
+    (
+        "legacy_speed_cluster_scaling_4_vs_1",
+        "legacy_speed_cluster_p4_events_per_s",
+        "legacy_speed_cluster_p1_events_per_s",
+        "speed job on the 2-TaskManager cluster, parallelism 4 vs 1 (ideal 4; 2 cores)",
+    ),
+    (
+        "legacy_speed_cluster_scaling_2_vs_1",
+        "legacy_speed_cluster_p2_events_per_s",
+        "legacy_speed_cluster_p1_events_per_s",
+        "speed job on the 2-TaskManager cluster, parallelism 2 vs 1 (ideal 2)",
+    ),
+    (
+        "legacy_speed_cluster_p4_vs_mini_cluster_p4",
+        "legacy_speed_cluster_p4_events_per_s",
+        "legacy_speed_mini_p4_events_per_s",
+        "the cluster vs the mini-cluster, same job, input and parallelism",
     ),
     (
         "bridge_vs_generator",
@@ -116,6 +136,7 @@ def write_results(
         lines += ["", "## Benchmarks that failed", ""] + [f"- `{m}`: {err}" for m, err in failures.items()]
     lines += ["", f"Plots: `bench/results/plots/` (one per figure). Raw: `{path.name}`.", ""]
     (out / "latest.md").write_text("\n".join(lines))
+    capacity.write({f.name: f.value for f in figures}, out / "capacity.md", f"{stamp:%Y-%m-%d %H:%M} UTC")
     _plot(figures, out / "plots")
     return path
 

@@ -136,6 +136,11 @@ def _report(report: Any) -> None:
 @click.option("--flush-ms", type=click.IntRange(min=100), default=3000, show_default=True)
 @click.option("--checkpoint-ms", type=click.IntRange(min=500), default=5000, show_default=True)
 @click.option("--from-earliest", is_flag=True, help="Start at the earliest offsets, not the committed ones.")
+@click.option(
+    "--flink-master",
+    help="HOST:PORT of a Flink cluster's REST API (`kappactl up --flink-cluster`: 127.0.0.1:8081; "
+    "Dataproc: the JobManager's REST endpoint); default: a mini-cluster in the job's process.",
+)
 def speed(config: Config, from_earliest: bool, **options: Any) -> None:
     """Run the speed layer (PyFlink, in .venv-flink) until stopped (SIGTERM stops with a savepoint)."""
     from lambda_legacy.speed.launcher import SpeedOptions, run_speed_job

@@ -34,3 +34,25 @@ def stack_config(local_stack, tmp_path: Path, request: pytest.FixtureRequest):
     from pipelines.sandbox import isolated_config
 
     return isolated_config(local_stack.config, tmp_path, name)
+
+
+@pytest.fixture(scope="session")
+def flink_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A standalone Flink cluster (1 JobManager, 2 TaskManagers of 4 slots) on free loopback
+    ports, started once for the session when a test asks for it, stopped at the end."""
+    import socket
+
+    from pipelines.flink_cluster import ClusterSettings, FlinkCluster
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    cluster = FlinkCluster(Path(tmp_path_factory.mktemp("flink-cluster")),
+                           ClusterSettings(rest_port=free_port(), rpc_port=free_port()))  # fmt: skip
+    try:
+        cluster.up(timeout_s=300)
+        yield cluster
+    finally:
+        cluster.down()

@@ -217,10 +217,33 @@ def _environment(args: argparse.Namespace):
     if restore:
         conf.set_string("execution.state-recovery.path", restore)
         LOG.info("restoring from %s", restore)
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    if args.flink_master:
+        env = remote_environment(conf, args.flink_master, args.connector_jar)
+    else:
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(args.parallelism)
     env.set_python_executable(sys.executable)
+    if args.flink_master:  # the TaskManagers' Python workers get the job's modules with the job
+        for package in ("lambda_legacy", "pipelines"):
+            env.add_python_file(str(Path(__file__).resolve().parents[2] / package))
     return env
+
+
+def remote_environment(conf: Any, master: str, connector_jar: str) -> Any:
+    """An environment that submits to a running cluster (JobManager REST at HOST:PORT) instead
+    of starting a mini-cluster (`get_execution_environment` ignores `execution.target` outside
+    the `flink run` CLI). Checkpoints stay in --state-dir, which every TaskManager must reach."""
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    host, _, port = master.rpartition(":")
+    jars = gateway.new_array(gateway.jvm.String, 1)
+    jars[0] = str(Path(connector_jar).resolve())
+    java_env = gateway.jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment
+    return StreamExecutionEnvironment(
+        java_env.createRemoteEnvironment(host, int(port), conf._j_configuration, jars)
+    )
 
 
 def _kafka_source(args: argparse.Namespace):
@@ -332,6 +355,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.0,
         help="stop once the source reads and no record arrived and no row was buffered for this "
         "many seconds (counted from the source's first poll, not from submission)",
+    )
+    p.add_argument(
+        "--flink-master", default="", help="HOST:PORT of a Flink cluster's REST API (default: mini-cluster)"
     )
     p.add_argument(
         "--drain",

@@ -37,6 +37,7 @@ class SpeedOptions:
     idleness_ms: int | None = None
     starting_offsets: str = "committed"
     group_id: str = "legacy-speed"
+    flink_master: str | None = None  # HOST:PORT of a standalone/Dataproc Flink REST API
 
 
 def flink_python() -> Path:
@@ -79,6 +80,11 @@ def job_command(config: Config, opts: SpeedOptions) -> list[str]:
         f"--max-runtime={opts.max_runtime}",
         f"--exit-when-idle={opts.exit_when_idle}",
     ]
+    if opts.flink_master:
+        from pipelines.flink_cluster import parse_master
+
+        host, port = parse_master(opts.flink_master)
+        cmd.append(f"--flink-master={host}:{port}")
     cmd += [
         flag
         for flag, on in (("--bounded", opts.bounded), ("--fresh", opts.fresh), ("--drain", opts.drain))

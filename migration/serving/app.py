@@ -195,7 +195,8 @@ class ServingService:
         }
         if snap:
             body["snapshot"] = {"built": _iso(snap.built_ms), "build_seconds": round(snap.build_seconds, 3),
-                                "rows": snap.rows, "legacy_view": snap.legacy_view}  # fmt: skip
+                                "rows": snap.rows, "legacy_view": snap.legacy_view,
+                                "new_rows": snap.new_rows, "runs": snap.runs}  # fmt: skip
         return JSONResponse(body, status_code=200 if snap else 503)
 
     async def render_metrics(self, request: Request) -> Response:

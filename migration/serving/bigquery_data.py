@@ -1,22 +1,56 @@
 """The serving API's snapshot read from BigQuery (the cloud profile): the same two served
 views Terraform creates, `legacy.legacy_serving` and `kappa.kappa_stream_current`, and the
 FINISHED periods of `legacy.batch_runs`, read through the jobs API into the same in-memory
-index as the warehouse snapshot (migration/serving/data.py). The tables are append-only, so
+lookups as the warehouse snapshot (migration/serving/data.py). The tables are append-only, so
 their row counts tell when a rebuild is due.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from migration.serving.data import KAPPA_VIEW, LEGACY_VIEW, ArmIndex, ServingData, Snapshot
+from migration.serving.data import KAPPA_VIEW, LEGACY_VIEW, ServingData, Snapshot
 from migration.serving.routing import KAPPA, LEGACY
 from pipelines.warehouse import Warehouse
 
 _BASE_TABLES = ("legacy.legacy_batch", "legacy.legacy_speed", "legacy.batch_runs", "kappa.kappa_stream")
+
+
+@dataclass(frozen=True)
+class ViewArm:
+    """A served view's rows sorted by tweet_id; `.rows(tweet_id)` as the warehouse arms give them."""
+
+    tweet_id: np.ndarray
+    ws: np.ndarray
+    we: np.ndarray
+    count: np.ndarray
+    event_type: list[str]
+
+    @classmethod
+    def of(cls, table: pa.Table) -> ViewArm:
+        def ints(name: str) -> np.ndarray:
+            return table.column(name).to_numpy().astype(np.int64)
+
+        return cls(
+            ints("tweet_id"), ints("ws"), ints("we"), ints("count"), table.column("event_type").to_pylist()
+        )
+
+    def rows(self, tweet_id: int) -> list[tuple[int, int, str, int]]:
+        lo, hi = np.searchsorted(self.tweet_id, [tweet_id, tweet_id + 1])
+        return sorted(
+            zip(
+                self.ws[lo:hi].tolist(),
+                self.we[lo:hi].tolist(),
+                self.event_type[lo:hi],
+                self.count[lo:hi].tolist(),
+                strict=True,
+            )
+        )
 
 
 class BigQueryServingData(ServingData):
@@ -50,7 +84,7 @@ class BigQueryServingData(ServingData):
                 "legacy.batch_runs",
             )
         )
-        arms = {arm: ArmIndex.from_arrow(table) for arm, table in arrow.items()}
+        arms = {arm: ViewArm.of(table) for arm, table in arrow.items()}
         rows = {arm: table.num_rows for arm, table in arrow.items()}
         self.snapshot = Snapshot(arms, built_ms, time.perf_counter() - started, rows, LEGACY_VIEW, finished)
 

@@ -1,116 +1,168 @@
-"""What the serving API reads: the legacy and kappa views, materialized in memory.
+"""What the serving API reads: the legacy and kappa arms, materialized in memory.
 
 Per-request DuckDB over the Parquet segments costs tens of milliseconds (globbing plus a
-window function over every segment). Instead a background thread rebuilds a snapshot when
-the warehouse changed (a stat of each table folder), at most every refresh interval: it
-opens `Warehouse.connect()` (the shared views, including `legacy_serving` registered by
-lambda_legacy.serving), reads the two served views sorted by tweet_id into Arrow/NumPy
-arrays, and swaps them in. A lookup is then a binary search and a slice of about a hundred
+window function over every segment). Instead a background thread keeps a snapshot in
+memory and refreshes it *incrementally* when a segment appears (a stat of each table
+folder), at most every refresh interval: it reads only the new segments of
+`legacy_speed`, `legacy_batch` and `kappa_stream` into sorted runs (runs.py: pyarrow reads
+and Arrow sorts, which release the GIL, so request threads keep running), re-reads the
+small `batch_runs` table when it changed, and swaps in a new immutable `Snapshot`. The cost
+of a refresh is bounded by the new rows (plus merges of geometrically growing runs), not by
+the table size. A lookup is a binary search per run and a per-key reduce of about a hundred
 rows (tens of microseconds, no DuckDB cursor shared between request threads), and both arms
 always come from the same snapshot.
+
+The legacy arm applies the rule of the `legacy_serving` view (lambda_legacy.serving): per
+window, the rows of its batch period's latest FINISHED run if the period has one (a key
+that run did not produce is absent), else the speed value (`legacy_speed_current`). The
+kappa arm is `kappa_stream_current`. tests/serving/test_serving_refresh.py asserts both
+equal the DuckDB views after every refresh.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from migration.serving.routing import KAPPA, LEGACY
+from migration.serving.runs import Run, Vocabulary, add_run, gather, newest_per_key, read_segments, reducer
 from pipelines.errors import KappaError
 from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-LEGACY_VIEW = "legacy_serving"
+LEGACY_VIEW = "legacy_serving"  # the rule the legacy arm applies (see the module doc)
 KAPPA_VIEW = "kappa_stream_current"
-# Used only while lambda_legacy.serving has not registered `legacy_serving`: per key the
-# batch value where the batch wrote anything for the key's period, else the speed value.
-PLACEHOLDER_LEGACY_VIEW = "legacy_serving_placeholder"
-
-
-def placeholder_legacy_sql(period_ms: int) -> str:
-    return f"""
-        CREATE OR REPLACE TEMP VIEW {PLACEHOLDER_LEGACY_VIEW} AS
-        WITH batch_periods AS (
-            SELECT DISTINCT epoch_ms(window_start) // {period_ms} AS period FROM legacy_batch_current
-        )
-        SELECT * FROM legacy_batch_current
-        UNION ALL
-        SELECT s.* FROM legacy_speed_current s
-        WHERE epoch_ms(s.window_start) // {period_ms} NOT IN (SELECT period FROM batch_periods)
-    """
-
-
-def _load_legacy_view_module() -> None:
-    """Importing lambda_legacy.serving registers the `legacy_serving` view, once it exists."""
-    try:
-        importlib.import_module("lambda_legacy.serving")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lambda_legacy.serving", "lambda_legacy"):
-            raise
+Row = tuple[int, int, str, str, str, int]  # ws_ms, we_ms, ws_iso, we_iso, event_type, count
+# A refresh waits at least this many times the last refresh's duration after it (at most 20%
+# of a core on refreshes): the request path stays fast whatever the warehouse does.
+BUILD_DUTY_FACTOR = 5
 
 
 @dataclass(frozen=True)
-class ArmIndex:
-    """One served view, sorted by tweet_id: a lookup is two binary searches and a slice."""
+class TableRuns:
+    """One aggregate table in memory: the segments read so far and their runs."""
 
-    tweet_id: np.ndarray
-    ws: np.ndarray  # window_start, epoch ms
-    we: np.ndarray  # window_end, epoch ms
-    event_type: pa.Array
-    count: np.ndarray
+    name: str
+    keep_panes: bool = False
+    seen: frozenset[str] = frozenset()
+    runs: tuple[Run, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        return sum(len(run) for run in self.runs)
+
+    def refreshed(
+        self, con: duckdb.DuckDBPyConnection, warehouse: Warehouse, vocab: Vocabulary
+    ) -> tuple[TableRuns, int]:
+        """This table with the segments that appeared since; (itself, 0) if none did."""
+        listed = {str(p) for p in warehouse.segments(self.name)}
+        base = self
+        if not self.seen <= listed:  # a segment vanished (rewritten warehouse): reload the table
+            base = TableRuns(self.name, self.keep_panes)
+        new = sorted(listed - base.seen)
+        if not new:
+            return base, 0
+        run, read = read_segments(con, [*map(Path, new)], vocab, self.keep_panes)
+        runs = add_run(con, base.runs, run, self.keep_panes)
+        return replace(base, seen=base.seen | frozenset(new), runs=runs), read
+
+
+@dataclass(frozen=True)
+class FinishedRuns:
+    """Per batch period with a FINISHED run: [start, end) in ms and that run's pane_index."""
+
+    starts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    ends: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    panes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     @classmethod
-    def from_arrow(cls, table: pa.Table) -> ArmIndex:
-        def ints(name: str) -> np.ndarray:
-            return table.column(name).to_numpy().astype(np.int64, copy=False)
+    def read(cls, warehouse: Warehouse) -> FinishedRuns:
+        paths = warehouse.segments("batch_runs")
+        if not paths:
+            return cls()
+        cols = ["period_start", "period_end", "status", "pane_index"]
+        runs = pa.concat_tables([pq.read_table(p, columns=cols) for p in paths], promote_options="permissive")
+        runs = runs.filter(pc.equal(runs.column("status"), "FINISHED"))
+        latest = runs.group_by(["period_start", "period_end"]).aggregate([("pane_index", "max")])
+        latest = latest.sort_by("period_start")
 
-        return cls(
-            ints("tweet_id"),
-            ints("ws"),
-            ints("we"),
-            table.column("event_type").combine_chunks(),
-            ints("count"),
-        )
+        def ms(name: str) -> np.ndarray:
+            column = pc.cast(latest.column(name), pa.timestamp("ms", tz="UTC"))
+            return pc.cast(column, pa.int64()).to_numpy()
+
+        return cls(ms("period_start"), ms("period_end"), latest.column("pane_index_max").to_numpy())
+
+    def pane_for(self, ws: np.ndarray) -> np.ndarray:
+        """The finished run's pane_index for each window start, -1 where the period has none."""
+        if not len(self.starts):
+            return np.full(len(ws), -1, np.int64)
+        idx = np.searchsorted(self.starts, ws, side="right") - 1
+        inside = (idx >= 0) & (ws < self.ends[np.maximum(idx, 0)])
+        return np.where(inside, self.panes[np.maximum(idx, 0)], -1)
+
+
+def _rows(rows: dict[str, np.ndarray] | None, names: list[str]) -> list[tuple[int, int, str, int]]:
+    if rows is None or not len(rows["ws"]):
+        return []
+    types = [names[code] for code in rows["et"].tolist()]
+    return sorted(zip(rows["ws"].tolist(), rows["we"].tolist(), types, rows["count"].tolist(), strict=True))
+
+
+@dataclass(frozen=True)
+class KappaArm:
+    table: TableRuns
+    names: list[str]
 
     def rows(self, tweet_id: int) -> list[tuple[int, int, str, int]]:
-        lo, hi = np.searchsorted(self.tweet_id, [tweet_id, tweet_id + 1])
-        if lo == hi:
-            return []
-        types = self.event_type.slice(lo, hi - lo).to_pylist()
-        return sorted(zip(self.ws[lo:hi].tolist(), self.we[lo:hi].tolist(), types, self.count[lo:hi].tolist(),
-                          strict=True))  # fmt: skip
+        found = gather(self.table.runs, tweet_id)
+        return _rows(None if found is None else newest_per_key(found), self.names)
+
+
+@dataclass(frozen=True)
+class LegacyArm:
+    speed: TableRuns
+    batch: TableRuns
+    finished: FinishedRuns
+    names: list[str]
+
+    def rows(self, tweet_id: int) -> list[tuple[int, int, str, int]]:
+        out: list[tuple[int, int, str, int]] = []
+        speed = gather(self.speed.runs, tweet_id)
+        if speed is not None:
+            speed = newest_per_key(speed)
+            keep = self.finished.pane_for(speed["ws"]) < 0
+            out += _rows({name: values[keep] for name, values in speed.items()}, self.names)
+        batch = gather(self.batch.runs, tweet_id)
+        if batch is not None:
+            batch = newest_per_key(batch, keep_panes=True)
+            keep = batch["pane"] == self.finished.pane_for(batch["ws"])
+            out += _rows({name: values[keep] for name, values in batch.items()}, self.names)
+        return sorted(out)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    arms: dict[str, ArmIndex]
+    arms: dict[str, Any]  # KappaArm / LegacyArm: .rows(tweet_id)
     built_ms: int  # wall-clock time the snapshot was taken
-    build_seconds: float
+    build_seconds: float  # how long the refresh that made it took
     rows: dict[str, int]
-    legacy_view: str  # LEGACY_VIEW, or PLACEHOLDER_LEGACY_VIEW until legacy registers it
+    legacy_view: str = LEGACY_VIEW
     finished_periods: frozenset[int] = frozenset()  # batch periods (start ms) with a FINISHED run
-
-
-_SELECT = """
-    SELECT tweet_id, event_type, epoch_ms(window_start) AS ws, epoch_ms(window_end) AS we,
-           count::BIGINT AS count
-    FROM {view} ORDER BY tweet_id
-"""
-Row = tuple[int, int, str, str, str, int]
-# A rebuild waits at least this many times the last build's duration after it (at most 20% of
-# a core on rebuilds): snapshots of a large warehouse get older, the request path stays fast.
-BUILD_DUTY_FACTOR = 5  # ws_ms, we_ms, ws_iso, we_iso, event_type, count
+    new_rows: int = 0  # segment rows this refresh read
+    runs: int = 0  # sorted runs held in memory (all tables)
 
 
 class ServingData:
@@ -120,11 +172,19 @@ class ServingData:
         self.period_ms = period_ms
         self._fingerprint: object = None
         self._iso: dict[int, str] = {}
-        self._warned = False
         self._built_at = 0.0
+        self._refresh_s = 0.0  # the last refresh's duration (0 after the first load: no wait)
+        self._con = reducer()
+        self._vocab = Vocabulary()
+        self._tables = {
+            "legacy_speed": TableRuns("legacy_speed"),
+            "legacy_batch": TableRuns("legacy_batch", keep_panes=True),
+            "kappa_stream": TableRuns("kappa_stream"),
+        }
+        self._finished = FinishedRuns()
+        self._runs_token: object = None
         self.snapshot: Snapshot | None = None
         self.last_error: str | None = None
-        _load_legacy_view_module()
 
     def fingerprint(self) -> object:
         """Changes whenever a segment is added to (renamed into) any table folder."""
@@ -136,60 +196,51 @@ class ServingData:
             return None
 
     def refresh_if_changed(self) -> bool:
-        """Rebuild if a segment appeared, but spend at most 1/BUILD_DUTY_FACTOR of a core on it."""
-        if (
-            self.snapshot
-            and time.monotonic() - self._built_at < BUILD_DUTY_FACTOR * self.snapshot.build_seconds
-        ):
+        """Read new segments if any appeared, but spend at most 1/BUILD_DUTY_FACTOR of a core."""
+        if self.snapshot and time.monotonic() - self._built_at < BUILD_DUTY_FACTOR * self._refresh_s:
             return False
+        first = self.snapshot is None
         try:
             token = self.fingerprint()
             if token == self._fingerprint and self.snapshot is not None:
                 return False
             self._build()
-        except (duckdb.Error, OSError, KappaError) as exc:
+        except (duckdb.Error, pa.ArrowException, OSError, KappaError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("serving snapshot not refreshed: %s", self.last_error)
             return False
         self._fingerprint = token
         self._built_at = time.monotonic()
+        self._refresh_s = 0.0 if first or self.snapshot is None else self.snapshot.build_seconds
         self.last_error = None
         return True
 
     def _build(self) -> None:
+        """Fold the new segments into the tables and publish a new snapshot (one writer thread)."""
         started, built_ms = time.perf_counter(), time.time_ns() // 1_000_000
-        source = self.warehouse.connect(self.window_ms)
-        try:
-            source.execute("SET threads = 1").fetchall()  # leave the other core to the requests
-            legacy_view = self._legacy_view(source)
-            arrow = {arm: source.sql(_SELECT.format(view=view)).to_arrow_table()
-                     for arm, view in ((LEGACY, legacy_view), (KAPPA, KAPPA_VIEW))}  # fmt: skip
-            finished = frozenset(
-                row[0]
-                for row in source.execute(
-                    "SELECT DISTINCT epoch_ms(period_start) FROM batch_runs WHERE status = 'FINISHED'"
-                ).fetchall()
-            )
-        finally:
-            source.close()
-        arms = {arm: ArmIndex.from_arrow(table) for arm, table in arrow.items()}
-        rows = {arm: table.num_rows for arm, table in arrow.items()}
+        tables, new_rows = dict(self._tables), 0
+        for name, table in tables.items():
+            tables[name], read = table.refreshed(self._con, self.warehouse, self._vocab)
+            new_rows += read
+        runs_token = tuple(str(p) for p in self.warehouse.segments("batch_runs"))
+        finished = self._finished if runs_token == self._runs_token else FinishedRuns.read(self.warehouse)
+        self._tables, self._finished, self._runs_token = tables, finished, runs_token
+        names = list(self._vocab.names)
+        arms = {
+            LEGACY: LegacyArm(tables["legacy_speed"], tables["legacy_batch"], finished, names),
+            KAPPA: KappaArm(tables["kappa_stream"], names),
+        }
+        rows = {
+            LEGACY: tables["legacy_speed"].rows + tables["legacy_batch"].rows,
+            KAPPA: tables["kappa_stream"].rows,
+        }
         if len(self._iso) > 100_000:
             self._iso = {}
-        self.snapshot = Snapshot(arms, built_ms, time.perf_counter() - started, rows, legacy_view, finished)
-
-    def _legacy_view(self, con: duckdb.DuckDBPyConnection) -> str:
-        found = con.execute(
-            "SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [LEGACY_VIEW]
-        ).fetchall()  # fetchone() would leave the result open, which DuckDB 2 refuses to mix
-        if found[0][0]:
-            return LEGACY_VIEW
-        if not self._warned:
-            log.warning("view %s is not registered (lambda_legacy.serving): using %s", LEGACY_VIEW,
-                        PLACEHOLDER_LEGACY_VIEW)  # fmt: skip
-            self._warned = True
-        con.execute(placeholder_legacy_sql(self.period_ms)).fetchall()
-        return PLACEHOLDER_LEGACY_VIEW
+        self.snapshot = Snapshot(
+            arms, built_ms, time.perf_counter() - started, rows, LEGACY_VIEW,
+            frozenset(int(s) for s in finished.starts.tolist()), new_rows,
+            sum(len(t.runs) for t in tables.values()),
+        )  # fmt: skip
 
     def iso(self, ms: int) -> str:
         text = self._iso.get(ms)

@@ -1,4 +1,5 @@
-"""The speed job against the real Kafka broker, on a PyFlink mini-cluster (`kappactl legacy speed`)."""
+"""The speed job against the real Kafka broker (`kappactl legacy speed`), on a PyFlink mini-cluster
+and, with `--flink-master`, on a standalone Flink cluster of two TaskManagers."""
 
 from __future__ import annotations
 
@@ -35,8 +36,18 @@ def wait_for(query: str, warehouse: Path, proc: subprocess.Popen, timeout: float
     raise AssertionError(f"nothing for {query!r} within {timeout:.0f}s")
 
 
-def test_speed_counts_duplicates_drops_late_events_and_commits_while_running(stack_config, tmp_path):
+@pytest.mark.parametrize(
+    "where", ["mini-cluster", pytest.param("flink-cluster", marks=pytest.mark.timeout(600))]
+)
+def test_speed_counts_duplicates_drops_late_events_and_commits_while_running(
+    stack_config, tmp_path, where, request
+):
     config, config_path = stack_config
+    master = (
+        ["--flink-master", request.getfixturevalue("flink_cluster").master]
+        if where == "flink-cluster"
+        else []
+    )
     warehouse = Path(config.paths.warehouse_root)
     first = event(1)
     on_time = [first, first, *(event(s) for s in (2, 3, 4, 5))]  # a duplicate: both copies count
@@ -59,6 +70,7 @@ def test_speed_counts_duplicates_drops_late_events_and_commits_while_running(sta
             "2000",
             "--max-runtime",
             "600",
+            *master,
         ],
         cwd=ROOT,
         stdout=log,

@@ -77,6 +77,11 @@ def cases(f: dict[str, str]) -> list[tuple[str, list[str], str]]:
         ),
         ("legacy speed zero parallelism", ["legacy", "speed", "--parallelism", "0"], "--parallelism"),
         ("legacy speed not a mapping", ["legacy", "speed", "--config", f["not_mapping"]], "mapping"),
+        (
+            "legacy speed bad flink master",
+            ["legacy", "speed", "--flink-master", "nonsense"],
+            "--flink-master",
+        ),
         ("kappa run bad replay", ["kappa", "run", "--replay-from", "last tuesday"], "--replay-from"),
         ("kappa run bad runtime", ["kappa", "run", "--max-runtime", "forever"], "--max-runtime"),
         (

@@ -1,0 +1,131 @@
+"""The serving snapshot's incremental refresh: after every refresh both arms equal the DuckDB
+views they stand for (`legacy_serving`, `kappa_stream_current`), and a refresh reads only the
+segments that appeared since the previous one."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import lambda_legacy.serving  # noqa: F401  (registers legacy_serving)
+from migration.serving.data import ServingData
+from migration.serving.routing import KAPPA, LEGACY
+from migration.serving.runs import MERGE_FACTOR
+from pipelines.warehouse import Warehouse
+
+WINDOW_MS = 10_000
+PERIOD_MS = 60_000
+BASE_MS = 1_700_000_040_000 - 1_700_000_040_000 % PERIOD_MS
+TWEETS = range(1, 41)
+TYPES = ("like", "impression", "retweet")
+
+
+def rows(pipeline: str, rng: random.Random, windows: range, pane: int, n: int, kind: str) -> list[dict]:
+    out = []
+    for _ in range(n):
+        start = BASE_MS + rng.choice(windows) * WINDOW_MS
+        out.append({
+            "window_start": start, "window_end": start + WINDOW_MS, "tweet_id": rng.choice(TWEETS),
+            "event_type": rng.choice(TYPES), "count": rng.randint(1, 99), "pipeline": pipeline,
+            "emitted_at": start + WINDOW_MS + 1000 * pane + rng.randint(0, 999), "pane": kind,
+            "pane_index": pane,
+        })  # fmt: skip
+    return out
+
+
+def batch_run(period: int, status: str, pane: int) -> dict:
+    start = BASE_MS + period * PERIOD_MS
+    return {
+        "run_id": f"r{period}-{pane}", "period_start": start, "period_end": start + PERIOD_MS,
+        "started_at": start + PERIOD_MS, "finished_at": start + PERIOD_MS + 1, "lines_read": 0,
+        "events_counted": 0, "duplicates_removed": 0, "late_dropped": 0, "dead_lettered": 0,
+        "status": status, "pane_index": pane,
+    }  # fmt: skip
+
+
+def expected(warehouse: Warehouse, view: str) -> dict[int, list[tuple]]:
+    con = warehouse.connect(WINDOW_MS)
+    try:
+        found = con.execute(
+            f"SELECT tweet_id, epoch_ms(window_start), epoch_ms(window_end), event_type, count FROM {view}"
+        ).fetchall()
+    finally:
+        con.close()
+    by_tweet: dict[int, list[tuple]] = {}
+    for tweet_id, *row in found:
+        by_tweet.setdefault(tweet_id, []).append(tuple(row))
+    return {tweet_id: sorted(values) for tweet_id, values in by_tweet.items()}
+
+
+def served(data: ServingData, arm: str) -> dict[int, list[tuple]]:
+    snapshot = data.snapshot
+    assert snapshot is not None
+    out = {}
+    for tweet_id in TWEETS:
+        found = [(ws, we, et, c) for ws, we, _, _, et, c in data.lookup(arm, tweet_id, snapshot)]
+        if found:
+            out[tweet_id] = found
+    return out
+
+
+def append_round(warehouse: Warehouse, rng: random.Random, step: int) -> int:
+    """One round of writers: speed and kappa panes (EARLY, then higher panes), a batch run
+    that starts (RUNNING rows) and, one round later, finishes; returns the rows appended."""
+    windows = range(0, 6 * (step + 2))
+    appended = 0
+    for table, kind in (("legacy_speed", "ON_TIME"), ("kappa_stream", "EARLY"), ("kappa_stream", "LATE")):
+        batch = rows(table, rng, windows, step, rng.randint(20, 120), kind)
+        warehouse.append(table, batch, writer=f"t{step}")
+        appended += len(batch)
+    period = step // 2
+    if step % 2 == 0:  # a run writes its rows and says RUNNING ...
+        batch = rows("legacy_batch", rng, range(period * 6, period * 6 + 6), 10 + step, 60, "FINAL")
+        warehouse.append("legacy_batch", batch)
+        warehouse.append("batch_runs", [batch_run(period, "RUNNING", 10 + step)])
+        appended += len(batch)
+    else:  # ... and FINISHED one round later; period 0 also gets a re-run that never finishes
+        warehouse.append("batch_runs", [batch_run(period, "FINISHED", 10 + step - 1)])
+        if period == 0:
+            batch = rows("legacy_batch", rng, range(0, 6), 90, 30, "FINAL")
+            warehouse.append("legacy_batch", batch)
+            appended += len(batch)
+    return appended
+
+
+def test_incremental_refresh_equals_the_views_after_every_round(tmp_path):
+    warehouse, rng = Warehouse(tmp_path / "warehouse"), random.Random(5)
+    data = ServingData(warehouse, WINDOW_MS, PERIOD_MS)
+    for step in range(12):
+        appended = append_round(warehouse, rng, step)
+        data._build()  # what refresh_if_changed does once the duty-cycle wait is over
+        snapshot = data.snapshot
+        assert snapshot is not None
+        assert snapshot.new_rows == appended  # only the segments of this round were read
+        assert served(data, KAPPA) == expected(warehouse, "kappa_stream_current")
+        assert served(data, LEGACY) == expected(warehouse, "legacy_serving")
+    # runs merge geometrically: a handful per table, not one per refresh
+    assert snapshot.runs <= 3 * (1 + MERGE_FACTOR)
+    assert snapshot.finished_periods  # the shadow reads' finality sees the finished periods
+
+
+def test_refresh_reloads_a_table_whose_segments_were_removed(tmp_path):
+    warehouse, rng = Warehouse(tmp_path / "warehouse"), random.Random(8)
+    data = ServingData(warehouse, WINDOW_MS, PERIOD_MS)
+    append_round(warehouse, rng, 0)
+    data._build()
+    for segment in warehouse.segments("kappa_stream")[:1]:
+        segment.unlink()
+    data._build()
+    assert served(data, KAPPA) == expected(warehouse, "kappa_stream_current")
+
+
+@pytest.mark.parametrize("empty", [True, False])
+def test_refresh_if_changed_builds_once_per_change(tmp_path, empty):
+    warehouse = Warehouse(tmp_path / "warehouse")
+    if not empty:
+        append_round(warehouse, random.Random(1), 0)
+    data = ServingData(warehouse, WINDOW_MS, PERIOD_MS)
+    assert data.refresh_if_changed() and data.snapshot is not None
+    assert not data.refresh_if_changed()  # nothing changed
+    assert served(data, KAPPA) == ({} if empty else expected(warehouse, "kappa_stream_current"))
