@@ -157,10 +157,11 @@ class ServingService:
         self.metrics.inc("reads_total", source=chosen.primary, stage=state.stage.value)
         if chosen.shadow:
             shadow_arm = chosen.shadow
-            # Judged at the snapshot's time: a stale snapshot must not compare windows that
-            # were still open, or legacy values still served by the speed layer, back then.
-            finality = Finality(snapshot.built_ms - self.settings.settle_ms, snapshot.finished_periods,
-                                self.settings.period_ms)  # fmt: skip
+            # Judged at the snapshot's time and the stream's watermark: a stale snapshot or a
+            # stream running behind must not compare windows that were still open, or legacy
+            # values still served by the speed layer, back then.
+            finality = Finality(snapshot.settled_before_ms(self.settings.settle_ms),
+                                snapshot.finished_periods, self.settings.period_ms)  # fmt: skip
             self.shadow.submit(state.seq, chosen.primary, shadow_arm, rows,
                                lambda: self.data.lookup(shadow_arm, tweet_id, snapshot), finality)  # fmt: skip
         windows = [

@@ -86,7 +86,15 @@ class BigQueryServingData(ServingData):
         )
         arms = {arm: ViewArm.of(table) for arm, table in arrow.items()}
         rows = {arm: table.num_rows for arm, table in arrow.items()}
-        self.snapshot = Snapshot(arms, built_ms, time.perf_counter() - started, rows, LEGACY_VIEW, finished)
+        (watermark,) = self._query(
+            f"SELECT UNIX_MILLIS(MAX(window_end)) AS w FROM `{self.project}.kappa.kappa_stream` "
+            "WHERE pane IN ('ON_TIME', 'LATE')",
+            "kappa.kappa_stream watermark",
+        )
+        self.snapshot = Snapshot(
+            arms, built_ms, time.perf_counter() - started, rows, LEGACY_VIEW, finished,
+            kappa_watermark_ms=None if watermark["w"] is None else int(watermark["w"]),
+        )  # fmt: skip
 
     def _arm_table(self, view: str) -> pa.Table:
         rows = self._query(

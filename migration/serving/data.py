@@ -163,6 +163,15 @@ class Snapshot:
     finished_periods: frozenset[int] = frozenset()  # batch periods (start ms) with a FINISHED run
     new_rows: int = 0  # segment rows this refresh read
     runs: int = 0  # sorted runs held in memory (all tables)
+    # The kappa stream's watermark as its table shows it: the newest window_end of an
+    # ON_TIME or LATE pane (None before the first). A stream running behind is not settled.
+    kappa_watermark_ms: int | None = None
+
+    def settled_before_ms(self, settle_ms: int) -> int:
+        """Windows ending at or before this are settled in both arms (shadow reads compare them)."""
+        if self.kappa_watermark_ms is None:
+            return 0
+        return min(self.built_ms, self.kappa_watermark_ms) - settle_ms
 
 
 class ServingData:
@@ -183,6 +192,8 @@ class ServingData:
         }
         self._finished = FinishedRuns()
         self._runs_token: object = None
+        self._kappa_panes_seen: frozenset[str] = frozenset()
+        self._kappa_watermark_ms: int | None = None
         self.snapshot: Snapshot | None = None
         self.last_error: str | None = None
 
@@ -225,6 +236,7 @@ class ServingData:
         runs_token = tuple(str(p) for p in self.warehouse.segments("batch_runs"))
         finished = self._finished if runs_token == self._runs_token else FinishedRuns.read(self.warehouse)
         self._tables, self._finished, self._runs_token = tables, finished, runs_token
+        self._advance_kappa_watermark()
         names = list(self._vocab.names)
         arms = {
             LEGACY: LegacyArm(tables["legacy_speed"], tables["legacy_batch"], finished, names),
@@ -239,8 +251,21 @@ class ServingData:
         self.snapshot = Snapshot(
             arms, built_ms, time.perf_counter() - started, rows, LEGACY_VIEW,
             frozenset(int(s) for s in finished.starts.tolist()), new_rows,
-            sum(len(t.runs) for t in tables.values()),
+            sum(len(t.runs) for t in tables.values()), self._kappa_watermark_ms,
         )  # fmt: skip
+
+    def _advance_kappa_watermark(self) -> None:
+        """The newest ON_TIME/LATE window_end of kappa_stream, reading only new segments."""
+        listed = {str(p) for p in self.warehouse.segments("kappa_stream")}
+        new = sorted(listed - self._kappa_panes_seen)
+        if not new:
+            return
+        ((newest,),) = self._con.execute(
+            "SELECT epoch_ms(max(window_end)) FROM read_parquet(?) WHERE pane IN ('ON_TIME', 'LATE')", [new]
+        ).fetchall()
+        if newest is not None:
+            self._kappa_watermark_ms = max(newest, self._kappa_watermark_ms or newest)
+        self._kappa_panes_seen = frozenset(listed)
 
     def iso(self, ms: int) -> str:
         text = self._iso.get(ms)
