@@ -24,7 +24,7 @@ variable "thresholds" {
   })
   description = "The rollback conditions: policy max_shadow_mismatch_rate and MIN_SHADOW_KEYS (config/policy.yaml, cutover gate), and how far behind the wall clock the streaming arms and the legacy batch may fall."
   default = {
-    shadow_mismatch_rate   = 0.05
+    shadow_mismatch_rate   = 0.10
     min_shadow_keys        = 100
     stream_lag_seconds     = 600
     legacy_batch_lag_hours = 3
