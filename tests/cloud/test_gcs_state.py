@@ -10,40 +10,12 @@ import uuid
 
 import pytest
 
-from migration.cutover.model import CutoverState, Stage, apply_move
+from migration.cutover.model import CutoverState, Stage
 from migration.cutover.store import GcsStateStore, open_store
 from pipelines.errors import ConflictError
+from tests.cutover.writers import churn, moved, race_once
 
 pytestmark = pytest.mark.cloud
-
-
-def moved(state: CutoverState, actor: str) -> CutoverState:
-    if state.stage is Stage.SHADOW:
-        return apply_move(state, "advance", Stage.CANARY, 10, "test", (), actor)
-    return apply_move(state, "rollback", Stage.SHADOW, None, "test", (), actor)
-
-
-def _race_once(location: str, name: str, barrier, results) -> None:
-    store = open_store(location)
-    state, generation = store.load()
-    barrier.wait()  # everyone has read the same generation before anyone writes
-    try:
-        store.save(moved(state, name), generation)
-        results.put((name, "won"))
-    except ConflictError:
-        results.put((name, "lost"))
-
-
-def _churn(location: str, name: str, moves: int) -> None:
-    store = open_store(location)
-    done = 0
-    while done < moves:
-        state, generation = store.load()
-        try:
-            store.save(moved(state, name), generation)
-            done += 1
-        except ConflictError:
-            continue
 
 
 @pytest.fixture
@@ -76,7 +48,7 @@ def test_gcs_store_compare_and_swap_and_audit_objects(location, bucket):
 def test_four_processes_reading_the_same_generation_exactly_one_wins(location):
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_race_once, args=(location, f"p{i}", barrier, results)) for i in range(4)]
+    procs = [ctx.Process(target=race_once, args=(location, f"p{i}", barrier, results)) for i in range(4)]
     for proc in procs:
         proc.start()
     outcomes = sorted(results.get(timeout=120) for _ in procs)
@@ -92,7 +64,7 @@ def test_four_processes_reading_the_same_generation_exactly_one_wins(location):
 
 def test_concurrent_processes_lose_no_update(location):
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_churn, args=(location, f"p{i}", 8)) for i in range(3)]
+    procs = [ctx.Process(target=churn, args=(location, f"p{i}", 8)) for i in range(3)]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -107,7 +79,7 @@ def test_concurrent_processes_lose_no_update(location):
 
 
 def test_concurrent_threads_lose_no_update(location):
-    threads = [threading.Thread(target=_churn, args=(location, f"t{i}", 6)) for i in range(4)]
+    threads = [threading.Thread(target=churn, args=(location, f"t{i}", 6)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -9,16 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from migration.cutover.model import CutoverState, Stage, apply_move
+from migration.cutover.model import CutoverState
 from migration.cutover.store import LocalStateStore
 from pipelines.errors import ConflictError
-
-
-def moved(state: CutoverState, actor: str) -> CutoverState:
-    """A legal move from `state` (SHADOW <-> CANARY), for churning the store."""
-    if state.stage is Stage.SHADOW:
-        return apply_move(state, "advance", Stage.CANARY, 10, "test", (), actor)
-    return apply_move(state, "rollback", Stage.SHADOW, None, "test", (), actor)
+from tests.cutover.writers import churn, moved, race_once
 
 
 def test_local_store_starts_in_shadow_and_round_trips(tmp_path):
@@ -52,35 +46,10 @@ def test_local_store_repairs_an_audit_entry_a_crashed_writer_left_out(tmp_path):
     assert [(e.seq, e.actor) for e in store.history()] == [(1, "a"), (2, "b")]
 
 
-def _race_once(directory: str, name: str, barrier, results) -> None:
-    store = LocalStateStore(directory)
-    state, generation = store.load()
-    barrier.wait()  # everyone has read generation 0 before anyone writes
-    try:
-        store.save(moved(state, name), generation)
-        results.put((name, "won"))
-    except ConflictError:
-        results.put((name, "lost"))
-
-
-def _churn(directory: str, name: str, moves: int) -> None:
-    store = LocalStateStore(directory)
-    done = 0
-    while done < moves:
-        state, generation = store.load()
-        try:
-            store.save(moved(state, name), generation)
-            done += 1
-        except ConflictError:
-            continue
-
-
 def test_concurrent_processes_reading_the_same_generation_exactly_one_wins(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [
-        ctx.Process(target=_race_once, args=(str(tmp_path), f"p{i}", barrier, results)) for i in range(4)
-    ]
+    procs = [ctx.Process(target=race_once, args=(str(tmp_path), f"p{i}", barrier, results)) for i in range(4)]
     for proc in procs:
         proc.start()
     outcomes = sorted(results.get(timeout=60) for _ in procs)
@@ -96,7 +65,7 @@ def test_concurrent_processes_reading_the_same_generation_exactly_one_wins(tmp_p
 
 def test_concurrent_processes_lose_no_update(tmp_path):
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_churn, args=(str(tmp_path), f"p{i}", 15)) for i in range(3)]
+    procs = [ctx.Process(target=churn, args=(str(tmp_path), f"p{i}", 15)) for i in range(3)]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -112,7 +81,7 @@ def test_concurrent_processes_lose_no_update(tmp_path):
 
 
 def test_concurrent_threads_lose_no_update(tmp_path):
-    threads = [threading.Thread(target=_churn, args=(str(tmp_path), f"t{i}", 10)) for i in range(4)]
+    threads = [threading.Thread(target=churn, args=(str(tmp_path), f"t{i}", 10)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
