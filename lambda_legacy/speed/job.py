@@ -291,15 +291,15 @@ def build_job(env: Any, args: argparse.Namespace) -> None:
     parsed = raw.process(f["ParseOrDeadLetter"](progress), output_type=event_type).name("parse").uid("parse")
     # A Python timestamp assigner cannot run inside the Kafka source, so watermarks are made
     # right after parsing; with parallelism == partitions each subtask sees one partition.
-    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_millis(args.out_of_orderness_ms)
-    ).with_timestamp_assigner(f["EventTime"]())
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(args.out_of_orderness_ms))
     # Idleness (processing time) keeps an empty partition from stalling a stream. A bounded
     # run needs none (a finished subtask's watermark is the end of time), and with it a
     # subtask slowed by a busy machine was declared idle, the others' watermark ran ahead,
     # and its on-time events were dropped as late (5 of 20 in the hostile-input drill).
     if not args.bounded:
         watermarks = watermarks.with_idleness(Duration.of_millis(args.idleness_ms))
+    # The timestamp assigner last: PyFlink's with_idleness returns a strategy without it.
+    watermarks = watermarks.with_timestamp_assigner(f["EventTime"]())
     events = parsed.assign_timestamps_and_watermarks(watermarks)
     counts = (
         events.key_by(lambda e: (e[0], e[1]), key_type=Types.TUPLE([Types.LONG(), Types.STRING()]))
