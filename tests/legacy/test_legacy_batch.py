@@ -229,7 +229,7 @@ def test_latest_runs_the_last_period_that_ended_a_batch_delay_ago(tmp_path, caps
     assert _kappactl([*args, "--latest"]) == 0
     con = connect_with_serving(tmp_path / "wh", WINDOW_MS)
     rows = con.execute(
-        "SELECT epoch_ms(period_start), status, reason FROM batch_runs ORDER BY started_at"
+        "SELECT epoch_ms(period_start), status, reason FROM batch_runs ORDER BY started_at, finished_at NULLS FIRST"
     ).fetchall()
     assert [r[1] for r in rows] == ["FAILED", "RUNNING", "FINISHED"] and "no archive parts" in rows[0][2]
     assert rows[-1][0] in {before, due_period()}
