@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from bench.figures import Figure
-from pipelines.children import KAPPACTL
 from pipelines.pubsub_io import create_subscription
-from pipelines.sandbox import PrivateStack
+from pipelines.stack.private import PrivateStack
+from pipelines.stack.processes import KAPPACTL
 
 
 def _timed_run(args: list[str]) -> tuple[float, str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.archive_fixture import build_archive
 from bench.figures import Figure
-from pipelines.children import KAPPACTL
+from pipelines.stack.processes import KAPPACTL
 
 ROOT = Path(__file__).resolve().parent.parent
 # FnApiRunner modes measured: name -> (workers, as processes).
@@ -137,7 +137,7 @@ def bench_backfill(workdir: Path, quick: bool) -> list[Figure]:
 
 def bench_freshness(workdir: Path, quick: bool) -> list[Figure]:
     from pipelines import pubsub_io
-    from pipelines.sandbox import PrivateStack
+    from pipelines.stack.private import PrivateStack
 
     seconds = 20 if quick else 40
     stack_dir = workdir / "kappa-freshness-stack"

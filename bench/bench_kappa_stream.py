@@ -24,8 +24,8 @@ from pathlib import Path
 from bench.bench_kappa import _poll
 from bench.figures import Figure
 from kappa.stream import stream_progress
-from pipelines.children import KAPPACTL
 from pipelines.config import Config
+from pipelines.stack.processes import KAPPACTL
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = 60
@@ -103,7 +103,7 @@ def _read_so_far(log: Path) -> int:
 def _trial(workdir: Path, rate: int, beside_speed: bool) -> Trial:
     from pipelines import pubsub_io
     from pipelines.kafka_io import ensure_topic
-    from pipelines.sandbox import PrivateStack
+    from pipelines.stack.private import PrivateStack
 
     stack_dir = workdir / f"kappa-sustained-{rate}-{int(beside_speed)}"
     shutil.rmtree(stack_dir, ignore_errors=True)

@@ -26,7 +26,7 @@ from lambda_legacy.batch.runs import run_period
 from lambda_legacy.speed.launcher import ROOT, SpeedOptions, job_command
 from pipelines.events import EVENT_TYPES, Interaction
 from pipelines.kafka_io import produce
-from pipelines.sandbox import PrivateStack
+from pipelines.stack.private import PrivateStack
 
 
 def bench_batch(workdir: Path, quick: bool) -> Figure:

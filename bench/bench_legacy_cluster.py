@@ -21,10 +21,10 @@ from pathlib import Path
 from bench.bench_legacy import _speed_events
 from bench.figures import Figure
 from lambda_legacy.speed.launcher import ROOT, SpeedOptions, job_command
-from pipelines.flink_cluster import ClusterSettings, FlinkCluster
 from pipelines.kafka_io import produce
-from pipelines.sandbox import private_config
-from pipelines.stack import LocalStack
+from pipelines.stack.flink_cluster import ClusterSettings, FlinkCluster
+from pipelines.stack.local import LocalStack
+from pipelines.stack.private import private_config
 
 PARTITIONS = 4
 

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from bench.figures import Figure
-from pipelines.children import KAPPACTL
 from pipelines.instants import utc_iso
-from pipelines.sandbox import PrivateStack
+from pipelines.stack.private import PrivateStack
+from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from bench.figures import Figure
-from pipelines.children import KAPPACTL
 from pipelines.rows import AGGREGATE_SCHEMA
+from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 
 WINDOW_MS = 10_000  # config/demo.yaml

@@ -12,12 +12,12 @@ import click
 from pipelines.errors import KappaError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "up": ("pipelines.stack_commands:up", "Start the local stack: Kafka (KRaft) and the Pub/Sub emulator."),
-    "down": ("pipelines.stack_commands:down", "Stop what `up` started."),
-    "status": ("pipelines.stack_commands:status", "Health, pid and port of each local component."),
-    "generate": ("pipelines.generator_commands:generate", "Produce synthetic interaction events."),
-    "bridge": ("pipelines.bridge:bridge", "Forward Kafka to Pub/Sub (the event processors)."),
-    "archive": ("pipelines.archiver:archive", "Archive Kafka to arrival-time partitions."),
+    "up": ("pipelines.stack.commands:up", "Start the local stack: Kafka (KRaft) and the Pub/Sub emulator."),
+    "down": ("pipelines.stack.commands:down", "Stop what `up` started."),
+    "status": ("pipelines.stack.commands:status", "Health, pid and port of each local component."),
+    "generate": ("pipelines.source.generator_commands:generate", "Produce synthetic interaction events."),
+    "bridge": ("pipelines.source.bridge:bridge", "Forward Kafka to Pub/Sub (the event processors)."),
+    "archive": ("pipelines.source.archiver:archive", "Archive Kafka to arrival-time partitions."),
     "archive-gcs": (
         "pipelines.gcs_archive:archive_gcs",
         "Stand-in for the Cloud Storage subscription: Pub/Sub `archive` -> gs:// objects.",

@@ -24,8 +24,8 @@ from migration.demo_support import Processes, kappactl, run_validation, serve_tr
 from migration.policy import load_policy
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
-from pipelines.sandbox import isolated_config
-from pipelines.stack import LocalStack
+from pipelines.stack.local import LocalStack
+from pipelines.stack.private import isolated_config
 from pipelines.warehouse import Warehouse
 
 CAUGHT_UP_S = 15.0

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 
-from pipelines.children import KAPPACTL, Children
 from pipelines.cli_common import echo_err
 from pipelines.config import Config
 from pipelines.errors import PipelineError
-from pipelines.sandbox import free_port
+from pipelines.stack.private import free_port
+from pipelines.stack.processes import KAPPACTL, LoggedProcesses
 
 VERDICTS = {0: "PASS", 1: "FAIL", 2: "INCONCLUSIVE"}
 
@@ -63,7 +63,7 @@ def run_validation(
 def serve_traffic(port: int, round_: int, requests: int = 20) -> None:
     """A few reads spread over the popular and the long-tail tweets (a different sample each
     round), so the API's shadow reads have evidence like real traffic would give."""
-    from pipelines.generator import TWEET_ID_BASE
+    from pipelines.source.generator import TWEET_ID_BASE
 
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
         for i in range(requests):
@@ -74,7 +74,7 @@ def serve_traffic(port: int, round_: int, requests: int = 20) -> None:
                 return
 
 
-class Processes(Children):
+class Processes(LoggedProcesses):
     """The demo's long-running children, each with its own log, all run with its config."""
 
     def __init__(self, log_dir: Path, config_path: Path):

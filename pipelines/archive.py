@@ -1,6 +1,6 @@
 """The archive layouts (DESIGN.md 2.2): raw lines by arrival time, in one of two namings.
 
-Local archiver (pipelines/archiver.py):
+Local archiver (pipelines/source/archiver.py):
 
     <root>/dt=YYYY-MM-DD/hr=HH/[mi=MM/]part-<writer>-<seq>.jsonl[.gz]
 

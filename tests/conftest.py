@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.sandbox import PrivateStack
+from pipelines.stack.private import PrivateStack
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def stack_config(local_stack, tmp_path: Path, request: pytest.FixtureRequest):
     import uuid
 
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:6]
-    from pipelines.sandbox import isolated_config
+    from pipelines.stack.private import isolated_config
 
     return isolated_config(local_stack.config, tmp_path, name)
 
@@ -42,7 +42,7 @@ def flink_cluster(tmp_path_factory: pytest.TempPathFactory):
     ports, started once for the session when a test asks for it, stopped at the end."""
     import socket
 
-    from pipelines.flink_cluster import ClusterSettings, FlinkCluster
+    from pipelines.stack.flink_cluster import ClusterSettings, FlinkCluster
 
     def free_port() -> int:
         with socket.socket() as sock:

@@ -81,7 +81,7 @@ def job_command(config: Config, opts: SpeedOptions) -> list[str]:
         f"--exit-when-idle={opts.exit_when_idle}",
     ]
     if opts.flink_master:
-        from pipelines.flink_cluster import parse_master
+        from pipelines.stack.flink_cluster import parse_master
 
         host, port = parse_master(opts.flink_master)
         cmd.append(f"--flink-master={host}:{port}")

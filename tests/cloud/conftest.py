@@ -16,10 +16,10 @@ from typing import Iterator
 
 import pytest
 
-from pipelines.cloud_stack import BQ_PYTHON, FAKE_GCS_BINARY, BigQueryEmulator, FakeGcsServer
 from pipelines.config import Config, GcpConfig, load_config
-from pipelines.sandbox import free_port
-from pipelines.stack import ROOT
+from pipelines.stack.cloud import BQ_PYTHON, FAKE_GCS_BINARY, BigQueryEmulator, FakeGcsServer
+from pipelines.stack.local import ROOT
+from pipelines.stack.private import free_port
 
 
 def _require(path: Path, what: str) -> None:

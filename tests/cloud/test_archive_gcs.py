@@ -19,7 +19,7 @@ from pipelines.config import build_config, dump_config, load_config
 from pipelines.errors import InputError
 from pipelines.events import Interaction
 from pipelines.gcs_archive import SubscriptionObjectWriter, write_object
-from pipelines.stack import ROOT
+from pipelines.stack.local import ROOT
 from pipelines.warehouse import Warehouse
 
 pytestmark = pytest.mark.cloud
@@ -141,7 +141,7 @@ def test_the_stand_in_starts_a_new_object_after_max_duration_or_max_bytes(bucket
 
 def test_an_unreachable_emulator_is_one_line_and_no_bucket_is_input_error(monkeypatch):
     from pipelines.errors import StackError
-    from pipelines.sandbox import free_port
+    from pipelines.stack.private import free_port
 
     with pytest.raises(InputError, match="not found"):
         list_parts("gs://no-such-bucket-here/interactions/")
@@ -162,8 +162,8 @@ def test_the_stand_in_turns_the_archive_subscription_into_objects_the_readers_li
     from dataclasses import replace
 
     from pipelines.pubsub_io import ensure_topic_and_subscriptions, publisher
-    from pipelines.sandbox import free_port
-    from pipelines.stack import PubSubEmulator
+    from pipelines.stack.local import PubSubEmulator
+    from pipelines.stack.private import free_port
 
     config = replace(
         cloud.config,

@@ -18,7 +18,7 @@ from pipelines.bigquery_io import query_rows
 from pipelines.config import load_config
 from pipelines.errors import InputError
 from pipelines.gcs_archive import write_object
-from pipelines.stack import ROOT
+from pipelines.stack.local import ROOT
 from pipelines.warehouse import Warehouse
 from tests.cloud.test_archive_gcs import PERIOD_MS, WINDOW_MS, arrivals
 

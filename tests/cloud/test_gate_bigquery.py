@@ -20,8 +20,8 @@ from migration.validator.handlers import VALIDATION_RUNS_ROW_SCHEMA, BigQueryRec
 from pipelines.bigquery_io import schema_columns, schema_fields
 from pipelines.config import load_config
 from pipelines.errors import InputError
-from pipelines.sandbox import write_config
-from pipelines.stack import ROOT
+from pipelines.stack.local import ROOT
+from pipelines.stack.private import write_config
 from pipelines.warehouse import Warehouse
 from tests.validator.arms import arm_rows, write_arm
 

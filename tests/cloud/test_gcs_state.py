@@ -91,7 +91,7 @@ def test_concurrent_threads_lose_no_update(location):
 
 def test_a_missing_bucket_or_an_unreachable_emulator_is_one_line(cloud, monkeypatch):
     from pipelines.errors import InputError, StackError
-    from pipelines.sandbox import free_port
+    from pipelines.stack.private import free_port
 
     with pytest.raises(InputError, match="not found") as missing:
         open_store(f"gs://no-bucket-{uuid.uuid4().hex[:6]}/cutover").load()

@@ -21,10 +21,10 @@ from pipelines.bigquery_io import (
     TERRAFORM_BIGQUERY,
     view_specs,
 )
-from pipelines.cloud_stack import BQ_PYTHON, FAKE_GCS_BINARY
 from pipelines.config import GcpConfig
-from pipelines.sandbox import free_port, private_config, write_config
-from pipelines.stack import ROOT
+from pipelines.stack.cloud import BQ_PYTHON, FAKE_GCS_BINARY
+from pipelines.stack.local import ROOT
+from pipelines.stack.private import free_port, private_config, write_config
 
 pytestmark = pytest.mark.cloud
 KAPPACTL = Path(sys.executable).parent / "kappactl"

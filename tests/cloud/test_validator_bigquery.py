@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.bigquery_io import insert_rows, schema_fields
 from pipelines.instants import utc_iso
-from pipelines.stack import ROOT
+from pipelines.stack.local import ROOT
 from tests.validator.arms import arm_rows, write_arm
 
 pytestmark = pytest.mark.cloud

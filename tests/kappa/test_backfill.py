@@ -21,8 +21,8 @@ from pipelines.beam import (
     WindowInteractions,
     WriteToWarehouse,
 )
-from pipelines.children import KAPPACTL
 from pipelines.config import build_config
+from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import BASE_MS, bad_lines, random_events
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from pipelines import pubsub_io
-from pipelines.children import KAPPACTL
 from pipelines.config import Config
+from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import event
 

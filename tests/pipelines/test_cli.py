@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from pipelines.children import KAPPACTL
+from pipelines.stack.processes import KAPPACTL
 
 
 def run(*args, **kwargs):

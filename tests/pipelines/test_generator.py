@@ -1,7 +1,7 @@
 from collections import Counter
 
 from pipelines.events import BadEvent, parse_event
-from pipelines.generator import EventGenerator, GeneratorSpec
+from pipelines.source.generator import EventGenerator, GeneratorSpec
 
 SPEC = GeneratorSpec(
     seed=7,

@@ -1,7 +1,7 @@
 """What the reliability drills share: processes they start and always stop, kill -9 of a
 stack component, deterministic generator runs, counts per key, and the drill summaries.
 
-Every process a drill starts is a `kappactl` child (`pipelines.children`): `Procs.stop_all`
+Every process a drill starts is a `kappactl` child (`pipelines.stack.processes`): `Procs.stop_all`
 stops each one and everything below it, first with SIGTERM, then SIGKILL.
 """
 
@@ -11,19 +11,18 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
 from pipelines.archive import list_parts, read_lines
-from pipelines.children import Children
 from pipelines.config import Config
 from pipelines.events import BadEvent, parse_event
-from pipelines.generator import EventGenerator, GeneratorSpec, Record
 from pipelines.instants import utc_iso
-from pipelines.stack import Component
+from pipelines.source.generator import EventGenerator, GeneratorSpec, Record
+from pipelines.stack.local import Component
+from pipelines.stack.processes import LoggedProcesses
 from pipelines.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,27 +30,12 @@ SUMMARY = Path(os.environ.get("RELIABILITY_SUMMARY", ROOT / ".local" / "reliabil
 Key = tuple[int, int, str]  # (window_start ms, tweet_id, event_type)
 
 
-class Procs(Children):
+class Procs(LoggedProcesses):
     """Subprocesses of one drill, logged to files, all stopped by `stop_all` (use try/finally)."""
 
     def __init__(self, log_dir: Path):
         # FLINK_LOG_DIR: PyFlink's JVM log of this drill, not the venv's shared one.
         super().__init__(log_dir, cwd=ROOT, env={"FLINK_LOG_DIR": str(log_dir / "flink")})
-
-    def last_json(self, name: str) -> dict[str, Any]:
-        """The last JSON object line a command printed (its summary)."""
-        for line in reversed(self.log(name).splitlines()):
-            if line.startswith("{"):
-                return json.loads(line)
-        raise AssertionError(f"{name} printed no JSON summary:\n{self.log(name)[-3000:]}")
-
-    def wait(self, name: str, timeout: float) -> int:
-        try:
-            return self.started[name].wait(timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise AssertionError(
-                f"{name} did not finish in {timeout:.0f}s:\n{self.log(name)[-3000:]}"
-            ) from exc
 
 
 def kill9_component(component: Component) -> int:

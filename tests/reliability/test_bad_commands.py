@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.children import KAPPACTL
+from pipelines.stack.processes import KAPPACTL
 from tests.reliability.support import ROOT, record_summary
 
 pytestmark = pytest.mark.timeout(300)

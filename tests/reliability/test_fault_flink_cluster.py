@@ -21,8 +21,8 @@ import pytest
 
 from lambda_legacy.speed.control import read_progress
 from pipelines.events import now_ms
-from pipelines.flink_cluster import FlinkCluster
 from pipelines.kafka_io import group_lag
+from pipelines.stack.flink_cluster import FlinkCluster
 from tests.reliability.support import (
     Procs,
     counts,

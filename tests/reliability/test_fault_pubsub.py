@@ -28,7 +28,7 @@ import pytest
 from kappa.stream import stream_progress
 from pipelines.events import now_ms
 from pipelines.kafka_io import group_lag
-from pipelines.sandbox import PrivateStack
+from pipelines.stack.private import PrivateStack
 from tests.reliability.support import (
     Procs,
     archived_lines,

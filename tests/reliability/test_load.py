@@ -16,7 +16,7 @@ import pytest
 from bench.bench_serving import BASE_MS, WINDOW_MS, build_warehouse
 from kappa.stream import stream_progress
 from pipelines.events import now_ms
-from pipelines.sandbox import free_port
+from pipelines.stack.private import free_port
 from tests.reliability.support import (
     Procs,
     counts,

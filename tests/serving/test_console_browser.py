@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.children import KAPPACTL
+from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 from tests.serving.browser import Browser, find_browser, free_port, poll
 

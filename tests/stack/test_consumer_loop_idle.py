@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 
 from pipelines.archive import list_parts, read_lines
-from pipelines.archiver import ArchiveOutput, run_archiver
-from pipelines.bridge import PubSubOutput, run_bridge
-from pipelines.consumer_loop import run_consumer_loop
 from pipelines.kafka_io import consumer, group_lag, produce
+from pipelines.source.archiver import ArchiveOutput, run_archiver
+from pipelines.source.bridge import PubSubOutput, run_bridge
+from pipelines.source.consumer_loop import run_consumer_loop
 
 pytestmark = pytest.mark.stack
 RECORDS = 500

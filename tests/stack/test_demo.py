@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from pipelines.children import KAPPACTL
+from pipelines.stack.processes import KAPPACTL
 from tests.reliability.support import ROOT
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.flink, pytest.mark.timeout(900)]

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from pipelines.children import KAPPACTL
-from pipelines.sandbox import private_config, write_config
+from pipelines.stack.private import private_config, write_config
+from pipelines.stack.processes import KAPPACTL
 
 pytestmark = [pytest.mark.stack, pytest.mark.flink, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -13,11 +13,11 @@ from collections import Counter
 import pytest
 
 from pipelines.archive import list_parts, read_lines
-from pipelines.children import KAPPACTL
 from pipelines.events import now_ms
-from pipelines.generator import EventGenerator, GeneratorSpec
 from pipelines.kafka_io import produce
 from pipelines.pubsub_io import create_subscription, pull_all, subscriber
+from pipelines.source.generator import EventGenerator, GeneratorSpec
+from pipelines.stack.processes import KAPPACTL
 from tests.reliability.support import generated, generator_args, generator_spec, wait_until
 
 pytestmark = pytest.mark.stack

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from pipelines.children import KAPPACTL
-from pipelines.sandbox import private_config, write_config
+from pipelines.stack.private import private_config, write_config
+from pipelines.stack.processes import KAPPACTL
 
 pytestmark = pytest.mark.stack
 

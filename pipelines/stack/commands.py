@@ -8,8 +8,8 @@ import click
 
 from pipelines.cli_common import with_config
 from pipelines.config import Config
-from pipelines.flink_cluster import ClusterSettings, FlinkCluster
-from pipelines.stack import LocalStack
+from pipelines.stack.flink_cluster import ClusterSettings, FlinkCluster
+from pipelines.stack.local import LocalStack
 
 
 def _print_table(statuses: list) -> None:

@@ -18,9 +18,9 @@ import click
 
 from pipelines.cli_common import exit_when_idle_option, with_config
 from pipelines.config import Config
-from pipelines.consumer_loop import run_consumer_loop
 from pipelines.errors import StackError
 from pipelines.events import BadEvent, parse_event
+from pipelines.source.consumer_loop import run_consumer_loop
 
 FLUSH_RECORDS = 5000
 FLUSH_SECONDS = 0.5

@@ -22,7 +22,7 @@ from pathlib import Path
 from pipelines.config import Config
 from pipelines.errors import StackError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -288,7 +288,7 @@ class PubSubEmulator(Component):
 
 class LocalStack:
     """Kafka and the Pub/Sub emulator for one config (plus, in the cloud profile, the Cloud
-    Storage and BigQuery emulators of pipelines/cloud_stack.py); `up`, `down`, `status`."""
+    Storage and BigQuery emulators of pipelines/stack/cloud.py); `up`, `down`, `status`."""
 
     def __init__(self, config: Config, state_dir: Path | None = None, external_pubsub: bool | None = None):
         self.config = config
@@ -298,7 +298,7 @@ class LocalStack:
         self.external_pubsub = external_pubsub
         self.kafka = KafkaBroker(config, self.state_dir)
         self.pubsub = PubSubEmulator(config, self.state_dir)
-        from pipelines.cloud_stack import cloud_components  # the cloud profile's emulators
+        from pipelines.stack.cloud import cloud_components  # the cloud profile's emulators
 
         self.cloud = cloud_components(config, self.state_dir)
 

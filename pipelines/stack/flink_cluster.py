@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.errors import ConfigError, StackError
-from pipelines.stack import ROOT, ComponentStatus, _pid_alive, port_open
+from pipelines.stack.local import ROOT, ComponentStatus, _pid_alive, port_open
 
 HEARTBEAT_TIMEOUT_MS = 20_000  # a killed TaskManager is declared lost after this long
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipelines.config import Config, PathsConfig, load_config
-from pipelines.stack import ROOT, LocalStack
+from pipelines.stack.local import ROOT, LocalStack
 
 
 def free_port() -> int:

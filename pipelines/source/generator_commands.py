@@ -14,8 +14,8 @@ from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
 from pipelines.errors import ConfigError
 from pipelines.events import now_ms
-from pipelines.generator import EventGenerator, GeneratorSpec, Record
 from pipelines.instants import parse_instant
+from pipelines.source.generator import EventGenerator, GeneratorSpec, Record
 from pipelines.warehouse import Warehouse
 
 FLUSH_EVERY = 5000  # records between producer flushes and ledger segments

@@ -1,6 +1,6 @@
 """Child `kappactl` processes: one log file each, a session of their own, always stopped.
 
-The demo and the reliability drills run the arms as children. `stop` signals the child's
+The demo, the reliability drills and the benchmarks run the arms as children. `stop` signals the child's
 process group and the groups of everything below it (the legacy speed launcher starts
 its Flink job in a session of its own): SIGTERM, a grace period, then SIGKILL. Nothing
 else is ever signalled.
@@ -9,13 +9,16 @@ else is ever signalled.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
+
+from pipelines.errors import PipelineError
 
 KAPPACTL = [sys.executable, "-m", "migration.cli"]
 
@@ -48,7 +51,7 @@ def kill_tree(pid: int, sig: int) -> None:
             os.killpg(group, sig)
 
 
-class Children:
+class LoggedProcesses:
     """`kappactl` children logged to `<log_dir>/<name>.log`; `stop_all` in a finally."""
 
     def __init__(self, log_dir: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None):
@@ -77,6 +80,22 @@ class Children:
 
     def log(self, name: str) -> str:
         return self.log_path(name).read_text(errors="replace")
+
+    def last_json(self, name: str) -> dict[str, Any]:
+        """The last JSON object line a child printed (its summary)."""
+        for line in reversed(self.log(name).splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        raise PipelineError(f"{name} printed no JSON summary:\n{self.log(name)[-3000:]}")
+
+    def wait(self, name: str, timeout: float) -> int:
+        """The child's exit code once it exits; an error with its log's tail after `timeout`."""
+        try:
+            return self.started[name].wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise PipelineError(
+                f"{name} did not finish in {timeout:.0f}s:\n{self.log(name)[-3000:]}"
+            ) from exc
 
     def running(self, name: str) -> bool:
         proc = self.started.get(name)

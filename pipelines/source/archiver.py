@@ -18,8 +18,8 @@ import click
 from pipelines.archive import ArchiveWriter, partition_of
 from pipelines.cli_common import exit_when_idle_option, with_config
 from pipelines.config import Config
-from pipelines.consumer_loop import run_consumer_loop
 from pipelines.events import now_ms
+from pipelines.source.consumer_loop import run_consumer_loop
 
 FLUSH_RECORDS = 50_000
 FLUSH_SECONDS = 2.0
