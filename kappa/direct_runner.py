@@ -144,8 +144,8 @@ def _cache_dofn_specs() -> bool:
         return bool(state or timers)
 
     for module in (userstate, transform_evaluator):
-        module.get_dofn_specs = get_dofn_specs
-        module.is_stateful_dofn = is_stateful_dofn
+        module.get_dofn_specs = get_dofn_specs  # type: ignore[attr-defined]
+        module.is_stateful_dofn = is_stateful_dofn  # type: ignore[attr-defined]
     return True
 
 
@@ -180,6 +180,6 @@ def _read_pubsub_locally(batch: int) -> bool:
             result.keyed_watermark_holds[None] = Timestamp.of(watermark_s)
         return result
 
-    _PubSubReadEvaluator._read_from_pubsub = _read_from_pubsub
-    _PubSubReadEvaluator.finish_bundle = finish_bundle
+    _PubSubReadEvaluator._read_from_pubsub = _read_from_pubsub  # type: ignore[method-assign]
+    _PubSubReadEvaluator.finish_bundle = finish_bundle  # type: ignore[method-assign]
     return True

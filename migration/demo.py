@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -27,6 +28,9 @@ from pipelines.config import Config
 from pipelines.stack.local import LocalStack
 from pipelines.stack.private import isolated_config
 from pipelines.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    import duckdb
 
 CAUGHT_UP_S = 15.0
 ARMS = ("legacy_speed", "legacy_batch", "kappa_stream", "kappa_backfill", "dead_letter", "truth_ledger")
@@ -44,10 +48,15 @@ class DemoState:
         return time.monotonic() - self.started
 
 
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _row_counts(config: Config) -> dict[str, int]:
     con = Warehouse(config.paths.warehouse_root).connect()
     try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ARMS}
+        return {t: _count(con, f"SELECT count(*) FROM {t}") for t in ARMS}
     finally:
         con.close()
 
@@ -128,7 +137,7 @@ def _cutover_step(config_path: Path, state: DemoState, verdict: str) -> None:
 
 def _validate(config: Config, config_path: Path, run_dir: Path, state: DemoState) -> None:
     con = Warehouse(config.paths.warehouse_root).connect()
-    finished = con.execute("SELECT count(*) FROM batch_runs WHERE status = 'FINISHED'").fetchone()[0]
+    finished = _count(con, "SELECT count(*) FROM batch_runs WHERE status = 'FINISHED'")
     con.close()
     if not finished:
         return  # nothing of the legacy is final before its first batch run

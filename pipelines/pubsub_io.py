@@ -97,7 +97,7 @@ def pull_all(config: Config, subscription: str, idle_s: float = 3.0, batch: int 
     import time
 
     client = subscriber(config)
-    messages = []
+    messages: list = []
     idle_since = time.monotonic()
     while time.monotonic() - idle_since < idle_s:
         response = client.pull(request={"subscription": subscription, "max_messages": batch}, timeout=30)

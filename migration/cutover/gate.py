@@ -50,7 +50,7 @@ class ValidationRun:
 def read_validation_runs(warehouse: Warehouse, arms: tuple[str, str] | None = None) -> list[ValidationRun]:
     """The rows of the `validation_runs` table (those comparing `arms`, left and right, if
     given), oldest first."""
-    runs = []
+    runs: list[ValidationRun] = []
     columns = ["run_id", "finished_at", "verdict", "left_arm", "right_arm"]
     for segment in warehouse.segments("validation_runs"):
         try:

@@ -164,12 +164,15 @@ class ServingService:
                                 snapshot.finished_periods, self.settings.period_ms)  # fmt: skip
             self.shadow.submit(state.seq, chosen.primary, shadow_arm, rows,
                                lambda: self.data.lookup(shadow_arm, tweet_id, snapshot), finality)  # fmt: skip
-        windows = [
-            {"window_start": r[2], "window_end": r[3], "event_type": r[4], "count": r[5]}
+        matching = [
+            r
             for r in rows
             if (event_type is None or r[4] == event_type)
             and (start is None or r[0] >= start)
             and (end is None or r[0] < end)
+        ]
+        windows = [
+            {"window_start": r[2], "window_end": r[3], "event_type": r[4], "count": r[5]} for r in matching
         ]
         body = {
             "tweet_id": tweet_id,
@@ -180,7 +183,7 @@ class ServingService:
             "start": _iso(start),
             "end": _iso(end),
             "windows": windows,
-            "total": sum(w["count"] for w in windows),
+            "total": sum(r[5] for r in matching),
             "data_as_of": _iso(snapshot.built_ms),
         }
         return JSONResponse(body, headers={"X-Served-By": chosen.primary})

@@ -127,12 +127,12 @@ class ShadowRecorder:
             settled = finality or Finality(time.time_ns() // 1_000_000 - self.settle_ms)
             compared, mismatched, pending = compare(primary, shadow, settled, self.tolerance)
             labels = {"primary": primary_arm, "shadow": shadow_arm}
-            self.metrics.inc("shadow_reads_total", **labels)
+            self.metrics.inc("shadow_reads_total", 1, **labels)
             self.metrics.inc("shadow_keys_compared_total", compared, **labels)
             self.metrics.inc("shadow_keys_mismatched_total", mismatched, **labels)
             self.metrics.inc("shadow_keys_pending_total", pending, **labels)
             if mismatched:
-                self.metrics.inc("shadow_mismatched_reads_total", **labels)
+                self.metrics.inc("shadow_mismatched_reads_total", 1, **labels)
             self._record(seq, compared, mismatched, pending)
         except Exception:  # a failed shadow read must never affect serving; it is counted
             log.exception("shadow read failed")

@@ -6,7 +6,7 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 
@@ -28,7 +28,7 @@ class Sink:
     def __init__(self, config: Config, target: str):
         self.config = config
         self.file: IO[bytes] | None = None
-        self.producer = None
+        self.producer: Any = None
         if target.startswith("file:"):
             self.file = open(Path(target[5:]), "ab")  # noqa: SIM115 - closed in close()
         elif target == "kafka":
@@ -175,6 +175,6 @@ def generate(
     errors = spec.check()
     if errors:
         raise ConfigError("; ".join(errors))
-    count = events if events is not None else int(duration * rate)
+    count = events if duration is None else int(duration * rate)
     kinds = run_generator(config, spec, count, pace=duration is not None, target=target, ledger=not no_ledger)
     click.echo(json.dumps({"records": sum(kinds.values()), **dict(sorted(kinds.items()))}))
