@@ -3,7 +3,8 @@ config with a `gcp` section reads the cutover state and audit log from the GCS s
 (fake-gcs-server), and the validation runs, arm tables and dead letters from BigQuery
 (bqemulator, Terraform's tables). `GET /v1/migration/status` must say what
 `kappactl cutover status --json` and `cutover history --json` say for the same config, and
-hold exactly the rows inserted; a new run and a rollback show up without a restart."""
+hold exactly the rows inserted; a new run and a rollback show up without a restart, and an
+advance from the console (--allow-actions) counts BigQuery's runs, as the CLI's gate does."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import subprocess
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -74,28 +75,33 @@ class Cloud:
 
 
 @pytest.fixture
-def served(cloud, bucket, tmp_path: Path):
+def served(cloud, bucket, tmp_path: Path) -> Iterator[tuple[Cloud, httpx.Client]]:
+    """The filled project, a CANARY state advanced on its runs, and `kappactl serve` on it."""
     env = Cloud(cloud, bucket, tmp_path)
+    fill(env, now_ms(), tmp_path / "reports")
+    runs = read_bigquery_validation_runs(env.project, GATE)
+    advance(env.store, load_policy(), runs, "three passes", "tester")
     port = free_port()
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
-    cmd = [*KAPPACTL, "serve", "--config", str(env.config), "--port", str(port), "--refresh", "0.3s"]
-    yield env, port, lambda: subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
+    cmd = [*KAPPACTL, "serve", "--config", str(env.config), "--port", str(port), "--refresh", "0.3s",
+           "--allow-actions"]  # fmt: skip
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
+        def up() -> bool:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                return http.get("/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
 
-def start(spawn, port: int, log: Path) -> tuple[subprocess.Popen, httpx.Client]:
-    proc = spawn()
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()
         try:
-            return http.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    poll(up, 90, "kappactl serve to answer /healthz")
-    return proc, http
+            poll(up, 90, "kappactl serve to answer /healthz")
+            yield env, http
+        finally:
+            http.close()
+            proc.terminate()
+            proc.wait(30)
 
 
 def fill(env: Cloud, t: int, reports: Path) -> None:
@@ -140,59 +146,69 @@ def assert_same_as_cli(doc: dict, status: dict, history: list[dict]) -> None:
     assert doc["history"] == history
 
 
-def test_status_reads_bigquery_and_the_gcs_state_as_the_cli_does(served, tmp_path: Path):
-    env, port, spawn = served
-    t = now_ms()
-    fill(env, t, tmp_path / "reports")
-    policy = load_policy()
-    advance(env.store, policy, read_bigquery_validation_runs(env.project, GATE), "three passes", "tester")
-    proc, http = start(spawn, port, tmp_path / "serve.log")
-    try:
+def check_first_reading(env: Cloud, http: httpx.Client) -> None:
+    doc = http.get("/v1/migration/status").json()
+    status, history = cli_view(env)
+    assert status["state"]["stage"] == "CANARY" and status["store"] == env.state
+    assert [h["to_stage"] for h in history] == ["CANARY"] and history[0]["evidence"] == ["p1", "p2", "p3"]
+    assert_same_as_cli(doc, status, history)
+    assert doc["read_error"] is None
+    runs = doc["validation"]["runs"]
+    assert [(r["run_id"], r["verdict"], r["counts_for_gate"]) for r in runs] == [
+        ("p1", "PASS", True), ("p2", "PASS", True), ("p3", "PASS", True), ("o1", "FAIL", False)
+    ]  # fmt: skip
+    assert runs[3]["keys"] == {"same": 1990, "explained": 6, "unexplained": 4, "pending": 0}
+    assert [r["report_html"] for r in runs] == [None, "/v1/migration/reports/p2/report.html", None, None]
+    assert http.get(runs[1]["report_html"]).text.startswith("<!doctype html><title>p2")
+    report = doc["latest_report"]
+    assert (report["run_id"], report["unexplained"], report["top_unexplained"]) == ("o1", 4, TOP)
+    assert report["report_html"] is None  # the report.json is BigQuery's, no report.html here
+    arms = {a["arm"]: a for a in doc["arms"]}
+    assert list(arms) == ["legacy_batch", "legacy_speed", "kappa_stream", "kappa_backfill"]
+    assert {a: arms[a]["rows"] for a in arms} == {
+        "legacy_batch": 6, "legacy_speed": 0, "kappa_stream": 15, "kappa_backfill": 0
+    }  # fmt: skip
+    newest = max(r["window_end"] for r in aggregate_rows("kappa_stream", [1], lambda t, w: 1))
+    assert arms["kappa_stream"]["newest_window_end"] == utc_iso(newest)
+    assert arms["kappa_backfill"]["lag_seconds"] is None
+    assert doc["dead_letters"]["by_reason"] == [
+        {"pipeline": "kappa_stream", "reason": "unknown event_type", "count": 2}
+    ]
+    assert http.get("/console").status_code == 200
+
+
+def check_a_rollback_shows(env: Cloud, http: httpx.Client) -> None:
+    """A FAIL of the gate arms and a rollback: the status follows without a restart."""
+    env.insert("migration.validation_runs", [run_row("f1", now_ms(), "FAIL", report=report_of("f1", 4))])
+    rollback(env.store, "f1 failed", "tester")
+
+    def changed() -> dict | None:
         doc = http.get("/v1/migration/status").json()
-        status, history = cli_view(env)
-        assert status["state"]["stage"] == "CANARY" and status["store"] == env.state
-        assert [h["to_stage"] for h in history] == ["CANARY"] and history[0]["evidence"] == ["p1", "p2", "p3"]
-        assert_same_as_cli(doc, status, history)
-        assert doc["read_error"] is None
-        runs = doc["validation"]["runs"]
-        assert [(r["run_id"], r["verdict"], r["counts_for_gate"]) for r in runs] == [
-            ("p1", "PASS", True), ("p2", "PASS", True), ("p3", "PASS", True), ("o1", "FAIL", False)
-        ]  # fmt: skip
-        assert runs[3]["keys"] == {"same": 1990, "explained": 6, "unexplained": 4, "pending": 0}
-        assert [r["report_html"] for r in runs] == [None, "/v1/migration/reports/p2/report.html", None, None]
-        assert http.get(runs[1]["report_html"]).text.startswith("<!doctype html><title>p2")
-        report = doc["latest_report"]
-        assert (report["run_id"], report["unexplained"], report["top_unexplained"]) == ("o1", 4, TOP)
-        assert report["report_html"] is None  # the report.json is BigQuery's, no report.html here
-        arms = {a["arm"]: a for a in doc["arms"]}
-        assert list(arms) == ["legacy_batch", "legacy_speed", "kappa_stream", "kappa_backfill"]
-        assert {a: arms[a]["rows"] for a in arms} == {
-            "legacy_batch": 6, "legacy_speed": 0, "kappa_stream": 15, "kappa_backfill": 0
-        }  # fmt: skip
-        newest = max(r["window_end"] for r in aggregate_rows("kappa_stream", [1], lambda t, w: 1))
-        assert arms["kappa_stream"]["newest_window_end"] == utc_iso(newest)
-        assert arms["kappa_backfill"]["lag_seconds"] is None
-        assert doc["dead_letters"]["by_reason"] == [
-            {"pipeline": "kappa_stream", "reason": "unknown event_type", "count": 2}
-        ]
-        assert http.get("/console").status_code == 200
+        return doc if doc["cutover"]["stage"] == "SHADOW" and doc["validation"]["total_runs"] == 5 else None
 
-        # A FAIL of the gate arms and a rollback: the page follows without a restart.
-        env.insert("migration.validation_runs", [run_row("f1", now_ms(), "FAIL", report=report_of("f1", 4))])
-        rollback(env.store, "f1 failed", "tester")
+    doc = poll(changed, 60, "the status to show the FAIL run and the rollback")
+    status, history = cli_view(env)
+    assert [h["to_stage"] for h in history] == ["CANARY", "SHADOW"]
+    assert_same_as_cli(doc, status, history)
+    assert doc["latest_report"]["run_id"] == "f1"
 
-        def changed() -> dict | None:
-            doc = http.get("/v1/migration/status").json()
-            return (
-                doc if doc["cutover"]["stage"] == "SHADOW" and doc["validation"]["total_runs"] == 5 else None
-            )
 
-        doc = poll(changed, 60, "the status to show the FAIL run and the rollback")
-        status, history = cli_view(env)
-        assert [h["to_stage"] for h in history] == ["CANARY", "SHADOW"]
-        assert_same_as_cli(doc, status, history)
-        assert doc["latest_report"]["run_id"] == "f1"
-    finally:
-        http.close()
-        proc.terminate()
-        proc.wait(30)
+def check_a_console_advance(env: Cloud, http: httpx.Client) -> None:
+    """An advance from the page counts BigQuery's runs, as `kappactl cutover advance` does."""
+    body = {"reason": "three passes after f1", "confirm": True, "actor": "operator"}
+    assert http.post("/v1/migration/advance", json=body).status_code == 409  # no PASS since
+    at = now_ms()
+    env.insert("migration.validation_runs", [run_row(f"q{i}", at + i, "PASS") for i in range(3)])
+    moved = http.post("/v1/migration/advance", json=body)
+    assert moved.status_code == 200, moved.text
+    status, history = cli_view(env)
+    assert status["state"]["stage"] == "CANARY"
+    assert (history[-1]["actor"], history[-1]["evidence"]) == ("operator (console)", ["q0", "q1", "q2"])
+    assert http.get("/v1/migration/status").json()["history"] == history
+
+
+def test_status_reads_bigquery_and_the_gcs_state_as_the_cli_does(served):
+    env, http = served
+    check_first_reading(env, http)
+    check_a_rollback_shows(env, http)
+    check_a_console_advance(env, http)
