@@ -212,3 +212,26 @@ def test_status_reads_bigquery_and_the_gcs_state_as_the_cli_does(served):
     check_first_reading(env, http)
     check_a_rollback_shows(env, http)
     check_a_console_advance(env, http)
+
+
+def test_dropped_legacy_tables_read_as_empty_arms_and_a_missing_dataset_is_one_line(cloud, bucket, tmp_path):
+    from migration.serving.status import gather
+    from migration.serving.status_cloud import BigQueryMigrationSource
+    from pipelines.errors import InputError
+
+    env = Cloud(cloud, bucket, tmp_path)
+    for table in ("legacy_batch", "legacy_speed"):  # Terraform's legacy_enabled = false
+        env.client.delete_table(f"{env.project}.legacy.{table}")
+    env.insert(
+        "kappa.kappa_stream", [bigquery_row(r) for r in aggregate_rows("kappa_stream", [1], lambda t, w: 1)]
+    )
+    env.insert("migration.validation_runs", [run_row("p1", now_ms(), "PASS", report="not json")])
+    source = BigQueryMigrationSource(env.project, env.store, env.client)
+    evidence = gather(source, now_ms())
+    assert [(a.arm, a.rows) for a in evidence.arms] == [
+        ("legacy_batch", 0), ("legacy_speed", 0), ("kappa_stream", 3), ("kappa_backfill", 0)
+    ]  # fmt: skip
+    assert [r.run_id for r in evidence.runs] == ["p1"] and evidence.report is None
+    with pytest.raises(InputError, match="not found") as info:
+        BigQueryMigrationSource(f"nothing-{uuid.uuid4().hex[:6]}", env.store, env.client).validation_runs()
+    assert "\n" not in str(info.value)
