@@ -4,8 +4,13 @@ The reading sits behind one small interface, `MigrationSource`, so the console n
 where the evidence lives. `LocalMigrationSource` reads what the CLI reads: the cutover
 `StateStore` (state and audit log, as `cutover status` / `cutover history`), the local
 warehouse's `validation_runs`, arm tables and `dead_letter` (Parquet, through DuckDB), the
-reports the validator wrote, and the shadow stats file. A source over BigQuery and GCS (the
-cloud profile) is not built yet: it would implement the same five methods.
+reports the validator wrote, and the shadow stats file. `BigQueryMigrationSource`
+(status_cloud.py, the cloud profile) reads what the CLI reads there: the GCS state store,
+BigQuery's `migration.validation_runs` (a run's report is its `report` column), the arm
+tables and `migration.dead_letter`. The serving API picks it as it picks its arms: BigQuery
+when `kappactl serve` runs on a config with a `gcp` section and no --warehouse. Besides the
+five reads of `gather`, a source gives the console the gate's runs for an action, the shadow
+stats file (if any) and a cheap fingerprint of its evidence.
 
 `build_status` turns a source's `Evidence` into the JSON document; lags are computed
 against the wall clock at that moment, so a cached `Evidence` still shows a growing lag.
