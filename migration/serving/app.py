@@ -33,6 +33,7 @@ from migration.serving.data import Refresher, ServingData, Snapshot
 from migration.serving.metrics import Metrics
 from migration.serving.routing import StateWatcher, route
 from migration.serving.shadow import Finality, ShadowRecorder
+from migration.serving.status import MigrationSource
 from pipelines.config import Config
 from pipelines.errors import ConfigError, InputError, KappaError, StackError
 from pipelines.events import EVENT_TYPES
@@ -110,12 +111,14 @@ class ServingService:
     def __init__(self, settings: ServingSettings, store: StateStore):
         self.settings = settings
         self.metrics = Metrics()
+        source: MigrationSource | None = None  # the console's: the local warehouse by default
         if settings.bigquery_project:
             from migration.serving.bigquery_data import BigQueryServingData
+            from migration.serving.status_cloud import BigQueryMigrationSource
 
-            self.data: ServingData = BigQueryServingData(
-                settings.bigquery_project, settings.window_ms, settings.period_ms
-            )
+            data = BigQueryServingData(settings.bigquery_project, settings.window_ms, settings.period_ms)
+            source = BigQueryMigrationSource(settings.bigquery_project, store, data.client)
+            self.data: ServingData = data
         else:
             self.data = ServingData(
                 Warehouse(settings.warehouse_root), settings.window_ms, settings.period_ms
@@ -126,7 +129,7 @@ class ServingService:
             self.metrics, settings.settle_ms, stats_dir, tolerance=settings.shadow_tolerance
         )
         self.console = Console(self.data.warehouse, store, settings.policy or load_policy(), self.shadow,
-                               self.metrics, settings.allow_actions)  # fmt: skip
+                               self.metrics, settings.allow_actions, source=source)  # fmt: skip
         self.refresher = Refresher(settings.refresh_s, self.refresh, self.shadow.flush, self.console.refresh)
 
     def refresh(self) -> None:

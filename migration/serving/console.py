@@ -4,6 +4,8 @@
 The page fetches the status every few seconds and redraws itself. The status is read from a
 `MigrationSource` on the serving API's refresher thread whenever the warehouse or the
 cutover state changed (or every `max_age_s`), never on the request path once it exists.
+The source is the local warehouse unless one is given: the serving API passes a
+`BigQueryMigrationSource` in the cloud profile (see `migration.serving.status_cloud`).
 
 `POST /v1/migration/advance` and `/v1/migration/rollback` exist only when the server was
 started with `--allow-actions` (otherwise 403): they take a JSON body with a `reason` and
@@ -26,13 +28,19 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from migration.cutover.controller import advance, default_actor, rollback
-from migration.cutover.gate import ShadowStats, read_validation_runs
+from migration.cutover.gate import ShadowStats
 from migration.cutover.model import parse_stage
 from migration.cutover.store import StateStore
 from migration.policy import Policy
 from migration.serving.metrics import Metrics
 from migration.serving.shadow import ShadowRecorder
-from migration.serving.status import Evidence, LocalMigrationSource, build_status, gather
+from migration.serving.status import (
+    Evidence,
+    LocalMigrationSource,
+    MigrationSource,
+    build_status,
+    gather,
+)
 from pipelines.errors import InputError, KappaError
 from pipelines.warehouse import Warehouse
 
@@ -78,9 +86,10 @@ class Console:
         metrics: Metrics,
         allow_actions: bool = False,
         max_age_s: float = 15.0,
+        source: MigrationSource | None = None,
     ):
         self.warehouse, self.store, self.policy = warehouse, store, policy
-        self.source = LocalMigrationSource(warehouse, store)
+        self.source: MigrationSource = source or LocalMigrationSource(warehouse, store)
         self.shadow, self.metrics = shadow, metrics
         self.allow_actions = allow_actions
         self.max_age_s = max_age_s
@@ -190,7 +199,7 @@ class Console:
             raise InputError(f"percent must be an integer from 1 to 99, got {percent!r}")
 
         def act() -> dict[str, Any]:
-            runs = read_validation_runs(self.warehouse, self.policy.gate_arms)
+            runs = self.source.gate_runs(self.policy.gate_arms)
             new = advance(self.store, self.policy, runs, body["reason"], self._actor(body), target, percent)
             return self._after_move(new.as_json(), request)
 

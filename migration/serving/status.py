@@ -4,8 +4,13 @@ The reading sits behind one small interface, `MigrationSource`, so the console n
 where the evidence lives. `LocalMigrationSource` reads what the CLI reads: the cutover
 `StateStore` (state and audit log, as `cutover status` / `cutover history`), the local
 warehouse's `validation_runs`, arm tables and `dead_letter` (Parquet, through DuckDB), the
-reports the validator wrote, and the shadow stats file. A source over BigQuery and GCS (the
-cloud profile) is not built yet: it would implement the same five methods.
+reports the validator wrote, and the shadow stats file. `BigQueryMigrationSource`
+(status_cloud.py, the cloud profile) reads what the CLI reads there: the GCS state store,
+BigQuery's `migration.validation_runs` (a run's report is its `report` column), the arm
+tables and `migration.dead_letter`. The serving API picks it as it picks its arms: BigQuery
+when `kappactl serve` runs on a config with a `gcp` section and no --warehouse. Besides the
+five reads of `gather`, a source gives the console the gate's runs for an action, the shadow
+stats file (if any) and a cheap fingerprint of its evidence.
 
 `build_status` turns a source's `Evidence` into the JSON document; lags are computed
 against the wall clock at that moment, so a cached `Evidence` still shows a growing lag.
@@ -19,11 +24,17 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 import pyarrow.parquet as pq
 
-from migration.cutover.gate import ShadowStats, ValidationRun, check_gate, read_shadow_stats
+from migration.cutover.gate import (
+    ShadowStats,
+    ValidationRun,
+    check_gate,
+    read_shadow_stats,
+    read_validation_runs,
+)
 from migration.cutover.model import TERRAFORM_HINTS, CutoverState, Stage, Transition
 from migration.cutover.store import LocalStateStore, StateStore
 from migration.policy import Policy
@@ -80,6 +91,8 @@ class Evidence:
 
 
 class MigrationSource(Protocol):
+    """The five reads of `gather`, plus what the console needs between two reads."""
+
     def cutover(self) -> tuple[CutoverState, int, list[Transition], str]: ...
 
     def validation_runs(self) -> list[RunSummary]: ...
@@ -89,6 +102,16 @@ class MigrationSource(Protocol):
     def dead_letters(self, since_ms: int) -> list[tuple[str, str, int]]: ...
 
     def report(self, run: RunSummary) -> dict[str, Any] | None: ...
+
+    def gate_runs(self, arms: tuple[str, str]) -> list[ValidationRun]:
+        """The runs the gate of a console action counts (as `kappactl cutover advance`)."""
+        ...
+
+    def shadow_file(self) -> ShadowStats | None: ...
+
+    def fingerprint(self) -> object:
+        """Changes when the evidence changed (the console re-reads only then, or when old)."""
+        ...
 
 
 _QUOTED_TAIL = re.compile(r"\s*'[^']*'?$")
@@ -112,6 +135,33 @@ def _ms(value: Any) -> int | None:
     return int(value.timestamp() * 1000)
 
 
+def run_summary(row: dict[str, Any]) -> RunSummary:
+    """A `validation_runs` row (warehouse or BigQuery; `finished_at` a datetime or epoch ms)."""
+    keys = {name.removeprefix("keys_"): int(row.get(name) or 0) for name in RUN_COLUMNS}
+    total = int(row.get("keys_total") or 0)
+    if not any(row.get(name) is not None for name in ("keys_same", "keys_explained")):
+        keys["same"] = max(0, total - keys["unexplained"] - keys["pending"])  # an older row
+    return RunSummary(
+        str(row["run_id"]), _ms(row["finished_at"]) or 0, str(row["verdict"]).upper(),
+        str(row.get("left_arm")), str(row.get("right_arm")), total, keys,
+        row.get("unexplained_rate"), row.get("report_path"),
+    )  # fmt: skip
+
+
+def count_reasons(rows: Iterable[tuple[Any, Any, Any]]) -> list[tuple[str, str, int]]:
+    """(pipeline, error, count) rows as (pipeline, reason, count), most frequent first."""
+    counts: dict[tuple[str, str], int] = {}
+    for pipeline, error, n in rows:
+        key = (str(pipeline), dead_letter_reason(str(error or "")))
+        counts[key] = counts.get(key, 0) + int(n)
+    return sorted(((p, r, n) for (p, r), n in counts.items()), key=lambda t: (-t[2], t[0], t[1]))
+
+
+def shadow_file_of(store: StateStore) -> ShadowStats | None:
+    """The shadow stats file beside a local state folder (a GCS state has none)."""
+    return read_shadow_stats(store.directory) if isinstance(store, LocalStateStore) else None
+
+
 class LocalMigrationSource:
     """The local profile: a warehouse folder and a cutover state store."""
 
@@ -130,20 +180,8 @@ class LocalMigrationSource:
                 rows = pq.read_table(segment).to_pylist()
             except (OSError, ValueError) as exc:
                 raise InputError(f"{segment}: unreadable validation_runs segment ({exc})") from exc
-            runs.extend(self._summary(row) for row in rows)
+            runs.extend(run_summary(row) for row in rows)
         return sorted(runs, key=lambda r: (r.finished_at_ms, r.run_id))
-
-    @staticmethod
-    def _summary(row: dict[str, Any]) -> RunSummary:
-        keys = {name.removeprefix("keys_"): int(row.get(name) or 0) for name in RUN_COLUMNS}
-        total = int(row.get("keys_total") or 0)
-        if not any(row.get(name) is not None for name in ("keys_same", "keys_explained")):
-            keys["same"] = max(0, total - keys["unexplained"] - keys["pending"])  # an older row
-        return RunSummary(
-            str(row["run_id"]), _ms(row["finished_at"]) or 0, str(row["verdict"]).upper(),
-            str(row.get("left_arm")), str(row.get("right_arm")), total, keys,
-            row.get("unexplained_rate"), row.get("report_path"),
-        )  # fmt: skip
 
     def arm_stats(self) -> list[ArmStats]:
         tables = [t for t in AGGREGATE_TABLES if self.warehouse.segments(t)]
@@ -172,11 +210,7 @@ class LocalMigrationSource:
             ).fetchall()
         finally:
             con.close()
-        counts: dict[tuple[str, str], int] = {}
-        for pipeline, error, n in rows:
-            key = (str(pipeline), dead_letter_reason(str(error or "")))
-            counts[key] = counts.get(key, 0) + int(n)
-        return sorted(((p, r, n) for (p, r), n in counts.items()), key=lambda t: (-t[2], t[0], t[1]))
+        return count_reasons(rows)
 
     def report(self, run: RunSummary) -> dict[str, Any] | None:
         if not run.report_path:
@@ -186,10 +220,11 @@ class LocalMigrationSource:
         except (OSError, ValueError):
             return None
 
+    def gate_runs(self, arms: tuple[str, str]) -> list[ValidationRun]:
+        return read_validation_runs(self.warehouse, arms)
+
     def shadow_file(self) -> ShadowStats | None:
-        if isinstance(self.store, LocalStateStore):
-            return read_shadow_stats(self.store.directory)
-        return None
+        return shadow_file_of(self.store)
 
     def fingerprint(self) -> object:
         """Changes when a table folder or the cutover state changes."""
@@ -216,7 +251,7 @@ def gather(source: MigrationSource, now_ms: int) -> Evidence:
     runs = source.validation_runs()
     report, report_run = None, None
     for run in reversed(runs):
-        if run.report_path and (report := source.report(run)) is not None:
+        if (report := source.report(run)) is not None:
             report_run = run
             break
     return Evidence(state, generation, store, history, runs, source.arm_stats(),
@@ -279,7 +314,8 @@ def build_status(
     if ev.report is not None and ev.report_run is not None:
         report = {
             "run_id": ev.report_run.run_id, "verdict": ev.report_run.verdict,
-            "finished_at": utc_iso(ev.report_run.finished_at_ms), "report_html": report_url(ev.report_run.run_id),
+            "finished_at": utc_iso(ev.report_run.finished_at_ms),
+            "report_html": report_url(ev.report_run.run_id) if ev.report_run.report_path else None,
             "unexplained": int((ev.report.get("keys") or {}).get("unexplained", 0)),
             "top_unexplained": list(ev.report.get("top_unexplained") or [])[:10],
         }  # fmt: skip

@@ -143,7 +143,8 @@
       return;
     }
     head.replaceChildren(
-      el("a", { href: report.report_html, id: "report-link" }, "run " + report.run_id),
+      report.report_html ? el("a", { href: report.report_html, id: "report-link" }, "run " + report.run_id)
+        : el("span", { id: "report-link" }, "run " + report.run_id),
       " " + report.verdict + " at " + fmtTime(report.finished_at) + ", " + report.unexplained + " unexplained keys");
     fillBody("unexplained", report.top_unexplained.map((u) => el("tr", {},
       el("td", {}, fmtTime(u.window_start)), el("td", {}, u.tweet_id), el("td", {}, u.event_type),
