@@ -35,9 +35,10 @@ test-fast: setup  ## tests that need no local stack and no Flink
 bench: setup  ## benchmarks -> bench/results/<date>.json and latest.md
 	$(KAPPACTL) bench --config $(CONFIG)
 
-lint: setup  ## ruff and terraform fmt
+lint: setup  ## ruff, the mypy type check and terraform fmt
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; \
 	 elif [ -x .local/bin/tofu ]; then .local/bin/tofu fmt -check -recursive terraform; fi
 

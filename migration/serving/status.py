@@ -174,7 +174,7 @@ class LocalMigrationSource:
         return state, generation, self.store.history(), self.store.describe()
 
     def validation_runs(self) -> list[RunSummary]:
-        runs = []
+        runs: list[RunSummary] = []
         for segment in self.warehouse.segments("validation_runs"):
             try:
                 rows = pq.read_table(segment).to_pylist()
