@@ -100,7 +100,7 @@ def attribute_error(attributes: dict[str, str], event: Interaction) -> str | Non
 class _ParseFn(beam.DoFn):
     """Payloads -> events and dead letters; `too_late_ms`: (window_ms, allowed lateness ms) or None."""
 
-    def __init__(self, pipeline: str, too_late_ms: tuple[int, int] | None):
+    def __init__(self, pipeline: str, too_late_ms: tuple[int, int] | None = None):
         self.pipeline = pipeline
         self.too_late_ms = too_late_ms
         self.parsed = KappaCounter("parsed")
