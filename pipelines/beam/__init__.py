@@ -20,7 +20,7 @@ it runs. Contract (inputs -> outputs):
 - `WindowInteractions(window_s, allowed_lateness_s, early_firing_s)`: FixedWindows,
   AfterWatermark(early=AfterProcessingTime(whole seconds, >= 1), late=AfterCount(1)),
   ACCUMULATING; bounded: a `window_start` column, one final pane per window.
-- `CountPerKey(shards=8)`: ((tweet_id, event_type), count) per window pane; on unbounded
+- `CountPerKey(shards=None)`: ((tweet_id, event_type), count) per window pane; on unbounded
   input it counts per bundle and shard of keys first and emits a key only when its count
   changed (and in every ON_TIME pane): see `pipelines.beam.counting`.
 - `ToPaneRows(pipeline, run_epoch_ms=None)`: -> aggregate row dicts (DESIGN 2.3; epoch

@@ -36,6 +36,7 @@ from pipelines.events import Interaction
 
 Key = tuple[int, str]
 STREAM_SHARDS = 8
+BOUNDED_SHARDS = 2  # shards of the bounded sum: each is one segment written at the end
 
 _EMITTED = userstate.ReadModifyWriteStateSpec("emitted", PickleCoder())  # {key: count last emitted}
 _EMITTED_PARAM = beam.DoFn.StateParam(_EMITTED)
@@ -107,7 +108,7 @@ class _EmitChangedFn(beam.DoFn):
 class CountPerKey(beam.PTransform):
     """Interactions -> ((tweet_id, event_type), count) for each pane of each window."""
 
-    def __init__(self, shards: int = STREAM_SHARDS, label: str | None = None):
+    def __init__(self, shards: int | None = None, label: str | None = None):
         super().__init__(label)
         self.shards = shards
 
@@ -115,13 +116,13 @@ class CountPerKey(beam.PTransform):
         if pcoll.is_bounded:
             return (
                 pcoll
-                | "PartialCounts" >> beam.ParDo(bounded.PartialCountsFn(self.shards))
+                | "PartialCounts" >> beam.ParDo(bounded.PartialCountsFn(self.shards or BOUNDED_SHARDS))
                 | "GroupShard" >> beam.GroupByKey()
                 | "SumPerShard" >> beam.Map(bounded.sum_partials)
             )
         return (
             pcoll
-            | "CountInBundle" >> beam.ParDo(_CountInBundleFn(self.shards))
+            | "CountInBundle" >> beam.ParDo(_CountInBundleFn(self.shards or STREAM_SHARDS))
             | "MergePerShard" >> beam.CombinePerKey(_MergeCounts())
             | "EmitChanged" >> beam.ParDo(_EmitChangedFn())
         )
