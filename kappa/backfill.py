@@ -1,15 +1,12 @@
-"""The Kappa backfill: the stream's semantics over the archive, as a bounded Beam pipeline.
+"""The Kappa backfill: the stream's pipeline over the archive, as a bounded Beam job.
 
-Two engines compute the same FINAL counts:
-
-- `batched` (default): one DoFn reads and validates a whole part file with Arrow
-  (`kappa.batched`), splits the valid events by a bucket of their event_id and emits
-  one table per bucket; a GroupByKey on the bucket brings every copy of an event_id
-  together, so dedup stays exact across part files; partial counts per bucket are then
-  summed per key. Locally on FnApiRunner with one in-memory worker per core, as
-  threads of one process (Arrow releases the GIL while it works).
-- `beam`: the element-wise shared composites (`ParseInteractions`, `DedupByEventId`,
-  `WindowInteractions`, `CountPerKey`, `ToPaneRows`), the same ones the stream runs.
+The steps between source and sink are the stream's (`kappa.pipeline.build_kappa`); only
+the source differs: `ReadArchive` reads whole part files, each as one `LineBatch` of its
+lines, and the composites run their bounded strategy over Arrow batches (vectorised
+parse and validation; dedup after one GroupByKey on a bucket of event_id, so it stays
+exact across part files; counts per batch summed per shard of tweet_id). Locally on
+FnApiRunner with one in-memory worker per core, as threads of one process (Arrow
+releases the GIL while it works).
 
 Semantics shared with the stream: validation as `parse_event`, judged against the end of
 the line's arrival partition (the archive keeps arrival time at partition granularity);
@@ -29,26 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import apache_beam as beam
-from apache_beam import pvalue
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from kappa import batched
-from pipelines.archive import list_parts, read_lines, read_part
-from pipelines.beam import (
-    BIGQUERY_AGGREGATE_SCHEMA,
-    BIGQUERY_DEAD_LETTER_SCHEMA,
-    METRICS_NAMESPACE,
-    PANE_INDEX_SCALE,
-    CountPerKey,
-    DedupByEventId,
-    KappaCounter,
-    ParseInteractions,
-    ToPaneRows,
-    WindowInteractions,
-    WriteToBigQueryTable,
-    WriteToWarehouse,
-    dead_letter_row,
-)
+from kappa.pipeline import KappaRun, build_kappa, destination_of
+from pipelines.archive import list_parts, read_part
+from pipelines.beam import METRICS_NAMESPACE, KappaCounter
+from pipelines.beam.arrow_events import LineBatch, lines_of_blob
 from pipelines.config import Config
 from pipelines.errors import InputError, PipelineError
 from pipelines.events import now_ms
@@ -66,7 +49,6 @@ class BackfillJob:
     warehouse: str
     start_ms: int | None = None
     end_ms: int | None = None
-    engine: str = "batched"
     buckets: int = 8
     workers: int = field(default_factory=lambda: default_workers())
     processes: bool = False  # local workers as processes instead of threads of this one
@@ -83,39 +65,26 @@ class BackfillResult:
     seconds: float
 
 
-def _dl_row(record: Any) -> dict:
-    return dead_letter_row(record)
-
-
-class _ReadParsePartFn(beam.DoFn):
-    """(part index, path, received_at_ms) -> (bucket, (part index, events)) + dead letters.
+class _ReadPartFn(beam.DoFn):
+    """(part index, path, received_at_ms) -> one LineBatch of the part's lines, counted as `read`.
 
     Logs its progress at most every PROGRESS_EVERY_S seconds (a long backfill is not silent).
     """
 
-    def __init__(self, buckets: int, start_ms: int | None, end_ms: int | None, total_parts: int):
-        self.buckets, self.start_ms, self.end_ms = buckets, start_ms, end_ms
+    def __init__(self, total_parts: int):
         self.total_parts = total_parts
         self.read = KappaCounter("read")
-        self.rejected = KappaCounter("dead_lettered")
-        self.outside = KappaCounter("outside_range")
 
     def setup(self) -> None:
         self.parts_done = self.lines_done = 0
         self.logged_at = time.monotonic()
 
-    def process(self, part: tuple[int, str, int]) -> Iterator[Any]:
+    def process(self, part: tuple[int, str, int]) -> Iterator[LineBatch]:
         index, path, received_at_ms = part
-        parsed = batched.parse_blob(read_part(path), received_at_ms, PIPELINE)
-        self.read.inc(parsed.lines)
-        self._progress(parsed.lines)
-        self.rejected.inc(len(parsed.rejected))
-        for record in parsed.rejected:
-            yield pvalue.TaggedOutput("dead_letter", dead_letter_row(record))
-        events = batched.in_event_time_range(parsed.events, self.start_ms, self.end_ms)
-        self.outside.inc(parsed.events.num_rows - events.num_rows)
-        for bucket, table in batched.split_by_bucket(events, self.buckets).items():
-            yield bucket, (index, table)
+        lines = lines_of_blob(read_part(path))
+        self.read.inc(len(lines))
+        self._progress(len(lines))
+        yield LineBatch(lines, received_at_ms, index)
 
     def _progress(self, lines: int) -> None:
         self.parts_done += 1
@@ -130,39 +99,19 @@ class _ReadParsePartFn(beam.DoFn):
             )
 
 
-class _DedupCountFn(beam.DoFn):
-    def __init__(self, window_ms: int):
-        self.window_ms = window_ms
-        self.duplicates = KappaCounter("duplicates_removed")
-        self.counted = KappaCounter("counted")
+class ReadArchive(beam.PTransform):
+    """The backfill's source: archive parts (index, path, arrival) -> a LineBatch per part."""
 
-    def process(self, element: tuple[int, Any]) -> Iterator[Any]:
-        ordered = [table for _, table in sorted(element[1], key=lambda item: item[0])]
-        counts, duplicates = batched.dedup_and_count(ordered, self.window_ms)
-        self.duplicates.inc(duplicates)
-        self.counted.inc(sum(counts["count"].to_pylist()))
-        yield None, counts
+    def __init__(self, parts: list[tuple[int, str, int]]):
+        super().__init__()
+        self.parts = parts
 
-
-class _WriteFinalFn(beam.DoFn):
-    """All partial counts -> FINAL rows, written as one segment (or emitted as row dicts)."""
-
-    def __init__(self, warehouse: str | None, window_ms: int, pane_index: int):
-        self.warehouse, self.window_ms, self.pane_index = warehouse, window_ms, pane_index
-        self.rows = KappaCounter(f"rows_written_{TABLE}")
-
-    def process(self, element: tuple[None, Any]) -> Iterator[dict]:
-        rows = batched.final_rows(
-            batched.sum_counts(list(element[1])), self.window_ms, PIPELINE, self.pane_index
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        return (
+            pbegin
+            | "Parts" >> beam.Create(self.parts)
+            | "ReadParts" >> beam.ParDo(_ReadPartFn(len(self.parts)))
         )
-        self.rows.inc(rows.num_rows)
-        if self.warehouse is not None:
-            from pipelines.warehouse import Warehouse
-
-            Warehouse(self.warehouse).append(TABLE, rows, writer="kappa-backfill")
-            return
-        for row in rows.to_pylist():
-            yield {k: (int(v.timestamp() * 1000) if hasattr(v, "timestamp") else v) for k, v in row.items()}
 
 
 def _parts(job: BackfillJob) -> list[tuple[int, str, int]]:
@@ -176,69 +125,20 @@ def _parts(job: BackfillJob) -> list[tuple[int, str, int]]:
     return [(i, part.path, part.arrival_start_ms + period_ms) for i, part in enumerate(parts)]
 
 
-def build_batched(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str, int]]) -> None:
-    window_ms = job.config.time.window_ms
-    local = job.bigquery_table is None
-    parsed = (
-        p
-        | "Parts" >> beam.Create(parts)
-        | "ReadParsePart"
-        >> beam.ParDo(_ReadParsePartFn(job.buckets, job.start_ms, job.end_ms, len(parts))).with_outputs(
-            "dead_letter", main="events"
-        )
+def build_backfill(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str, int]]) -> None:
+    destination, table = destination_of(
+        job.warehouse,
+        job.bigquery_table,
+        job.bigquery_dead_letter_table,
+        TABLE,
+        writer="kappa-backfill",
+        buffering_s=None,
+        batch_size=50_000,
     )
-    rows = (
-        parsed.events
-        | "ByEventIdBucket" >> beam.GroupByKey()
-        | "DedupCount" >> beam.ParDo(_DedupCountFn(window_ms))
-        | "AllPartials" >> beam.GroupByKey()
-        | "SumWriteFinal"
-        >> beam.ParDo(_WriteFinalFn(job.warehouse if local else None, window_ms, _pane_index(job)))
+    run = KappaRun(
+        job.config, PIPELINE, destination, table, job.run_epoch_ms, job.start_ms, job.end_ms, job.buckets
     )
-    _sinks(job, rows, parsed.dead_letter)
-
-
-def build_elementwise(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str, int]]) -> None:
-    t = job.config.time
-    start, end = job.start_ms, job.end_ms
-    parsed = (
-        p
-        | "Parts" >> beam.Create(parts)
-        | "Lines" >> beam.FlatMap(lambda part: ((line, part[2]) for line in read_lines(part[1])))
-        | "Parse" >> ParseInteractions(PIPELINE)
-    )
-    rows = (
-        parsed.events
-        | "InRange"
-        >> beam.Filter(
-            lambda e: (start is None or e.event_time >= start) and (end is None or e.event_time < end)
-        )
-        | "Dedup" >> DedupByEventId(t.dedup_horizon, bounded=True)
-        | "Window"
-        >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing, bounded=True)
-        | "Count" >> CountPerKey()
-        | "PaneRows" >> ToPaneRows(PIPELINE, job.run_epoch_ms, final=True)
-    )
-    if job.bigquery_table is None:
-        rows | "WriteRows" >> WriteToWarehouse(job.warehouse, TABLE, 50_000, None, writer="kappa-backfill")
-        rows = None
-    _sinks(job, rows, parsed.dead_letter | "DeadLetterRows" >> beam.Map(_dl_row))
-
-
-def _sinks(job: BackfillJob, rows: beam.PCollection | None, dead_letters: beam.PCollection) -> None:
-    if job.bigquery_table is not None:
-        if rows is not None:
-            rows | "RowsToBigQuery" >> WriteToBigQueryTable(job.bigquery_table, BIGQUERY_AGGREGATE_SCHEMA)
-        dl_table = job.bigquery_dead_letter_table or job.bigquery_table.rsplit(".", 1)[0] + ".dead_letter"
-        dead_letters | "DeadLettersToBigQuery" >> WriteToBigQueryTable(dl_table, BIGQUERY_DEAD_LETTER_SCHEMA)
-    else:
-        dead_letters | "WriteDeadLetters" >> WriteToWarehouse(
-            job.warehouse, "dead_letter", 50_000, None, writer="kappa-backfill"
-        )
-
-
-def _pane_index(job: BackfillJob) -> int:
-    return job.run_epoch_ms * PANE_INDEX_SCALE
+    build_kappa(p, "ReadArchive", ReadArchive(parts), run)
 
 
 def default_workers() -> int:
@@ -278,13 +178,11 @@ def _quiet_in_memory_advice(record: logging.LogRecord) -> bool:
 
 
 def run_backfill(job: BackfillJob) -> BackfillResult:
-    if job.engine not in ("batched", "beam"):
-        raise InputError(f"unknown engine '{job.engine}': use batched or beam")
     parts = _parts(job)
-    log.info("backfill: %d part files from %s, engine %s", len(parts), job.archive, job.engine)
+    log.info("backfill: %d part files from %s", len(parts), job.archive)
     started = time.perf_counter()
     p = beam.Pipeline(options=pipeline_options(job.beam_args, job.workers, job.processes))
-    (build_batched if job.engine == "batched" else build_elementwise)(p, job, parts)
+    build_backfill(p, job, parts)
     try:
         result = p.run()
         if any("DataflowRunner" in arg for arg in job.beam_args):

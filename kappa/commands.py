@@ -1,4 +1,5 @@
-"""`kappactl kappa run|backfill`: the Kappa streaming job and its replay over the archive.
+"""`kappactl kappa run|backfill|graph`: the Kappa streaming job, its replay over the archive,
+and the steps both run (one pipeline definition, `kappa.pipeline`).
 
 Options the command does not know are passed to Beam (PipelineOptions), e.g.
 `--runner DataflowRunner --project P --region R --temp_location gs://...`.
@@ -89,13 +90,6 @@ def run(
 @click.option("--from", "start", default=None, help="First event time to count (ISO 8601, inclusive).")
 @click.option("--to", "end", default=None, help="Event time to stop at (ISO 8601, exclusive).")
 @click.option(
-    "--engine",
-    type=click.Choice(["batched", "beam"]),
-    default="batched",
-    show_default=True,
-    help="batched: Arrow over whole part files; beam: the element-wise shared composites.",
-)
-@click.option(
     "--buckets",
     type=click.IntRange(1, 484),
     default=8,
@@ -122,7 +116,6 @@ def backfill(
     warehouse: str | None,
     start: str | None,
     end: str | None,
-    engine: str,
     buckets: int,
     workers: int,
     processes: bool,
@@ -142,7 +135,6 @@ def backfill(
         warehouse=str(warehouse or config.paths.warehouse_root),
         start_ms=start_ms,
         end_ms=end_ms,
-        engine=engine,
         buckets=buckets,
         workers=workers,
         processes=processes,
@@ -152,6 +144,18 @@ def backfill(
     )
     result = run_backfill(job)
     click.echo(json.dumps({"parts": result.parts, "seconds": round(result.seconds, 2), **result.counters}))
+
+
+@kappa.command()
+@with_config
+@click.option("--mode", type=click.Choice(["stream", "backfill"]), required=True, help="Which job's steps.")
+def graph(config: Config, mode: str) -> None:
+    """Print the job's top-level steps, one per line, source first and sink last (runs nothing)."""
+    from kappa.pipeline import graph_labels
+
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)  # construction advice, not the graph
+    for label in graph_labels(mode, config):
+        click.echo(label)
 
 
 def _default_workers() -> int:

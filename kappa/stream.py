@@ -1,5 +1,7 @@
 """The Kappa streaming job: Pub/Sub -> parse/DLQ -> dedup -> event-time windows -> pane rows.
 
+The steps between source and sink are `kappa.pipeline.build_kappa`, the backfill's too.
+
 Locally it runs on BundleBasedDirectRunner against the Pub/Sub emulator and writes Parquet
 segments to the warehouse (`kappa_stream`, `dead_letter`); on Dataflow (`--runner
 DataflowRunner` in the Beam args) it reads with `id_label="event_id"` too and writes to
@@ -19,14 +21,15 @@ allowed_lateness, or re-run the backfill for what the stream then drops as too l
 
 Hostile publishers: locally the job reads without `timestamp_attribute` (the DirectRunner's
 reader raises on an unparseable `event_time` attribute and its read loop stops for good, the
-messages of that pull already acked) and `CheckAttributes` dead-letters a message whose
+messages of that pull already acked) and `ParseInteractions` dead-letters a message whose
 payload is a valid event but whose `event_id`/`event_time` attributes are missing or
 disagree with the payload: what Dataflow's id_label and timestamp_attribute read must be
 what the event says. On Dataflow the reader parses the timestamp attribute before any of
 this code runs, so only the bridge may publish to the topic (terraform IAM).
 
 Too late: an event that arrived (its Pub/Sub publish time) more than allowed_lateness
-after its window ended is dropped before windowing and counted as `too_late`, so per run
+after its window ended is dropped before windowing (by `ParseInteractions`, on unbounded
+input) and counted as `too_late`, so per run
 read = dead_lettered + too_late + duplicates_removed + counted exactly, and the rule is
 the one the backfill and the validator reproduce from arrival times. Nothing else is ever
 dropped by the windowing: the watermark never passes the publish time of a message not
@@ -49,26 +52,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from kappa.direct_runner import adapt_direct_runner, reader_progress
-from pipelines.beam import (
-    BIGQUERY_AGGREGATE_SCHEMA,
-    BIGQUERY_DEAD_LETTER_SCHEMA,
-    CountPerKey,
-    DedupByEventId,
-    KappaCounter,
-    ParseInteractions,
-    ToPaneRows,
-    WindowInteractions,
-    WriteToBigQueryTable,
-    WriteToWarehouse,
-    dead_letter_row,
-    local_counts,
-    payload_and_arrival,
-    reset_local_counts,
-)
+from kappa.pipeline import KappaRun, build_kappa, destination_of
+from pipelines.beam import KappaCounter, local_counts, reset_local_counts
 from pipelines.config import Config
 from pipelines.errors import PipelineError
-from pipelines.events import BadEvent, BadRecord, Interaction, now_ms, parse_event
-from pipelines.rows import window_start_ms
+from pipelines.events import now_ms
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -129,97 +117,45 @@ class _CountReadFn(beam.DoFn):
         yield message
 
 
-class _AdmitFn(beam.DoFn):
-    """The stream's entry rules, judged on the message as it arrived.
-
-    - A valid event whose Pub/Sub attributes are missing or disagree with it is
-      dead-lettered: what Dataflow's id_label and timestamp_attribute read must be what
-      the event says.
-    - A valid event that arrived more than allowed_lateness after its window ended is
-      dropped and counted (`too_late`); the backfill counts it.
-    Messages whose payload is not a valid event pass on unchanged: ParseInteractions
-    dead-letters them with the payload's own reason.
-    """
-
-    def __init__(self, window_ms: int, lateness_ms: int) -> None:
-        self.window_ms, self.lateness_ms = window_ms, lateness_ms
-        self.rejected = KappaCounter("dead_lettered")
-        self.too_late = KappaCounter("too_late")
-
-    def process(self, message: Any) -> Iterator[Any]:
-        payload, received_at_ms = payload_and_arrival(message)
-        try:
-            event = parse_event(payload, received_at_ms)
-        except BadEvent:
-            yield message
-            return
-        error = attribute_error(getattr(message, "attributes", None) or {}, event)
-        if error is not None:
-            self.rejected.inc()
-            yield beam.pvalue.TaggedOutput("dead_letter", BadRecord(payload, error, PIPELINE, now_ms()))
-        elif window_start_ms(event.event_time, self.window_ms) + self.window_ms + self.lateness_ms <= (
-            received_at_ms
-        ):
-            self.too_late.inc()
-        else:
-            yield message
-
-
-def attribute_error(attributes: dict[str, str], event: Interaction) -> str | None:
-    """Why these attributes may not carry this event, or None if they match it exactly."""
-    for name, expected in event.attributes().items():
-        value = attributes.get(name)
-        if value is None:
-            return f"Pub/Sub attribute '{name}' is missing"
-        if value != expected:
-            return f"Pub/Sub attribute {name}={value[:40]!r} does not match the payload's {name} {expected}"
-    return None
-
-
 def on_dataflow(beam_args: list[str]) -> bool:
     return any("DataflowRunner" in arg for arg in beam_args)
 
 
-def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
-    from apache_beam.io.gcp.pubsub import ReadFromPubSub
+class ReadPubSub(beam.PTransform):
+    """The stream's source: Pub/Sub messages with their attributes, counted as `read`.
 
-    t = job.config.time
-    # Locally no timestamp_attribute: a hostile attribute would stop the reader (module doc).
-    read_args: dict[str, Any] = (
-        {"id_label": "event_id", "timestamp_attribute": "event_time"} if on_dataflow(job.beam_args) else {}
-    )
-    admitted = (
-        p
-        | "ReadFromPubSub"
-        >> ReadFromPubSub(subscription=job.subscription_path, with_attributes=True, **read_args)
-        | "CountRead" >> beam.ParDo(_CountReadFn())
-        | "Admit"
-        >> beam.ParDo(_AdmitFn(t.window_ms, int(t.kappa_allowed_lateness * 1000))).with_outputs(
-            "dead_letter", main="messages"
+    Locally no timestamp_attribute: a hostile attribute would stop the reader (module doc).
+    """
+
+    def __init__(self, subscription_path: str, dataflow: bool):
+        super().__init__()
+        self.subscription_path, self.dataflow = subscription_path, dataflow
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+        read_args: dict[str, Any] = (
+            {"id_label": "event_id", "timestamp_attribute": "event_time"} if self.dataflow else {}
         )
+        return (
+            pbegin
+            | "Read" >> ReadFromPubSub(subscription=self.subscription_path, with_attributes=True, **read_args)
+            | "CountRead" >> beam.ParDo(_CountReadFn())
+        )
+
+
+def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
+    destination, table = destination_of(
+        job.warehouse,
+        job.bigquery_table,
+        job.bigquery_dead_letter_table,
+        TABLE,
+        writer="kappa-stream",
+        buffering_s=job.flush_s,
+        batch_size=20_000,
     )
-    parsed = admitted.messages | "Parse" >> ParseInteractions(PIPELINE)
-    rows = (
-        parsed.events
-        | "Dedup" >> DedupByEventId(t.dedup_horizon)
-        | "Window" >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing)
-        | "Count" >> CountPerKey()
-        | "PaneRows" >> ToPaneRows(PIPELINE, job.run_epoch_ms)
-    )
-    dead_letters = (
-        (admitted.dead_letter, parsed.dead_letter)
-        | "AllDeadLetters" >> beam.Flatten()
-        | "DeadLetterRows" >> beam.Map(dead_letter_row)
-    )
-    if job.bigquery_table:
-        rows | "RowsToBigQuery" >> WriteToBigQueryTable(job.bigquery_table, BIGQUERY_AGGREGATE_SCHEMA)
-        dl_table = job.bigquery_dead_letter_table or job.bigquery_table.rsplit(".", 1)[0] + ".dead_letter"
-        dead_letters | "DeadLettersToBigQuery" >> WriteToBigQueryTable(dl_table, BIGQUERY_DEAD_LETTER_SCHEMA)
-        return
-    rows | "WriteRows" >> WriteToWarehouse(job.warehouse, TABLE, 20_000, job.flush_s, writer="kappa-stream")
-    dead_letters | "WriteDeadLetters" >> WriteToWarehouse(
-        job.warehouse, "dead_letter", 20_000, job.flush_s, writer="kappa-stream"
-    )
+    run = KappaRun(job.config, PIPELINE, destination, table, job.run_epoch_ms)
+    build_kappa(p, "ReadFromPubSub", ReadPubSub(job.subscription_path, on_dataflow(job.beam_args)), run)
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:

@@ -1,7 +1,7 @@
 """Where a batch run writes: the local warehouse, or the BigQuery tables Terraform creates.
 
-A destination gives the two sinks of the pipeline (aggregate rows, dead letters) and the
-`batch_runs` ledger the launcher keeps around each run:
+The sinks are the shared `pipelines.beam.destinations`; a destination gives the two sinks
+of the pipeline (aggregate rows, dead letters) and the `batch_runs` ledger the launcher keeps around each run:
 
 - a local warehouse root (a path): Parquet segments of `legacy_batch`, `dead_letter` and
   `batch_runs`, read through the DuckDB views;
@@ -13,18 +13,11 @@ A destination gives the two sinks of the pipeline (aggregate rows, dead letters)
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import apache_beam as beam
 
-from pipelines.beam import (
-    BIGQUERY_AGGREGATE_SCHEMA,
-    BIGQUERY_DEAD_LETTER_SCHEMA,
-    WriteToBigQueryTable,
-    WriteToWarehouse,
-)
-from pipelines.errors import ConfigError
+from pipelines.beam.destinations import BigQueryDestination, WarehouseDestination
 from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
@@ -39,49 +32,17 @@ class Ledger(Protocol):
     def finished_periods(self) -> set[int]: ...
 
 
-@dataclass(frozen=True)
-class BigQueryDestination:
-    """`dataset` as PROJECT:DATASET; dead letters to `dead_letter_table` (DATASET.TABLE)."""
-
-    dataset: str
-    dead_letter_table: str = "migration.dead_letter"
-
-    def __post_init__(self) -> None:
-        project, _, name = self.dataset.partition(":")
-        if not project or not name or "." in name:
-            raise ConfigError(
-                f"--bigquery-dataset {self.dataset!r}: use PROJECT:DATASET, e.g. my-proj:legacy"
-            )
-        if self.dead_letter_table.count(".") != 1:
-            raise ConfigError(
-                f"--bigquery-dead-letter-table {self.dead_letter_table!r}: use DATASET.TABLE,"
-                " e.g. migration.dead_letter"
-            )
-
-    @property
-    def project(self) -> str:
-        return self.dataset.partition(":")[0]
-
-    def table(self, name: str) -> str:
-        return f"{self.dataset}.{name}"
-
-
 Destination = str | BigQueryDestination  # a str is a local warehouse root
 
 
 def sinks(destination: Destination) -> tuple[beam.PTransform, beam.PTransform]:
     """(aggregate rows sink, dead-letter rows sink) for a run's pipeline."""
-    if isinstance(destination, BigQueryDestination):
-        return (
-            WriteToBigQueryTable(destination.table(AGGREGATE_TABLE), BIGQUERY_AGGREGATE_SCHEMA),
-            WriteToBigQueryTable(
-                f"{destination.project}:{destination.dead_letter_table}", BIGQUERY_DEAD_LETTER_SCHEMA
-            ),
-        )
-    return (
-        WriteToWarehouse(destination, AGGREGATE_TABLE, buffering_s=None, writer="batch"),
-        WriteToWarehouse(destination, "dead_letter", buffering_s=None, writer="batch"),
+    shared = (
+        destination
+        if isinstance(destination, BigQueryDestination)
+        else WarehouseDestination(destination, writer="batch", batch_size=10_000)
     )
+    return shared.rows_sink(AGGREGATE_TABLE), shared.dead_letter_sink()
 
 
 def ledger(destination: Destination) -> Ledger:
@@ -139,3 +100,6 @@ class BigQueryLedger:
             f"SELECT DISTINCT UNIX_MILLIS(period_start) AS p FROM `{self.table_id}` WHERE status = 'FINISHED'"
         )
         return {int(row["p"]) for row in query_rows(self._client, sql, f"BigQuery {self.table_id}")}
+
+
+__all__ = ["BigQueryDestination", "Destination", "ledger", "sinks"]

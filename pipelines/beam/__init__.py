@@ -1,31 +1,39 @@
 """Composite Beam transforms shared by the Kappa stream, the Kappa backfill and the legacy batch.
 
-Contract (inputs -> outputs; every DoFn counts with `KappaCounter`: a Beam metric in
-namespace `kappa` plus a process-local total, `local_counts()`, which is what a local
-streaming run can read while it runs):
+One definition per step, two strategies: each composite looks at its input's boundedness
+(as Beam's WriteToBigQuery does) and runs per element with state, timers and triggers on
+unbounded input (the stream), or over Arrow batches with one GroupByKey per shuffle on
+bounded input (the backfill; `pipelines.beam.bounded`, `pipelines.beam.arrow_events`).
+Every DoFn counts with `KappaCounter`: a Beam metric in namespace `kappa` plus a
+process-local total, `local_counts()`, which is what a local streaming run can read while
+it runs. Contract (inputs -> outputs):
 
-- `ParseInteractions(pipeline)`: raw payloads (`bytes`, a Pub/Sub message with `.data`
-  and `.publish_time`, or `(payload, received_at_ms)`) -> `result.events`
-  (`pipelines.events.Interaction`, element timestamp = event_time) and
-  `result.dead_letter` (`pipelines.events.BadRecord`). Same validation as `parse_event`.
-- `DedupByEventId(horizon_s)`: Interaction -> Interaction, first per event_id within
-  `horizon_s` of event time (state + an event-time timer; deterministic on replay).
-- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s, bounded=False)`:
-  FixedWindows, AfterWatermark(early=AfterProcessingTime(whole seconds, >= 1),
-  late=AfterCount(1)), ACCUMULATING; `bounded=True` in backfills: default trigger,
-  one pane per window (FnApiRunner's batch GroupByKey has no processing-time clock).
-- `CountPerKey(shards=8)`: Interaction -> ((tweet_id, event_type), count) per window pane;
-  on unbounded input it counts per bundle and shard of keys first and emits a key only
-  when its count changed (and in every ON_TIME pane): see `pipelines.beam.counting`.
-- `ToPaneRows(pipeline, run_epoch_ms=None, final=False)`: -> aggregate row dicts (DESIGN
-  2.3; timestamps as epoch ms; pane EARLY/ON_TIME/LATE, or FINAL when `final`;
-  pane_index = run_epoch_ms * 1_000_000 + pane index, monotonic across restarts).
+- `ParseInteractions(pipeline, window_s=None, allowed_lateness_s=None)`: raw payloads
+  (`bytes`, a Pub/Sub message, `(payload, received_at_ms)`, or a `LineBatch` of a part
+  file) -> `result.events` (`Interaction` with element timestamp = event_time, or an
+  `EventBatch`) and `result.dead_letter` (`BadRecord`). Same verdict as `parse_event`;
+  a Pub/Sub message whose attributes disagree with its payload is dead-lettered; on
+  unbounded input an event later than allowed lateness is dropped (`too_late`).
+- `SelectEventTimes(start_ms, end_ms)`: events with event_time in [start, end).
+- `DedupByEventId(horizon_s)`: first per event_id within `horizon_s` of event time (state
+  + an event-time timer; deterministic on replay); bounded: over the whole run.
+- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s)`: FixedWindows,
+  AfterWatermark(early=AfterProcessingTime(whole seconds, >= 1), late=AfterCount(1)),
+  ACCUMULATING; bounded: a `window_start` column, one final pane per window.
+- `CountPerKey(shards=None)`: ((tweet_id, event_type), count) per window pane; on unbounded
+  input it counts per bundle and shard of keys first and emits a key only when its count
+  changed (and in every ON_TIME pane): see `pipelines.beam.counting`.
+- `ToPaneRows(pipeline, run_epoch_ms=None)`: -> aggregate row dicts (DESIGN 2.3; epoch
+  ms; pane EARLY/ON_TIME/LATE; pane_index = run_epoch_ms * 1_000_000 + pane index), or
+  on bounded input AGGREGATE_SCHEMA Arrow tables with pane FINAL.
 - `dead_letter_row(BadRecord)` -> `dead_letter` row dict.
 - `WriteToWarehouse(root, table, batch_size=10_000, buffering_s=5.0, shards=1, writer="kappa")`:
-  row dicts -> Parquet segments via `Warehouse.append` (GroupIntoBatches with buffering
+  rows -> Parquet segments via `Warehouse.append` (GroupIntoBatches with buffering
   when `buffering_s` is set; per-bundle batches when it is None, for bounded runs).
 - `WriteToBigQueryTable(table, schema)` with `BIGQUERY_AGGREGATE_SCHEMA` /
   `BIGQUERY_DEAD_LETTER_SCHEMA`: the same rows to BigQuery (cloud).
+- `pipelines.beam.destinations`: `WarehouseDestination` / `BigQueryDestination` and
+  `WriteOutputs`, the one sink abstraction of every Beam arm.
 """
 
 from pipelines.beam.counting import STREAM_SHARDS, CountPerKey
@@ -44,6 +52,7 @@ from pipelines.beam.transforms import (
     DedupByEventId,
     KappaCounter,
     ParseInteractions,
+    SelectEventTimes,
     ToPaneRows,
     WindowInteractions,
     dead_letter_row,
@@ -64,6 +73,7 @@ __all__ = [
     "DedupByEventId",
     "KappaCounter",
     "ParseInteractions",
+    "SelectEventTimes",
     "ToPaneRows",
     "WindowInteractions",
     "WriteToBigQueryTable",

@@ -1,6 +1,8 @@
 """`CountPerKey`: interactions -> ((tweet_id, event_type), count) per window pane.
 
-Bounded input (backfill, legacy batch): a plain `CombinePerKey(sum)`; Beam lifts it.
+Bounded input (backfill): Arrow batches with a `window_start` column
+(`WindowInteractions`), counted per batch, split by shard of tweet_id and summed per shard
+after one GroupByKey (`pipelines.beam.bounded`).
 
 Unbounded input (the stream): Beam does not lift a combine under a custom trigger, so a
 naive count sends every event through the trigger machinery of its own key, and the
@@ -28,10 +30,13 @@ from apache_beam.coders import PickleCoder
 from apache_beam.transforms import userstate
 from apache_beam.utils.windowed_value import PaneInfoTiming, WindowedValue
 
+from pipelines.beam import bounded
+from pipelines.beam.metrics import KappaCounter
 from pipelines.events import Interaction
 
 Key = tuple[int, str]
 STREAM_SHARDS = 8
+BOUNDED_SHARDS = 2  # shards of the bounded sum: each is one segment written at the end
 
 _EMITTED = userstate.ReadModifyWriteStateSpec("emitted", PickleCoder())  # {key: count last emitted}
 _EMITTED_PARAM = beam.DoFn.StateParam(_EMITTED)
@@ -42,18 +47,23 @@ class _CountInBundleFn(beam.DoFn):
 
     def __init__(self, shards: int):
         self.shards = shards
+        self.counted = KappaCounter("counted")
         self._partial: dict[tuple[Any, int], Counter[Key]] = {}
+        self._events = 0
 
     def start_bundle(self) -> None:
         self._partial = {}
+        self._events = 0
 
     def process(self, event: Interaction, win: Any = beam.DoFn.WindowParam) -> None:
+        self._events += 1
         counts = self._partial.setdefault((win, event.tweet_id % self.shards), Counter())
         counts[(event.tweet_id, event.event_type)] += 1
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for (win, shard), counts in self._partial.items():
             yield WindowedValue((shard, counts), win.max_timestamp(), [win])
+        self.counted.inc(self._events)
         self._partial = {}
 
 
@@ -98,7 +108,7 @@ class _EmitChangedFn(beam.DoFn):
 class CountPerKey(beam.PTransform):
     """Interactions -> ((tweet_id, event_type), count) for each pane of each window."""
 
-    def __init__(self, shards: int = STREAM_SHARDS, label: str | None = None):
+    def __init__(self, shards: int | None = None, label: str | None = None):
         super().__init__(label)
         self.shards = shards
 
@@ -106,12 +116,13 @@ class CountPerKey(beam.PTransform):
         if pcoll.is_bounded:
             return (
                 pcoll
-                | "KeyByTweetAndType" >> beam.Map(lambda e: ((e.tweet_id, e.event_type), 1))
-                | "Count" >> beam.CombinePerKey(sum)
+                | "PartialCounts" >> beam.ParDo(bounded.PartialCountsFn(self.shards or BOUNDED_SHARDS))
+                | "GroupShard" >> beam.GroupByKey()
+                | "SumPerShard" >> beam.Map(bounded.sum_partials)
             )
         return (
             pcoll
-            | "CountInBundle" >> beam.ParDo(_CountInBundleFn(self.shards))
+            | "CountInBundle" >> beam.ParDo(_CountInBundleFn(self.shards or STREAM_SHARDS))
             | "MergePerShard" >> beam.CombinePerKey(_MergeCounts())
             | "EmitChanged" >> beam.ParDo(_EmitChangedFn())
         )

@@ -7,7 +7,8 @@ them as Parquet segments with `Warehouse.append`:
 - `buffering_s` set (streaming): rows are moved to the global window, spread over
   `shards` keys and batched with GroupIntoBatches(batch_size, buffering_s), so a table
   gets a segment every few seconds per shard, not one per element or bundle;
-- `buffering_s=None` (bounded runs): rows are batched per bundle (up to batch_size).
+- `buffering_s=None` (bounded runs): rows are batched per bundle (up to batch_size); an
+  element that is an Arrow table (the bounded composites' rows) is one segment as it is.
 
 With buffering the output PCollection holds the number of rows of each segment written;
 per-bundle writing outputs nothing (a bundle's rows may span windows).
@@ -19,9 +20,11 @@ import random
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.transforms import window
 
-from pipelines.beam.transforms import KappaCounter
+from pipelines.beam.arrow_events import row_dicts
+from pipelines.beam.metrics import KappaCounter
 
 BIGQUERY_AGGREGATE_SCHEMA = (
     "window_start:TIMESTAMP,window_end:TIMESTAMP,tweet_id:INTEGER,event_type:STRING,count:INTEGER,"
@@ -31,10 +34,10 @@ BIGQUERY_DEAD_LETTER_SCHEMA = "payload:BYTES,error:STRING,pipeline:STRING,failed
 _TIMESTAMP_COLUMNS = ("window_start", "window_end", "emitted_at", "failed_at")
 
 
-def _append(root: str, table: str, writer: str, rows: list[dict]) -> int:
+def _append(root: str, table: str, writer: str, rows: list[dict] | pa.Table) -> int:
     from pipelines.warehouse import Warehouse
 
-    if rows:
+    if len(rows):
         Warehouse(root).append(table, rows, writer=writer)
     return len(rows)
 
@@ -65,7 +68,10 @@ class _WritePerBundleFn(beam.DoFn):
     def start_bundle(self) -> None:
         self.buffer = []
 
-    def process(self, row: dict) -> None:
+    def process(self, row: dict | pa.Table) -> None:
+        if isinstance(row, pa.Table):
+            self.rows_written.inc(_append(self.root, self.table, self.writer, row))
+            return
         self.buffer.append(row)
         if len(self.buffer) >= self.batch_size:
             self._flush()
@@ -116,6 +122,11 @@ class WriteToWarehouse(beam.PTransform):
         )
 
 
+def bigquery_rows(element: dict | pa.Table) -> list[dict]:
+    """A row dict, or an AGGREGATE_SCHEMA table of rows, as BigQuery JSON rows."""
+    return [bigquery_row(row) for row in (row_dicts(element) if isinstance(element, pa.Table) else [element])]
+
+
 def bigquery_row(row: dict) -> dict:
     """A warehouse row dict (epoch-ms timestamps) as a BigQuery JSON row.
 
@@ -136,7 +147,7 @@ def bigquery_row(row: dict) -> dict:
 
 
 class WriteToBigQueryTable(beam.PTransform):
-    """Dict rows -> a BigQuery table by streaming inserts (the cloud sink).
+    """Dict rows (or Arrow tables of rows) -> a BigQuery table by streaming inserts (the cloud sink).
 
     The table must exist (Terraform creates every table, so the jobs need no table-create
     right); `schema` documents the row shape. Rows go through google-cloud-bigquery's
@@ -154,7 +165,7 @@ class WriteToBigQueryTable(beam.PTransform):
     def expand(self, pcoll: beam.PCollection) -> Any:
         return (
             pcoll
-            | "ToBigQueryRow" >> beam.Map(bigquery_row)
+            | "ToBigQueryRow" >> beam.FlatMap(bigquery_rows)
             | "Insert" >> beam.ParDo(_StreamingInsertFn(self.table, self.batch_size))
         )
 

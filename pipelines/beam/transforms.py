@@ -1,81 +1,63 @@
-"""The Kappa job's composite PTransforms, shared by streaming and bounded (backfill) runs.
+"""The Kappa job's composite PTransforms, one definition for stream and backfill.
 
-Contract (see `pipelines.beam` for the summary):
+Each composite picks its strategy from its input, as Beam's WriteToBigQuery picks file
+loads or streaming inserts: on unbounded input (the stream) the per-element path below,
+with state, timers and triggers; on bounded input (the backfill) the Arrow-batch DoFns of
+`pipelines.beam.bounded`. Contract (see `pipelines.beam` for the summary):
 
-- `ParseInteractions(pipeline)`: input elements are raw payloads in one of three shapes —
-  `bytes`/`str`, a Pub/Sub message (anything with `.data`, optional `.publish_time`),
-  or a `(payload, received_at_ms)` tuple (archive lines). Output is a tuple-tagged
-  result: `.events` (`Interaction`, timestamped with its event_time) and `.dead_letter`
-  (`BadRecord`). Validation is `pipelines.events.parse_event` against the arrival time.
-- `DedupByEventId(horizon_s)`: `Interaction` -> `Interaction`, the first of each event_id
-  kept; state is held until event_time + horizon (an event-time timer), so the result is
-  the same on replay, whatever the processing speed.
-- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s, bounded=False)`:
-  FixedWindows with AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)),
-  ACCUMULATING; `bounded=True` for backfills (default trigger, one final pane).
-- `CountPerKey(shards)` (`pipelines.beam.counting`): `Interaction` -> `((tweet_id, event_type), count)` per window pane.
-- `ToPaneRows(pipeline, run_epoch_ms, final=False)`: counts -> aggregate row dicts of
-  DESIGN.md 2.3 (timestamps in epoch ms). pane_index = run_epoch_ms * 1e6 + pane index,
-  so a restarted run's panes supersede the crashed run's ones in `<table>_current`.
+- `ParseInteractions(pipeline, window_s=None, allowed_lateness_s=None)`: raw payloads —
+  `bytes`/`str`, a Pub/Sub message (`.data`, `.publish_time`, `.attributes`), a
+  `(payload, received_at_ms)` tuple, or a `LineBatch` of a part file's lines — ->
+  `.events` (`Interaction` timestamped with its event_time, or one `EventBatch` per
+  `LineBatch`) and `.dead_letter` (`BadRecord`). Validation is `parse_event` against the
+  arrival time. A Pub/Sub message whose `event_id`/`event_time` attributes disagree with
+  its valid payload is dead-lettered. On unbounded input with a window and allowed
+  lateness, an event that arrived more than allowed lateness after its window ended is
+  dropped and counted (`too_late`); in a bounded run nothing is late.
+- `SelectEventTimes(start_ms, end_ms)`: the events with event_time in [start, end).
+- `DedupByEventId(horizon_s)`: the first of each event_id kept; on unbounded input state
+  is held until event_time + horizon (an event-time timer), so the result is the same on
+  replay, whatever the processing speed; on bounded input over the whole run.
+- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s)`: FixedWindows with
+  AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)), ACCUMULATING; on
+  bounded input one final pane per window.
+- `CountPerKey(shards)` (`pipelines.beam.counting`): ((tweet_id, event_type), count) per
+  window pane.
+- `ToPaneRows(pipeline, run_epoch_ms)`: counts -> aggregate rows of DESIGN.md 2.3 (dicts
+  with epoch-ms timestamps, or on bounded input AGGREGATE_SCHEMA tables, pane FINAL).
+  pane_index = run_epoch_ms * 1e6 + pane index, so a restarted run's panes supersede the
+  crashed run's ones in `<table>_current`.
 
 Every DoFn counts what it rejects or drops with a Beam metric in namespace `kappa`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import zlib
-from collections import Counter
 from typing import Any, Iterator
 
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.coders import PickleCoder, VarIntCoder
-from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming, WindowedValue
 
+from pipelines.beam import bounded
+from pipelines.beam.arrow_events import LineBatch, parse_batch
+from pipelines.beam.metrics import METRICS_NAMESPACE, KappaCounter, local_counts, reset_local_counts
 from pipelines.events import BadEvent, BadRecord, Interaction, now_ms, parse_event
+from pipelines.rows import window_start_ms
 
-METRICS_NAMESPACE = "kappa"
 EVENTS_TAG = "events"
 DEAD_LETTER_TAG = "dead_letter"
 # Room for pane indexes below one run's epoch: run_epoch_ms * 1e6 stays under 2**63 until 2262.
 PANE_INDEX_SCALE = 1_000_000
-
-_LOCAL_COUNTS: Counter[str] = Counter()
-_LOCAL_LOCK = threading.Lock()
-
-
-class KappaCounter:
-    """A Beam counter in namespace `kappa` that also keeps a process-local total.
-
-    The BundleBasedDirectRunner does not update a streaming job's metrics while it runs,
-    so the local streaming job reads its live progress (and its summary after a cancel)
-    from `local_counts()`; every other runner reports the Beam metric.
-    """
-
-    def __init__(self, name: str):
-        self.name = name
-        self._beam = Metrics.counter(METRICS_NAMESPACE, name)
-
-    def inc(self, n: int = 1) -> None:
-        self._beam.inc(n)
-        with _LOCAL_LOCK:
-            _LOCAL_COUNTS[self.name] += n
-
-
-def local_counts() -> dict[str, int]:
-    with _LOCAL_LOCK:
-        return dict(_LOCAL_COUNTS)
-
-
-def reset_local_counts() -> None:
-    with _LOCAL_LOCK:
-        _LOCAL_COUNTS.clear()
+BOUNDED_BUCKETS = 8  # event_id buckets of the dedup shuffle (bounded input)
+STREAM_BUCKETS = 64  # event_id buckets of the dedup state (unbounded input)
+__all__ = ["METRICS_NAMESPACE", "KappaCounter", "local_counts", "reset_local_counts"]
 
 
 _TIMING_NAMES = {
@@ -104,36 +86,95 @@ def _as_bytes(payload: bytes | str | None) -> bytes:
     return payload if isinstance(payload, bytes) else payload.encode("utf-8", "surrogateescape")
 
 
+def attribute_error(attributes: dict[str, str], event: Interaction) -> str | None:
+    """Why these Pub/Sub attributes may not carry this event, or None if they match it exactly."""
+    for name, expected in event.attributes().items():
+        value = attributes.get(name)
+        if value is None:
+            return f"Pub/Sub attribute '{name}' is missing"
+        if value != expected:
+            return f"Pub/Sub attribute {name}={value[:40]!r} does not match the payload's {name} {expected}"
+    return None
+
+
 class _ParseFn(beam.DoFn):
-    def __init__(self, pipeline: str):
+    """Payloads -> events and dead letters; `too_late_ms`: (window_ms, allowed lateness ms) or None."""
+
+    def __init__(self, pipeline: str, too_late_ms: tuple[int, int] | None = None):
         self.pipeline = pipeline
+        self.too_late_ms = too_late_ms
         self.parsed = KappaCounter("parsed")
         self.rejected = KappaCounter("dead_lettered")
+        self.too_late = KappaCounter("too_late")
 
     def process(self, element: Any) -> Iterator[Any]:
+        if isinstance(element, LineBatch):
+            yield from self._batch(element)
+            return
         payload, received_at_ms = payload_and_arrival(element)
         try:
             event = parse_event(payload, received_at_ms)
+            error = attribute_error(element.attributes or {}, event) if hasattr(element, "data") else None
         except BadEvent as exc:
+            error = str(exc)
+        if error is not None:
             self.rejected.inc()
-            record = BadRecord(payload, str(exc), self.pipeline, now_ms())
+            yield pvalue.TaggedOutput(DEAD_LETTER_TAG, BadRecord(payload, error, self.pipeline, now_ms()))
+        elif self._too_late(event.event_time, received_at_ms):
+            self.too_late.inc()
+        else:
+            self.parsed.inc()
+            yield window.TimestampedValue(event, event.event_time / 1000.0)
+
+    def _too_late(self, event_time_ms: int, received_at_ms: int) -> bool:
+        if self.too_late_ms is None:
+            return False
+        window_ms, lateness_ms = self.too_late_ms
+        return window_start_ms(event_time_ms, window_ms) + window_ms + lateness_ms <= received_at_ms
+
+    def _batch(self, batch: LineBatch) -> Iterator[Any]:
+        events, rejected = parse_batch(batch, self.pipeline)
+        self.parsed.inc(events.events.num_rows)
+        self.rejected.inc(len(rejected))
+        for record in rejected:
             yield pvalue.TaggedOutput(DEAD_LETTER_TAG, record)
-            return
-        self.parsed.inc()
-        yield window.TimestampedValue(event, event.event_time / 1000.0)
+        yield events
 
 
 class ParseInteractions(beam.PTransform):
     """Raw payloads -> `.events` (event-time timestamped) and `.dead_letter` (BadRecord)."""
 
-    def __init__(self, pipeline: str, label: str | None = None):
+    def __init__(
+        self,
+        pipeline: str,
+        window_s: float | None = None,
+        allowed_lateness_s: float | None = None,
+        label: str | None = None,
+    ):
         super().__init__(label)
         self.pipeline = pipeline
+        self.window_s, self.allowed_lateness_s = window_s, allowed_lateness_s
 
     def expand(self, pcoll: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return pcoll | "ParseOrReject" >> beam.ParDo(_ParseFn(self.pipeline)).with_outputs(
+        too_late_ms = None
+        if not pcoll.is_bounded and self.window_s is not None and self.allowed_lateness_s is not None:
+            too_late_ms = (int(self.window_s * 1000), int(self.allowed_lateness_s * 1000))
+        return pcoll | "ParseOrReject" >> beam.ParDo(_ParseFn(self.pipeline, too_late_ms)).with_outputs(
             DEAD_LETTER_TAG, main=EVENTS_TAG
         )
+
+
+class SelectEventTimes(beam.PTransform):
+    """The events whose event_time is in [start_ms, end_ms); both None: all of them."""
+
+    def __init__(self, start_ms: int | None = None, end_ms: int | None = None):
+        super().__init__()
+        self.start_ms, self.end_ms = start_ms, end_ms
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        if self.start_ms is None and self.end_ms is None:
+            return pcoll  # every event: no step at all
+        return pcoll | "InRange" >> beam.ParDo(bounded.SelectEventTimesFn(self.start_ms, self.end_ms))
 
 
 _SEEN = userstate.ReadModifyWriteStateSpec("seen", PickleCoder())  # {event_id: expiry micros}
@@ -178,15 +219,13 @@ class _DedupFn(beam.DoFn):
     is a bundle's events of one bucket (`_BatchPerBucketFn`), so the state is read and
     written once per batch, not once per event.
 
-    Without `expire` (a bounded run) nothing is forgotten before the end, so no timer is
-    set: in a batch run the watermark jumps to the end of time and the chain of expiry
-    timers would fire one bundle round per distinct expiry (100k events: 317 s instead
-    of seconds, and thousands of rounds that overflow FnApiRunner's metrics merging).
+    Unbounded input only: in a batch run the watermark jumps to the end of time and the
+    chain of expiry timers would fire one bundle round per distinct expiry (100k events:
+    317 s), so bounded input takes the GroupByKey path of `DedupByEventId` instead.
     """
 
-    def __init__(self, horizon_s: float, expire: bool = True):
+    def __init__(self, horizon_s: float):
         self.horizon_micros = Duration.of(horizon_s).micros
-        self.expire = expire
         self.duplicates = KappaCounter("duplicates_removed")
 
     def process(
@@ -209,8 +248,8 @@ class _DedupFn(beam.DoFn):
         if earliest is None:
             return
         seen_state.write(seen)
-        pending = next_state.read() if self.expire else None
-        if self.expire and (pending is None or earliest < pending):
+        pending = next_state.read()
+        if pending is None or earliest < pending:
             expiry.set(Timestamp(micros=earliest))
             next_state.write(earliest)
 
@@ -234,48 +273,51 @@ class _DedupFn(beam.DoFn):
 
 
 class DedupByEventId(beam.PTransform):
-    """Drop repeated event_ids seen within `horizon_s` of event time (state + timers).
+    """Drop repeated event_ids seen within `horizon_s` of event time.
 
-    `bounded=True` (backfill): over the whole run, as every copy of an event carries the
-    same event_time (so any two copies are within the horizon of each other).
+    Unbounded input: state + timers per bucket of event_ids. Bounded input: over the whole
+    run, as every copy of an event carries the same event_time (so any two copies are
+    within the horizon of each other): one GroupByKey on the bucket, Arrow per bucket.
     """
 
-    def __init__(self, horizon_s: float, buckets: int = 64, label: str | None = None, bounded: bool = False):
+    def __init__(self, horizon_s: float, buckets: int | None = None, label: str | None = None):
         super().__init__(label)
         self.horizon_s = horizon_s
         self.buckets = buckets
-        self.bounded = bounded
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        buckets = self.buckets
+        if pcoll.is_bounded:
+            return (
+                pcoll
+                | "SplitByBucket" >> beam.ParDo(bounded.SplitByBucketFn(self.buckets or BOUNDED_BUCKETS))
+                | "GroupBucket" >> beam.GroupByKey()
+                | "KeepFirst" >> beam.ParDo(bounded.KeepFirstFn())
+            )
         return (
             pcoll
-            | "BatchPerBucket" >> beam.ParDo(_BatchPerBucketFn(buckets))
-            | "KeepFirst" >> beam.ParDo(_DedupFn(self.horizon_s, expire=not self.bounded))
+            | "BatchPerBucket" >> beam.ParDo(_BatchPerBucketFn(self.buckets or STREAM_BUCKETS))
+            | "KeepFirst" >> beam.ParDo(_DedupFn(self.horizon_s))
         )
 
 
 class WindowInteractions(beam.PTransform):
     """Event-time tumbling windows with early, on-time and late accumulating panes.
 
-    `bounded=True` (backfill): plain FixedWindows with the default trigger. In a bounded run
-    the watermark only moves at the end, so every event is on time and the single pane
-    holds the final count; FnApiRunner's batch GroupByKey also has no processing-time clock
-    for the early firings.
+    Bounded input (backfill): the watermark only moves at the end, so every event is on
+    time and each window has one pane, its final count: the window becomes a
+    `window_start` column of the Arrow batches (FnApiRunner's batch GroupByKey also has no
+    processing-time clock for early firings).
     """
 
-    def __init__(
-        self, window_s: float, allowed_lateness_s: float, early_firing_s: float, bounded: bool = False
-    ):
+    def __init__(self, window_s: float, allowed_lateness_s: float, early_firing_s: float):
         super().__init__()
         self.window_s = window_s
         self.allowed_lateness_s = allowed_lateness_s
         self.early_firing_s = early_firing_s
-        self.bounded = bounded
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        if self.bounded:
-            return pcoll | "FixedWindows" >> beam.WindowInto(window.FixedWindows(self.window_s))
+        if pcoll.is_bounded:
+            return pcoll | "WindowStart" >> beam.ParDo(bounded.WindowStartFn(int(self.window_s * 1000)))
         return pcoll | "FixedWindows" >> beam.WindowInto(
             window.FixedWindows(self.window_s),
             trigger=trigger.AfterWatermark(
@@ -289,10 +331,9 @@ class WindowInteractions(beam.PTransform):
 
 
 class _PaneRowFn(beam.DoFn):
-    def __init__(self, pipeline: str, run_epoch_ms: int, final: bool):
+    def __init__(self, pipeline: str, run_epoch_ms: int):
         self.pipeline = pipeline
         self.run_epoch_ms = run_epoch_ms
-        self.final = final
         self.panes = {
             name: KappaCounter(f"panes_{name.lower()}") for name in ("EARLY", "ON_TIME", "LATE", "FINAL")
         }
@@ -304,7 +345,7 @@ class _PaneRowFn(beam.DoFn):
         pane: Any = beam.DoFn.PaneInfoParam,
     ) -> Iterator[dict]:
         (tweet_id, event_type), count = element
-        timing = "FINAL" if self.final else _TIMING_NAMES.get(pane.timing, "ON_TIME")
+        timing = _TIMING_NAMES.get(pane.timing, "ON_TIME")
         self.panes[timing].inc()
         yield {
             "window_start": win.start.micros // 1000,
@@ -320,16 +361,19 @@ class _PaneRowFn(beam.DoFn):
 
 
 class ToPaneRows(beam.PTransform):
-    """Windowed counts -> aggregate row dicts (DESIGN.md 2.3, timestamps in epoch ms)."""
+    """Windowed counts -> aggregate rows (DESIGN.md 2.3): dicts with epoch-ms timestamps, or on
+    bounded input AGGREGATE_SCHEMA tables with pane FINAL."""
 
-    def __init__(self, pipeline: str, run_epoch_ms: int | None = None, final: bool = False):
+    def __init__(self, pipeline: str, run_epoch_ms: int | None = None):
         super().__init__()
         self.pipeline = pipeline
         self.run_epoch_ms = run_epoch_ms if run_epoch_ms is not None else now_ms()
-        self.final = final
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        return pcoll | "PaneRow" >> beam.ParDo(_PaneRowFn(self.pipeline, self.run_epoch_ms, self.final))
+        if pcoll.is_bounded:
+            pane_index = self.run_epoch_ms * PANE_INDEX_SCALE
+            return pcoll | "FinalRows" >> beam.ParDo(bounded.FinalRowsFn(self.pipeline, pane_index))
+        return pcoll | "PaneRow" >> beam.ParDo(_PaneRowFn(self.pipeline, self.run_epoch_ms))
 
 
 def dead_letter_row(record: BadRecord) -> dict:

@@ -19,6 +19,7 @@ from pipelines.beam import (
     WriteToWarehouse,
     dead_letter_row,
 )
+from pipelines.beam.arrow_events import EventBatch, events_table
 from pipelines.events import BadRecord, parse_event
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import BASE_MS, bad_lines, event, good_variants
@@ -176,42 +177,37 @@ def test_write_to_warehouse_per_bundle_in_batch_mode(tmp_path) -> None:
     assert con.execute("SELECT count(*) FROM dead_letter").fetchone()[0] == 25
 
 
-class _Cell:
-    def __init__(self) -> None:
-        self.value = None
-
-    def read(self):
-        return self.value
-
-    def write(self, value) -> None:
-        self.value = value
-
-    def clear(self) -> None:
-        self.value = None
+def test_bounded_dedup_keeps_the_first_copy_of_each_event_id_across_batches():
+    """On bounded input the composites take their Arrow strategy: dedup after one GroupByKey
+    on a bucket of event_id (no state, no expiry timers: a batch run's watermark jumps to the
+    end, and a chain of expiry timers cost one bundle round per distinct expiry)."""
+    first = [event(BASE_MS + offset * S, event_id=f"e{offset}") for offset in (5, 1)]
+    second = [event(BASE_MS + offset * S, event_id=f"e{offset}") for offset in (9, 1, 3)]
+    with TestPipeline(runner="FnApiRunner") as p:
+        batches = p | beam.Create([EventBatch(events_table(first), 0), EventBatch(events_table(second), 1)])
+        ids = batches | DedupByEventId(60) | beam.FlatMap(lambda table: table["event_id"].to_pylist())
+        assert_that(ids, equal_to(["e5", "e1", "e9", "e3"]))
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.set_to: list = []
-
-    def set(self, timestamp) -> None:
-        self.set_to.append(timestamp)
-
-
-def test_bounded_dedup_sets_no_expiry_timer_but_still_dedups():
-    """A batch run's watermark jumps to the end: a chain of expiry timers would cost one
-    bundle round per distinct expiry (100k events: 317 s); bounded dedup sets none."""
-    from pipelines.beam.transforms import _DedupFn
-
-    def run(expire: bool) -> tuple[list[str], _Timer]:
-        fn, seen, nxt, timer = _DedupFn(60, expire=expire), _Cell(), _Cell(), _Timer()
-        kept = []
-        for batch in ([5, 1], [9, 1, 3]):  # event 1 twice, in two batches
-            events = [event(BASE_MS + offset * S, event_id=f"e{offset}") for offset in batch]
-            kept += [x.value.event_id for x in fn.process((0, events), seen, nxt, timer)]
-        return kept, timer
-
-    bounded, timer = run(expire=False)
-    assert bounded == ["e5", "e1", "e9", "e3"] and timer.set_to == []
-    streaming_kept, streaming_timer = run(expire=True)
-    assert streaming_kept == bounded and streaming_timer.set_to  # the stream keeps its expiry timer
+def test_bounded_composites_count_like_the_stream_with_one_final_pane() -> None:
+    events = [event(BASE_MS + (i % 30) * S, tweet_id=i % 3, seed=i) for i in range(90)]
+    events += events[:10]  # copies
+    with TestPipeline(runner="FnApiRunner") as p:
+        rows = (
+            p
+            | beam.Create(events)
+            | DedupByEventId(60)
+            | WindowInteractions(10, 30, 2)
+            | CountPerKey()
+            | ToPaneRows("kappa_backfill", run_epoch_ms=7)
+            | beam.FlatMap(lambda table: table.to_pylist())
+            | beam.Map(lambda r: (int(r["window_start"].timestamp()) * 1000 - BASE_MS, r["count"], r["pane"]))
+        )
+        want: dict[tuple, int] = {}
+        for e in events[:90]:
+            key = (e.event_time - e.event_time % 10_000 - BASE_MS, e.tweet_id)
+            want[key] = want.get(key, 0) + 1
+        assert_that(
+            rows | beam.combiners.ToList() | beam.Map(lambda r: sorted(r)),
+            equal_to([sorted((w, n, "FINAL") for (w, _), n in want.items())]),
+        )

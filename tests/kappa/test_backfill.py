@@ -1,4 +1,5 @@
-"""Kappa backfill on real Beam runners: same final counts as the stream, lateness, conservation, CLI."""
+"""Kappa backfill on real Beam runners: same final counts as the stream (one pipeline definition,
+`kappa.pipeline.build_kappa`, fed by a TestStream and by the archive), lateness, conservation, CLI."""
 
 from __future__ import annotations
 
@@ -12,15 +13,9 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms import window
 
 from kappa.backfill import BackfillJob, run_backfill
+from kappa.pipeline import KappaRun, build_kappa
 from pipelines.archive import ArchiveWriter, partition_of
-from pipelines.beam import (
-    CountPerKey,
-    DedupByEventId,
-    ParseInteractions,
-    ToPaneRows,
-    WindowInteractions,
-    WriteToWarehouse,
-)
+from pipelines.beam.destinations import WarehouseDestination
 from pipelines.config import build_config
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
@@ -70,16 +65,9 @@ def stream_final_counts(arrivals: list[tuple[int, bytes]], warehouse: Path) -> d
     stream = stream.advance_watermark_to_infinity()
     options = PipelineOptions(runner="BundleBasedDirectRunner")
     options.view_as(StandardOptions).streaming = True
+    destination = WarehouseDestination(str(warehouse), buffering_s=1)
     with TestPipeline(options=options) as p:
-        parsed = p | stream | ParseInteractions("kappa_stream")
-        _ = (
-            parsed.events
-            | DedupByEventId(30)
-            | WindowInteractions(10, 30, 2)
-            | CountPerKey()
-            | ToPaneRows("kappa_stream", run_epoch_ms=1)
-            | WriteToWarehouse(str(warehouse), "kappa_stream", buffering_s=1)
-        )
+        build_kappa(p, "TestStream", stream, KappaRun(CONFIG, "kappa_stream", destination, "kappa_stream", 1))
     con = Warehouse(warehouse).connect(10_000)
     rows = con.execute(
         "SELECT epoch_ms(window_start), tweet_id, event_type, count FROM kappa_stream_current"
@@ -98,9 +86,9 @@ def write_archive(root: Path, arrivals: list[tuple[int, bytes]]) -> None:
         writer.write(partition, lines[len(lines) // 2 :])
 
 
-def backfill_counts(tmp: Path, engine: str) -> tuple[dict[tuple, int], dict[str, int]]:
-    warehouse = tmp / f"wh-{engine}"
-    result = run_backfill(BackfillJob(CONFIG, str(tmp / "archive"), str(warehouse), engine=engine))
+def backfill_counts(tmp: Path) -> tuple[dict[tuple, int], dict[str, int]]:
+    warehouse = tmp / "wh-backfill"
+    result = run_backfill(BackfillJob(CONFIG, str(tmp / "archive"), str(warehouse)))
     con = Warehouse(warehouse).connect(10_000)
     rows = con.execute(
         "SELECT epoch_ms(window_start), tweet_id, event_type, count, pane FROM kappa_backfill_current"
@@ -113,13 +101,11 @@ def test_stream_and_backfill_agree_except_events_beyond_lateness(tmp_path: Path)
     arrivals, too_late = scenario()
     write_archive(tmp_path / "archive", arrivals)
     stream = stream_final_counts(arrivals, tmp_path / "wh-stream")
-    batched, counters = backfill_counts(tmp_path, "batched")
-    elementwise, _ = backfill_counts(tmp_path, "beam")
-    assert batched == elementwise
-    assert sum(batched.values()) - sum(stream.values()) == too_late
-    differing = {k for k in batched if batched[k] != stream.get(k)}
+    backfill, counters = backfill_counts(tmp_path)
+    assert sum(backfill.values()) - sum(stream.values()) == too_late
+    differing = {k for k in backfill if backfill[k] != stream.get(k)}
     assert 0 < len(differing) <= too_late  # only the windows the too-late events fall in
-    assert all(batched[k] - stream.get(k, 0) >= 1 for k in differing)
+    assert all(backfill[k] - stream.get(k, 0) >= 1 for k in differing)
     # Conservation of the backfill: every line read is counted, a duplicate, or dead-lettered.
     assert (
         counters["read"] == counters["counted"] + counters["duplicates_removed"] + counters["dead_lettered"]

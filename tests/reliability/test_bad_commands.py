@@ -100,7 +100,7 @@ def cases(f: dict[str, str]) -> list[tuple[str, list[str], str]]:
             "no archive parts",
         ),
         ("kappa backfill zero buckets", ["kappa", "backfill", "--buckets", "0"], "--buckets"),
-        ("kappa backfill unknown engine", ["kappa", "backfill", "--engine", "turbo"], "--engine"),
+        ("kappa graph unknown mode", ["kappa", "graph", "--mode", "lambda"], "--mode"),
         (
             "validate missing policy",
             ["validate", "--policy", "/nonexistent/policy.yaml"],

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import uuid
 
-from kappa.batched import parse_blob
 from lambda_legacy.batch.runs import run_period
 from pipelines.archive import ArchiveWriter, partition_of, read_lines, read_part
+from pipelines.beam.arrow_events import LineBatch, lines_of_blob, parse_batch
 from pipelines.events import Interaction
 from pipelines.warehouse import Warehouse
 
@@ -20,9 +20,10 @@ def test_empty_records_are_read_and_dead_lettered_by_both_archive_readers(tmp_pa
     part = ArchiveWriter(tmp_path / "archive", "w", 60).write(partition_of(P0, 60), [b"", good, b"", b" "])
     assert list(read_lines(str(part))) == [b"", good, b"", b" "]
 
-    parsed = parse_blob(read_part(str(part)), P0 + 60_000, "kappa_backfill")
-    assert parsed.lines == 4 and parsed.events.num_rows == 1
-    assert [r.error for r in parsed.rejected] == ["empty message"] * 3
+    lines = lines_of_blob(read_part(str(part)))
+    parsed, rejected = parse_batch(LineBatch(lines, P0 + 60_000, 0), "kappa_backfill")
+    assert len(lines) == 4 and parsed.events.num_rows == 1
+    assert [r.error for r in rejected] == ["empty message"] * 3
 
     report = run_period(str(tmp_path / "archive"), str(tmp_path / "wh"), P0, 60_000, 10_000, [])
     assert report.counters["lines_read"] == 4

@@ -1,14 +1,41 @@
-"""The backfill's vectorised parser gives parse_event's verdict on every line."""
+"""The bounded path's vectorised parser gives parse_event's verdict on every line (the two
+implementations of one rule table, `pipelines.events`), and its dedup and counts are exact."""
 
 from __future__ import annotations
 
 import random
 
-from kappa.batched import bucket_of, dedup_and_count, parse_blob, parse_lines, split_by_bucket, sum_counts
+import pyarrow as pa
+
+from pipelines.beam.arrow_events import (
+    LineBatch,
+    bucket_of,
+    count_per_key,
+    first_of_each_id,
+    lines_of_blob,
+    parse_batch,
+    split_by_bucket,
+    sum_counts,
+    window_starts,
+)
 from pipelines.events import BadEvent, parse_event
+from pipelines.rows import window_start_ms
 from tests.beam.sample import BASE_MS, bad_lines, good_variants, random_events
 
 RECEIVED = BASE_MS + 3_600_000
+
+
+def parse_lines(lines: list[bytes], received_at_ms: int, pipeline: str):
+    """(events table, rejected records, lines) of raw lines given one by one."""
+    events, rejected = parse_batch(LineBatch(pa.array(lines, pa.binary()), received_at_ms, 0), pipeline)
+    return events.events, rejected, len(lines)
+
+
+def parse_blob(blob: bytes, received_at_ms: int, pipeline: str):
+    """(events table, rejected records, lines) of a part file's bytes."""
+    lines = lines_of_blob(blob)
+    events, rejected = parse_batch(LineBatch(lines, received_at_ms, 0), pipeline)
+    return events.events, rejected, len(lines)
 
 
 def mutations(lines: list[bytes], n: int, seed: int = 3) -> list[bytes]:
@@ -51,37 +78,38 @@ def test_batched_parser_equals_parse_event_on_good_bad_and_mutated_lines() -> No
     ] + [e.to_json() for e in random_events(3, start_ms=1_142_899_199_998, span_ms=4)]  # first-tweet bound
     corpus = valid + edge + bad_lines() + mutations(valid[:200] + good_variants(), 3000)
     random.Random(1).shuffle(corpus)
-    parsed = parse_lines(corpus, RECEIVED, "kappa_backfill")
-    good = sorted(zip(*(parsed.events[c].to_pylist() for c in parsed.events.column_names), strict=True))
-    bad = sorted((r.payload, r.error) for r in parsed.rejected)
+    events, rejected, lines = parse_lines(corpus, RECEIVED, "kappa_backfill")
+    good = sorted(zip(*(events[c].to_pylist() for c in events.column_names), strict=True))
+    bad = sorted((r.payload, r.error) for r in rejected)
     want_good, want_bad = expected(corpus)
-    assert parsed.lines == len(corpus)
+    assert lines == len(corpus)
     assert len(want_good) > 2000 and len(want_bad) > 1000
     assert good == want_good
     assert bad == want_bad
-    assert {r.pipeline for r in parsed.rejected} == {"kappa_backfill"}
+    assert {r.pipeline for r in rejected} == {"kappa_backfill"}
 
 
 def test_same_event_id_same_bucket_and_dedup_across_parts() -> None:
     events = random_events(500)
     lines = [e.to_json() for e in events]
-    part_a = parse_lines(lines[:300] + lines[:50], RECEIVED, "k").events
-    part_b = parse_lines(lines[250:] + lines[100:120], RECEIVED, "k").events
+    part_a = parse_lines(lines[:300] + lines[:50], RECEIVED, "k")[0]
+    part_b = parse_lines(lines[250:] + lines[100:120], RECEIVED, "k")[0]
     by_bucket: dict[int, list] = {}
     for part in (part_a, part_b):
         for bucket, table in split_by_bucket(part, 4).items():
             by_bucket.setdefault(bucket, []).append(table)
     partials, removed = [], 0
     for tables in by_bucket.values():
-        counts, duplicates = dedup_and_count(tables, 10_000)
-        partials.append(counts)
+        first, duplicates = first_of_each_id(tables)
+        keyed = first.append_column("window_start", window_starts(first["event_time"], 10_000))
+        partials.append(count_per_key(keyed))
         removed += duplicates
     counts = sum_counts(partials)
     assert removed == 50 + 50 + 20
     assert sum(counts["count"].to_pylist()) == 500
     want: dict[tuple, int] = {}
     for e in events:
-        key = (e.event_time - e.event_time % 10_000, e.tweet_id, e.event_type)
+        key = (window_start_ms(e.event_time, 10_000), e.tweet_id, e.event_type)
         want[key] = want.get(key, 0) + 1
     got = dict(
         zip(
@@ -101,10 +129,10 @@ def test_parse_blob_equals_parse_lines_with_empty_lines_and_no_final_newline() -
     random.Random(2).shuffle(lines)
     lines.insert(100, b"")  # an empty line is an empty record (an empty Kafka message)
     blob = b"\n".join(lines)
-    from_blob = parse_blob(blob, RECEIVED, "k")
-    from_lines = parse_lines(lines, RECEIVED, "k")
-    assert from_blob.lines == from_lines.lines == len(lines)
-    assert from_blob.events.sort_by("event_id").equals(from_lines.events.sort_by("event_id"))
-    assert sorted((r.payload, r.error) for r in from_blob.rejected) == sorted(
-        (r.payload, r.error) for r in from_lines.rejected
+    blob_events, blob_rejected, blob_lines = parse_blob(blob, RECEIVED, "k")
+    line_events, line_rejected, line_count = parse_lines(lines, RECEIVED, "k")
+    assert blob_lines == line_count == len(lines)
+    assert blob_events.sort_by("event_id").equals(line_events.sort_by("event_id"))
+    assert sorted((r.payload, r.error) for r in blob_rejected) == sorted(
+        (r.payload, r.error) for r in line_rejected
     )

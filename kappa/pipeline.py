@@ -1,0 +1,104 @@
+"""The Kappa pipeline between source and sink: one definition, stream and backfill alike.
+
+    source -> Parse -> SelectEventTimes -> Dedup -> Window -> Count -> PaneRows
+                 \\-> DeadLetterRows -------------------------------------------> Write
+
+The source is the only step that differs: `ReadFromPubSub` for the stream
+(`kappa.stream`), `ReadArchive` for the backfill (`kappa.backfill`). The composites of
+`pipelines.beam` choose their own strategy from their input's boundedness: per element
+with state, timers and triggers on the stream's unbounded input; over Arrow batches of
+whole part files on the backfill's bounded input. `kappactl kappa graph --mode
+stream|backfill` prints the top-level steps of each (`graph_labels`): the same between
+the first line and the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from pipelines.beam import (
+    CountPerKey,
+    DedupByEventId,
+    ParseInteractions,
+    SelectEventTimes,
+    ToPaneRows,
+    WindowInteractions,
+    dead_letter_row,
+)
+from pipelines.beam.destinations import BigQueryDestination, Destination, WarehouseDestination, WriteOutputs
+from pipelines.config import Config
+
+SINK_LABEL = "Write"
+MODES = ("stream", "backfill")
+
+
+@dataclass(frozen=True)
+class KappaRun:
+    """What the pipeline between source and sink needs to know about one run."""
+
+    config: Config
+    pipeline: str  # the `pipeline` column of its rows and dead letters
+    destination: Destination
+    table: str  # the aggregate table its rows go to
+    run_epoch_ms: int
+    start_ms: int | None = None  # event times selected: [start_ms, end_ms)
+    end_ms: int | None = None
+    dedup_buckets: int | None = None  # None: the composite's default for the input
+
+
+def destination_of(
+    warehouse: str,
+    bigquery_table: str | None,
+    bigquery_dead_letter_table: str | None,
+    local_table: str,
+    writer: str,
+    buffering_s: float | None,
+    batch_size: int,
+) -> tuple[Destination, str]:
+    """A job's destination and its aggregate table: BigQuery if given a table, else the warehouse."""
+    if bigquery_table:
+        return BigQueryDestination.of_table(bigquery_table, bigquery_dead_letter_table)
+    return WarehouseDestination(warehouse, writer, buffering_s, batch_size), local_table
+
+
+def build_kappa(p: beam.Pipeline, source_label: str, source: beam.PTransform, run: KappaRun) -> None:
+    """source -> the Kappa steps -> the run's destination, on `p`."""
+    t = run.config.time
+    parsed = (
+        p
+        | source_label >> source
+        | "Parse" >> ParseInteractions(run.pipeline, t.window_size, t.kappa_allowed_lateness)
+    )
+    rows = (
+        parsed.events
+        | "SelectEventTimes" >> SelectEventTimes(run.start_ms, run.end_ms)
+        | "Dedup" >> DedupByEventId(t.dedup_horizon, run.dedup_buckets)
+        | "Window" >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing)
+        | "Count" >> CountPerKey()
+        | "PaneRows" >> ToPaneRows(run.pipeline, run.run_epoch_ms)
+    )
+    dead_letters = parsed.dead_letter | "DeadLetterRows" >> beam.Map(dead_letter_row)
+    {"rows": rows, "dead_letters": dead_letters} | SINK_LABEL >> WriteOutputs(run.destination, run.table)
+
+
+def top_level_labels(p: beam.Pipeline) -> list[str]:
+    """The labels of the pipeline's top-level steps, in the order they were applied."""
+    return [node.full_label for node in p.transforms_stack[0].parts]
+
+
+def graph_labels(mode: str, config: Config) -> list[str]:
+    """The top-level steps of the stream or the backfill, built and not run."""
+    if mode == "stream":
+        from kappa.stream import StreamJob, build_stream, pipeline_options
+
+        p = beam.Pipeline(options=pipeline_options([]))
+        build_stream(p, StreamJob(config, warehouse=str(config.paths.warehouse_root)))
+    else:
+        from kappa.backfill import BackfillJob, build_backfill, pipeline_options
+
+        p = beam.Pipeline(options=pipeline_options([]))
+        root = str(config.paths.warehouse_root)
+        build_backfill(p, BackfillJob(config, str(config.paths.archive_root), root), parts=[])
+    return top_level_labels(p)

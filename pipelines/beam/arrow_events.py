@@ -1,0 +1,268 @@
+"""The Kappa rules over Arrow batches: what the composites run on bounded input.
+
+The verdict on every line is the one `pipelines.events.parse_event` gives (tests/kappa/
+test_arrow_parser.py checks it over a corpus of good, bad and mutated lines). The rule
+table is `pipelines.events` (EVENT_TYPES, CLIENTS, MIN_EVENT_TIME_MS, MAX_FUTURE_MS):
+
+- a line in the canonical shape `Interaction.to_json()` writes (fixed key order, no
+  whitespace, canonical UUID, known event_type and client, ids of at most 18 digits) is
+  matched by one RE2 expression built from that table; its numeric values are then checked
+  with Arrow compute (event_time not before MIN_EVENT_TIME_MS and at most MAX_FUTURE_MS
+  after arrival). For such a line those are the only checks `parse_event` can fail: it has
+  seven distinct keys, ASCII only, no escapes, integers that are positive and fit in int64;
+- every other line (bad ones, and valid ones in another shape) goes through `parse_event`
+  itself, one by one, so rejected lines get its exact error message.
+
+Dedup is by exact event_id string, like the stream's; `bucket_of` spreads event_ids over
+buckets by their last two characters, so every copy of one event_id lands in the same
+bucket however many part files it is spread over. Window starts are
+`pipelines.rows.window_start_ms` over a column (`window_starts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.events import (
+    CLIENTS,
+    EVENT_TYPES,
+    MAX_FUTURE_MS,
+    MIN_EVENT_TIME_MS,
+    BadEvent,
+    BadRecord,
+    Interaction,
+    now_ms,
+    parse_event,
+)
+from pipelines.rows import AGGREGATE_SCHEMA
+
+_HEX = "[0-9a-fA-F]"
+_ID = "[1-9][0-9]{0,17}"  # at most 18 digits: always a positive int64
+CANONICAL = (
+    r'^\{"event_id":"'
+    + "-".join(f"{_HEX}{{{n}}}" for n in (8, 4, 4, 4, 12))
+    + rf'","event_time":{_ID}'
+    + r',"event_type":"(?:'
+    + "|".join(EVENT_TYPES)
+    + ")"
+    + rf'","tweet_id":{_ID},"user_id":{_ID},"author_id":{_ID}'
+    + r',"client":"(?:'
+    + "|".join(CLIENTS)
+    + r')"\}\n?$'  # a trailing newline is JSON whitespace: `lines_of_blob` keeps it on each line
+)
+# Fixed offsets in a canonical line: the UUID, then the event_time digits.
+_ID_AT, _ID_END, _TIME_AT = 13, 49, 64
+_TYPE_PREFIX, _TWEET_PREFIX = len('"event_type":"'), len('"tweet_id":')
+_END = 1 << 20  # "to the end" (binary_slice without a stop is broken in pyarrow 25)
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_time", pa.int64()),
+        ("event_type", pa.string()),
+        ("tweet_id", pa.int64()),
+    ]
+)
+COUNT_KEYS = ["window_start", "tweet_id", "event_type"]
+_PAIRS = pa.array([a + b for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"])
+
+
+@dataclass
+class LineBatch:
+    """Raw lines of one archive part (each may keep its trailing newline), as they arrived."""
+
+    lines: pa.Array  # binary
+    received_at_ms: int
+    order: int  # the part's position in arrival order: "first copy" means first here
+
+    def line(self, i: int) -> bytes:
+        value = self.lines[i].as_py()
+        return value[:-1] if value.endswith(b"\n") else value
+
+
+@dataclass
+class Windowed:
+    """Rows with a `window_start` column (windowed events, or counts) of windows `window_ms` long."""
+
+    table: pa.Table
+    window_ms: int
+
+
+@dataclass
+class EventBatch:
+    """Valid events (EVENTS_SCHEMA) of one LineBatch, in line order."""
+
+    events: pa.Table
+    order: int
+
+
+def lines_of_blob(data: bytes) -> pa.Array:
+    """The lines of a whole part file's bytes, as `archive.read_lines` cuts them (an empty
+    line is an empty record, the final newline ends none), without copying: an Arrow binary
+    array over `data` whose values keep their trailing newline (JSON whitespace)."""
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    if len(data) >= 2**31:
+        raise ValueError("a part file over 2 GiB: split it")
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
+    offsets = np.concatenate((np.zeros(1, np.int64), ends)).astype(np.int32)
+    return pa.Array.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def parse_batch(batch: LineBatch, pipeline: str) -> tuple[EventBatch, list[BadRecord]]:
+    """Validate a batch of raw lines: the valid events, and the rest as BadRecords."""
+    raw = batch.lines
+    matched = pc.match_substring_regex(raw, CANONICAL)
+    all_matched = pc.all(matched).as_py() is not False
+    fast_events, in_range = _canonical_events(
+        raw if all_matched else pc.filter(raw, matched), batch.received_at_ms
+    )
+    # Lines left for the exact parser: unmatched ones and matched ones out of range.
+    slow_positions = pc.indices_nonzero(pc.invert(matched)).to_pylist()
+    if pc.all(in_range).as_py() is False:
+        out_of_range = pc.filter(pc.indices_nonzero(matched), pc.invert(in_range)).to_pylist()
+        slow_positions = sorted(slow_positions + out_of_range)
+    slow = [batch.line(i) for i in slow_positions]
+    slow_events, rejected = _parse_slowly(slow, batch.received_at_ms, pipeline)
+    events = pa.concat_tables([fast_events, slow_events]) if slow_events.num_rows else fast_events
+    return EventBatch(events, batch.order), rejected
+
+
+def _canonical_events(lines: pa.Array, received_at_ms: int) -> tuple[pa.Table, pa.Array]:
+    """Fields of lines known to match CANONICAL, cut at fixed offsets and commas."""
+    head = pc.split_pattern(pc.binary_slice(lines, _TIME_AT, _END), b",", max_splits=3)
+    event_time = _to_int(pc.list_element(head, 0))
+    in_range = pc.and_(
+        pc.greater_equal(event_time, MIN_EVENT_TIME_MS),
+        pc.less_equal(event_time, received_at_ms + MAX_FUTURE_MS),
+    )
+    events = pa.table(
+        {
+            "event_id": pc.cast(pc.binary_slice(lines, _ID_AT, _ID_END), pa.string()),
+            "event_time": event_time,
+            "event_type": pc.cast(pc.binary_slice(pc.list_element(head, 1), _TYPE_PREFIX, -1), pa.string()),
+            "tweet_id": _to_int(pc.binary_slice(pc.list_element(head, 2), _TWEET_PREFIX, _END)),
+        },
+        schema=EVENTS_SCHEMA,
+    )
+    return (events if pc.all(in_range).as_py() is not False else events.filter(in_range)), in_range
+
+
+def _to_int(digits: pa.Array) -> pa.Array:
+    return pc.cast(pc.cast(digits, pa.string()), pa.int64())
+
+
+def _parse_slowly(lines: list[bytes], received_at_ms: int, pipeline: str) -> tuple[pa.Table, list[BadRecord]]:
+    good: list[Interaction] = []
+    rejected = []
+    for line in lines:
+        try:
+            good.append(parse_event(line, received_at_ms))
+        except BadEvent as exc:
+            rejected.append(BadRecord(line, str(exc), pipeline, now_ms()))
+    return events_table(good), rejected
+
+
+def events_table(events: list[Interaction]) -> pa.Table:
+    """Interactions as an EVENTS_SCHEMA table."""
+    return pa.table(
+        {name: [getattr(e, name) for e in events] for name in EVENTS_SCHEMA.names}, schema=EVENTS_SCHEMA
+    )
+
+
+def in_event_time_range(events: pa.Table, start_ms: int | None, end_ms: int | None) -> pa.Table:
+    """Events whose event_time is in [start_ms, end_ms) (either bound optional)."""
+    mask = None
+    if start_ms is not None:
+        mask = pc.greater_equal(events["event_time"], start_ms)
+    if end_ms is not None:
+        upper = pc.less(events["event_time"], end_ms)
+        mask = upper if mask is None else pc.and_(mask, upper)
+    return events if mask is None else events.filter(mask)
+
+
+def bucket_of(event_ids: pa.ChunkedArray | pa.Array, buckets: int) -> pa.Array:
+    """A bucket in [0, buckets) per event_id, from its last two characters (same id, same bucket)."""
+    tail = pc.utf8_slice_codeunits(event_ids, -2)
+    index = pc.fill_null(pc.index_in(tail, value_set=_PAIRS), 0)
+    return modulo(pc.cast(index, pa.int64()), buckets)
+
+
+def modulo(values: pa.Array | pa.ChunkedArray, divisor: int) -> pa.Array:
+    """values % divisor for non-negative integers (Arrow's integer divide truncates)."""
+    return pc.subtract(values, pc.multiply(pc.divide(values, divisor), divisor))
+
+
+def split_by(table: pa.Table, keys: pa.Array) -> dict[int, pa.Table]:
+    """The rows of `table` per distinct value of `keys` (one int per row)."""
+    if table.num_rows == 0:
+        return {}
+    out = {}
+    for key in pc.unique(keys).to_pylist():
+        out[key] = table.filter(pc.equal(keys, key))
+    return out
+
+
+def split_by_bucket(events: pa.Table, buckets: int) -> dict[int, pa.Table]:
+    """The events of a batch, split by event_id bucket."""
+    return split_by(events, bucket_of(events["event_id"], buckets)) if events.num_rows else {}
+
+
+def first_of_each_id(tables: list[pa.Table]) -> tuple[pa.Table, int]:
+    """Keep the first row of each event_id (in the order given); the duplicates removed."""
+    events = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    ids = events["event_id"]
+    # index_in gives, for each distinct id, the position of its first occurrence.
+    first_rows = pc.index_in(pc.unique(ids), value_set=ids)
+    first = events.take(first_rows) if len(first_rows) < events.num_rows else events
+    return first, events.num_rows - first.num_rows
+
+
+def window_starts(event_time: pa.Array | pa.ChunkedArray, window_ms: int) -> pa.Array:
+    """`pipelines.rows.window_start_ms` over a column of non-negative event times."""
+    return pc.subtract(event_time, modulo(event_time, window_ms))
+
+
+def count_per_key(keyed: pa.Table) -> pa.Table:
+    """Rows with COUNT_KEYS -> (window_start, tweet_id, event_type, count)."""
+    counts = keyed.select(COUNT_KEYS).group_by(COUNT_KEYS).aggregate([([], "count_all")])
+    return counts.rename_columns([*COUNT_KEYS, "count"])
+
+
+def sum_counts(partials: list[pa.Table]) -> pa.Table:
+    """Partial counts of disjoint event sets -> one count per key."""
+    table = pa.concat_tables(partials) if len(partials) > 1 else partials[0]
+    summed = table.group_by(COUNT_KEYS).aggregate([("count", "sum")])
+    return summed.rename_columns([*COUNT_KEYS, "count"])
+
+
+def final_rows(counts: pa.Table, window_ms: int, pipeline: str, pane_index: int) -> pa.Table:
+    """Counts -> AGGREGATE_SCHEMA rows with pane FINAL."""
+    n = counts.num_rows
+    start_us = pc.multiply(counts["window_start"], 1000)
+    ts = AGGREGATE_SCHEMA.field("window_start").type
+    return pa.table(
+        {
+            "window_start": pc.cast(start_us, ts),
+            "window_end": pc.cast(pc.add(start_us, window_ms * 1000), ts),
+            "tweet_id": counts["tweet_id"],
+            "event_type": counts["event_type"],
+            "count": pc.cast(counts["count"], pa.int64()),
+            "pipeline": pa.array([pipeline] * n, pa.string()),
+            "emitted_at": pa.array([now_ms() * 1000] * n, pa.int64()).cast(ts),
+            "pane": pa.array(["FINAL"] * n, pa.string()),
+            "pane_index": pa.array([pane_index] * n, pa.int64()),
+        },
+        schema=AGGREGATE_SCHEMA,
+    )
+
+
+def row_dicts(rows: pa.Table) -> list[dict]:
+    """AGGREGATE_SCHEMA rows as dict rows with epoch-ms timestamps (what the stream's sinks take)."""
+    for name in ("window_start", "window_end", "emitted_at"):
+        ms = pc.divide(pc.cast(rows[name], pa.int64()), 1000)
+        rows = rows.set_column(rows.schema.get_field_index(name), name, ms)
+    return rows.to_pylist()
