@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from lambda_legacy.serving import bigquery_sql, connect_with_serving
+from lambda_legacy.merge import LEGACY_VIEWS, bigquery_sql, connect_with_legacy_views
 from pipelines.warehouse import Warehouse
 
 P0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
@@ -121,19 +121,19 @@ KEY_SQL = "SELECT epoch_ms(window_start), tweet_id, event_type, count, pipeline 
 def test_batch_value_wins_for_finished_periods_and_speed_serves_the_rest(tmp_path, scenario):
     wh = Warehouse(tmp_path)
     expected = SCENARIOS[scenario](wh)
-    con = connect_with_serving(wh, WINDOW_MS)
+    con = connect_with_legacy_views(wh, WINDOW_MS)
     assert set(con.execute(KEY_SQL.format("legacy_serving")).fetchall()) == expected
 
 
 def test_key_the_finished_batch_never_saw_is_absent_not_the_speed_value(tmp_path):
     wh = Warehouse(tmp_path)
     simple(wh)
-    con = connect_with_serving(wh, WINDOW_MS)
+    con = connect_with_legacy_views(wh, WINDOW_MS)
     assert con.execute("SELECT count(*) FROM legacy_serving WHERE tweet_id = 4").fetchone()[0] == 0
 
 
 def test_serving_view_has_the_aggregate_shape_and_exists_on_an_empty_warehouse(tmp_path):
-    con = Warehouse(tmp_path).connect(WINDOW_MS)  # registered on import: plain connect() has it
+    con = Warehouse(tmp_path).connect(WINDOW_MS, views=LEGACY_VIEWS)
     assert con.execute("SELECT count(*) FROM legacy_serving").fetchone()[0] == 0
     columns = [row[0] for row in con.execute("DESCRIBE legacy_serving").fetchall()]
     assert columns == [
@@ -151,7 +151,7 @@ def test_serving_view_has_the_aggregate_shape_and_exists_on_an_empty_warehouse(t
 
 def _bigquery_tables_in_duckdb(wh: Warehouse):
     """The warehouse's tables (and current views, as tables) under proj.ds, as BigQuery sees them."""
-    con = connect_with_serving(wh, WINDOW_MS)
+    con = connect_with_legacy_views(wh, WINDOW_MS)
     con.execute("ATTACH ':memory:' AS proj")
     con.execute("CREATE SCHEMA proj.ds")
     for name in (
