@@ -133,8 +133,8 @@ def served_speed(ws: np.ndarray, finished: FinishedPeriods) -> np.ndarray:
     """Which speed rows (current per key) `legacy_serving` holds: those whose window no
     finished batch period covers."""
     if finished.disjoint:
-        return finished.period_of(ws) < 0
-    return ~finished.covered(ws).any(axis=1)
+        return np.less(finished.period_of(ws), 0)
+    return np.logical_not(finished.covered(ws).any(axis=1))
 
 
 def served_batch(ws: np.ndarray, pane: np.ndarray, finished: FinishedPeriods) -> np.ndarray:
