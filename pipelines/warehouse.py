@@ -110,6 +110,8 @@ class Warehouse:
         `window_ms`, also `truth` and the derived `views`, in order."""
         import duckdb
 
+        if views and not window_ms:
+            raise ValueError("derived views need window_ms: connect(window_ms, views=...)")
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         names = set(self.tables()) | set(KNOWN_SCHEMAS)
