@@ -23,10 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipelines.archive import ArchiveWriter, partition_of
+from pipelines.config import TimeConfig, load_config, seconds_to_ms
 from pipelines.events import CLIENTS, EVENT_TYPES, Interaction
 
 # 2026-01-05T00:00:00Z: a fixed epoch so the archive is byte-for-byte reproducible.
 DEFAULT_START_MS = 1_767_571_200_000
+# The event-time parameters the benchmarks use: the demo profile's (10 s windows, 60 s periods).
+DEMO_TIME: TimeConfig = load_config(Path(__file__).resolve().parents[1] / "config" / "demo.yaml").time
 _BAD_LINES = (
     b"{not json",
     b'{"event_id":"x","event_time":1}',
@@ -51,9 +54,13 @@ class ArchiveManifest:
     lines_per_period: list[int] = field(default_factory=list)
 
     @property
+    def period_ms(self) -> int:
+        return seconds_to_ms(self.period_s)
+
+    @property
     def end_ms(self) -> int:
         """End of the last partition written (late events spill into one extra period)."""
-        return self.start_ms + int((self.periods + 1) * self.period_s * 1000)
+        return self.start_ms + (self.periods + 1) * self.period_ms
 
 
 def _event(rng: random.Random, event_time: int, tweets: int) -> Interaction:
@@ -88,7 +95,7 @@ def _write(
     rng = random.Random(seed)
     writer = ArchiveWriter(root, f"bench{seed}", period_s, compress=compress)
     manifest = ArchiveManifest(str(root), start_ms, period_s, periods)
-    period_ms = int(period_s * 1000)
+    period_ms = manifest.period_ms
     per_period = events // periods
     carried: list[bytes] = []  # lines that arrive in the next period
     for p in range(periods + 1):
@@ -125,7 +132,7 @@ def build_archive(
     events: int = 1_000_000,
     *,
     periods: int = 10,
-    period_s: float = 60.0,
+    period_s: float = DEMO_TIME.batch_period,
     seed: int = 20260105,
     start_ms: int = DEFAULT_START_MS,
     duplicate_rate: float = 0.02,

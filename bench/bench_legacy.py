@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.archive_fixture import build_archive
+from bench.archive_fixture import DEMO_TIME, build_archive
 from bench.figures import Figure, peak_rss_mib
 from lambda_legacy.batch.runs import run_period
 from lambda_legacy.speed.launcher import ROOT, SpeedOptions, job_command
@@ -46,9 +46,9 @@ def bench_batch(workdir: Path, quick: bool) -> Figure:
         report = run_period(
             manifest.root,
             str(warehouse),
-            manifest.start_ms + i * int(manifest.period_s * 1000),
-            int(manifest.period_s * 1000),
-            10_000,
+            manifest.start_ms + i * manifest.period_ms,
+            manifest.period_ms,
+            DEMO_TIME.window_ms,
             [],
         )
         for name in totals:

@@ -27,12 +27,13 @@ import httpx
 import numpy as np
 import pyarrow as pa
 
+from bench.archive_fixture import DEMO_TIME
 from bench.figures import Figure
 from pipelines.rows import AGGREGATE_SCHEMA
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 
-WINDOW_MS = 10_000  # config/demo.yaml
+WINDOW_US = DEMO_TIME.window_us  # the served config is config/demo.yaml too
 BASE_MS = 1_700_000_000_000
 EVENT_TYPES = ("impression", "like")
 
@@ -41,18 +42,20 @@ def _segment(pipeline: str, tweets: int, window: int, pane: int, rng: np.random.
     """One window's rows for every tweet and event type, built in Arrow/NumPy (no Python lists:
     the writer thread shares the load client's interpreter)."""
     n = tweets * len(EVENT_TYPES)
-    start_us = (BASE_MS + window * WINDOW_MS) * 1000
+    start_us = BASE_MS * 1000 + window * WINDOW_US
     ts = pa.timestamp("us", tz="UTC")
     zeros = pa.array(np.zeros(n, np.int32))
     return pa.table(
         {
             "window_start": pa.array(np.full(n, start_us)).cast(ts),
-            "window_end": pa.array(np.full(n, start_us + WINDOW_MS * 1000)).cast(ts),
+            "window_end": pa.array(np.full(n, start_us + WINDOW_US)).cast(ts),
             "tweet_id": pa.array(np.repeat(np.arange(1, tweets + 1), len(EVENT_TYPES)), pa.int64()),
             "event_type": pa.array(EVENT_TYPES).take(pa.array(np.tile(np.arange(len(EVENT_TYPES)), tweets))),
             "count": pa.array(rng.integers(1, 500, n), pa.int64()),
             "pipeline": pa.array([pipeline]).take(zeros),
-            "emitted_at": pa.array(np.full(n, start_us + (WINDOW_MS + 1000 * (pane + 1)) * 1000)).cast(ts),
+            "emitted_at": pa.array(np.full(n, start_us + WINDOW_US + (pane + 1) * 1_000_000)).cast(
+                ts
+            ),  # +1 s a pane
             "pane": pa.array(["EARLY" if pane == 0 else "ON_TIME"]).take(zeros),
             "pane_index": pa.array(np.full(n, pane), pa.int64()),
         },

@@ -23,11 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from bench.archive_fixture import DEMO_TIME
 from bench.figures import Figure, timed
 
 MEMORY_LIMIT = "3GB"
 THREADS = 2
-WINDOW_MS = 10_000
 T0_US = 1_767_571_200_000_000
 EVENT_TYPES = (
     "['impression','like','retweet','reply','quote','click','profile_click','video_view','bookmark']"
@@ -37,7 +37,7 @@ EVENT_TYPES = (
 def _select(n: int, side: str) -> str:
     tweets = max(1, n // (1000 * 9))
     key = f"""
-        to_timestamp(0) + to_microseconds({T0_US} + (i // {tweets * 9}) * {WINDOW_MS * 1000}) AS window_start,
+        to_timestamp(0) + to_microseconds({T0_US} + (i // {tweets * 9}) * {DEMO_TIME.window_us}) AS window_start,
         (i // 9) % {tweets} + 1 AS tweet_id,
         {EVENT_TYPES}[i % 9 + 1] AS event_type"""
     value = "1 + hash(i) % 50"
@@ -52,7 +52,7 @@ def _select(n: int, side: str) -> str:
             f"UNION ALL SELECT {extra}, 1 AS count, 1.0 AS revenue FROM range({n}) t(i) WHERE i % 500 = 4"
         )
     return f"""
-        SELECT window_start, window_start + INTERVAL {WINDOW_MS} MILLISECOND AS window_end, tweet_id,
+        SELECT window_start, window_start + INTERVAL {DEMO_TIME.window_ms} MILLISECOND AS window_end, tweet_id,
                event_type, count::BIGINT AS count, revenue::DOUBLE AS revenue, '{side}' AS pipeline,
                window_start + INTERVAL 20 SECOND AS emitted_at, 'FINAL' AS pane, 0::BIGINT AS pane_index
         FROM ({rows}) ORDER BY window_start, tweet_id, event_type"""

@@ -1,4 +1,4 @@
-"""`kappactl legacy batch | speed | serve`: the legacy Lambda arms."""
+"""`kappactl legacy batch | speed | merged`: the legacy Lambda arms and their merge."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _BEAM_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 @click.group()
 def legacy() -> None:
-    """Legacy Lambda arms: Beam batch layer, PyFlink speed layer, serving merge."""
+    """Legacy Lambda arms: Beam batch layer, PyFlink speed layer, and their merge (legacy_serving)."""
 
 
 @legacy.command(context_settings=_BEAM_ARGS)
@@ -83,7 +83,7 @@ def batch(
         if latest:
             if periods != 1:
                 raise ConfigError("--periods goes with --period-start (--latest runs one period)")
-            ended_by = now_ms() - int(config.time.batch_delay * 1000)
+            ended_by = now_ms() - config.time.batch_delay_ms
             start = runs.period_start_of(ended_by, period_ms) - period_ms
         else:
             start = parse_instant(period_start, "--period-start")
@@ -102,7 +102,7 @@ def batch(
         archive_root,
         destination,
         period_ms,
-        int(config.time.batch_delay * 1000),
+        config.time.batch_delay_ms,
         window_ms,
         beam_args,
         parse_optional_instant(period_start, "--period-start"),
@@ -155,16 +155,16 @@ def speed(config: Config, from_earliest: bool, **options: Any) -> None:
 @click.option("--tweet-id", type=int, help="Only this tweet.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Print the view SQL (DuckDB and BigQuery) instead.")
-def serve(config: Config, warehouse: str | None, tweet_id: int | None, limit: int, dry_run: bool) -> None:
-    """Query the legacy serving view (batch wins for periods with a finished run)."""
-    from lambda_legacy import serving
+def merged(config: Config, warehouse: str | None, tweet_id: int | None, limit: int, dry_run: bool) -> None:
+    """Query the legacy merge, the `legacy_serving` view (batch wins for periods with a finished run)."""
+    from lambda_legacy import merge
 
     if dry_run:
-        click.echo(serving.legacy_batch_served_sql(config.time.window_ms))
-        click.echo(serving.legacy_serving_sql(config.time.window_ms))
-        click.echo(serving.bigquery_sql("PROJECT", "DATASET", int(config.time.batch_period)))
+        click.echo(merge.legacy_batch_served_sql(config.time.window_ms))
+        click.echo(merge.legacy_serving_sql(config.time.window_ms))
+        click.echo(merge.bigquery_sql("PROJECT", "DATASET", config.time.batch_period_s))
         return
-    con = serving.connect_with_serving(warehouse or config.paths.warehouse_root, config.time.window_ms)
+    con = merge.connect_with_legacy_views(warehouse or config.paths.warehouse_root, config.time.window_ms)
     where = "WHERE tweet_id = ?" if tweet_id is not None else ""
     params = [tweet_id] if tweet_id is not None else []
     rows = con.execute(

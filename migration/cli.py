@@ -4,12 +4,11 @@ imported only when used, so `kappactl up --help` does not load Beam or Ibis."""
 from __future__ import annotations
 
 import importlib
-import sys
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from pipelines.errors import KappaError
+from pipelines.cli_common import run_command
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("pipelines.stack.commands:up", "Start the local stack: Kafka (KRaft) and the Pub/Sub emulator."),
@@ -22,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.gcs_archive:archive_gcs",
         "Stand-in for the Cloud Storage subscription: Pub/Sub `archive` -> gs:// objects.",
     ),
-    "legacy": ("lambda_legacy.commands:legacy", "Legacy Lambda arms: batch, speed, serve."),
+    "legacy": ("lambda_legacy.commands:legacy", "Legacy Lambda arms: batch, speed, merged."),
     "kappa": ("kappa.commands:kappa", "Kappa job: streaming run and backfill."),
     "validate": ("migration.validator.commands:validate", "Compare two arms and give a verdict."),
     "cutover": ("migration.cutover.commands:cutover", "Cutover state: status, advance, rollback, history."),
@@ -30,9 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("migration.demo:demo", "Run the whole dual run end to end."),
     "bench": ("bench.commands:bench", "Run the benchmarks and write bench/results."),
 }
-
-# Verdict commands use 0-2; everything that is bad input or configuration exits 3.
-USAGE_EXIT = 3
 
 
 class LazyGroup(click.Group):
@@ -58,27 +54,9 @@ def cli() -> None:
     validate their outputs against each other, and cut reads over when it is safe."""
 
 
-def main(argv: list[str] | None = None, translate: Callable[[list[str]], list[str]] | None = None) -> Any:
-    """kappactl with one-line errors and exit codes. `translate` (a flex template's) first turns
-    the given argv into kappactl's own, under the same error handling."""
-    try:
-        if translate is not None:
-            argv = translate(sys.argv[1:] if argv is None else argv)
-        return cli.main(args=argv, prog_name="kappactl", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("kappactl: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        click.echo(f"kappactl: error: {exc.format_message()}", err=True)
-        sys.exit(USAGE_EXIT)
-    except KappaError as exc:
-        click.echo(f"kappactl: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("kappactl: interrupted", err=True)
-        sys.exit(130)
+def main(argv: list[str] | None = None) -> Any:
+    """kappactl with one-line errors and exit codes (pipelines.cli_common.run_command)."""
+    return run_command(cli, argv)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import click
 from kappa.stream import stream_progress
 from migration.demo_support import Processes, kappactl, run_validation, serve_traffic
 from migration.policy import load_policy
+from migration.validator.classes import explained
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
 from pipelines.stack.local import LocalStack
@@ -159,7 +160,7 @@ def _compare_with_truth(config: Config, config_path: Path, run_dir: Path) -> dic
         out[f"{arm}_vs_truth"] = {
             "final_keys": final,
             "exact": keys.get("same", 0),
-            "explained": keys.get("explained_late", 0) + keys.get("explained_duplicates", 0),
+            "explained": explained(keys),
             "unexplained": keys.get("unexplained", wrong),
             "all_exact": final > 0 and wrong == 0,
         }
@@ -206,7 +207,7 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
         # After the traffic: wait for the last period's batch run and for kappa windows to
         # settle; past that, until the stream has read its backlog and the gate has had the
         # validations it needs (a busy machine delays evidence, it must not lose it).
-        tail = config.time.batch_period + config.time.batch_delay + 30
+        tail = config.time.batch_settled_s + 30
         settle = _Settle(duration + tail, duration + tail + max(240.0, 4 * validate_every))
         next_validation = time.monotonic() + validate_every
         rounds = 0

@@ -39,7 +39,11 @@ def parse_duration(value: Any) -> float:
 
 @dataclass(frozen=True)
 class TimeConfig:
-    """Event-time parameters of DESIGN.md section 3, in seconds."""
+    """Event-time parameters of DESIGN.md section 3, in seconds (the YAML's durations).
+
+    Callers read each duration in the unit they need from the properties below (`*_ms`:
+    whole milliseconds, `*_s`: seconds; whole for the period, as the validation requires);
+    no call site converts units by hand."""
 
     window_size: float
     batch_period: float
@@ -51,11 +55,67 @@ class TimeConfig:
 
     @property
     def window_ms(self) -> int:
-        return int(self.window_size * 1000)
+        return seconds_to_ms(self.window_size)
+
+    @property
+    def window_us(self) -> int:
+        return seconds_to_ms(self.window_size) * 1000
+
+    @property
+    def window_s(self) -> float:
+        return self.window_size
 
     @property
     def period_ms(self) -> int:
-        return int(self.batch_period * 1000)
+        return seconds_to_ms(self.batch_period)
+
+    @property
+    def batch_period_s(self) -> int:
+        """Whole seconds (a period divides an hour or is whole hours: never fractional)."""
+        return round(self.batch_period)
+
+    @property
+    def batch_delay_ms(self) -> int:
+        return seconds_to_ms(self.batch_delay)
+
+    @property
+    def batch_delay_s(self) -> float:
+        return self.batch_delay
+
+    @property
+    def speed_out_of_orderness_ms(self) -> int:
+        return seconds_to_ms(self.speed_out_of_orderness)
+
+    @property
+    def kappa_allowed_lateness_ms(self) -> int:
+        return seconds_to_ms(self.kappa_allowed_lateness)
+
+    @property
+    def kappa_allowed_lateness_s(self) -> float:
+        return self.kappa_allowed_lateness
+
+    @property
+    def kappa_early_firing_s(self) -> float:
+        return self.kappa_early_firing
+
+    @property
+    def dedup_horizon_s(self) -> float:
+        return self.dedup_horizon
+
+    @property
+    def batch_settled_s(self) -> float:
+        """How long after its period started a window's batch value is final at the latest:
+        the period plus the batch delay."""
+        return self.batch_period + self.batch_delay
+
+    @property
+    def batch_settled_ms(self) -> int:
+        return seconds_to_ms(self.batch_settled_s)
+
+
+def seconds_to_ms(seconds: float) -> int:
+    """A duration in whole milliseconds (the one conversion; call sites use the properties)."""
+    return round(seconds * 1000)
 
 
 @dataclass(frozen=True)

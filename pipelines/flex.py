@@ -5,7 +5,8 @@ and Beam's pipeline options (`--runner`, `--project`, `--temp_location`, ...) af
 A template's `metadata.json` is the one list of its parameter names (Terraform passes
 them; a test holds the two together): `split_parameters` takes those out, and the rest
 goes to Beam untouched. Each `main.py` then turns its parameters into one `kappactl`
-command and runs it with `migration.cli.main(translate=...)`, so a template and the CLI
+command of its own arm and runs that arm's click group with
+`pipelines.cli_common.run_command(translate=...)`, as the CLI does: a template and the CLI
 are one code path, with the same one-line errors and exit codes.
 """
 

@@ -8,7 +8,10 @@ and several processes may write at once. Readers open an in-memory DuckDB connec
 - `<table>` for every table directory (raw rows, every pane);
 - `<table>_current` for aggregate tables: per key the row with the highest pane_index;
 - `truth`: exact counts of unique valid events from the generator's ledger;
-- extra views registered by other modules with `register_view` (e.g. `legacy_serving`).
+- the derived views of the `views` the caller passes (e.g. the legacy arm's
+  `legacy_serving`, `lambda_legacy.merge.LEGACY_VIEWS`), created after the base views in
+  the order given. Nothing registers views behind the caller's back: the caller at the top
+  (the validator, the serving API, a command) says which views its connection has.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,13 +49,8 @@ KNOWN_SCHEMAS: dict[str, pa.Schema] = {
     "speed_late": SPEED_LATE_SCHEMA,
 }
 
-# name -> function(window_ms) returning the view's SQL; filled by register_view.
-_EXTRA_VIEWS: dict[str, Callable[[int], str]] = {}
-
-
-def register_view(name: str, sql: Callable[[int], str]) -> None:
-    """Add a derived view created by every `connect()` (after the base views)."""
-    _EXTRA_VIEWS[name] = sql
+# A derived view: window_ms -> its `CREATE OR REPLACE VIEW ...` statement.
+ViewProvider = Callable[[int], str]
 
 
 def write_segment(directory: Path, table: pa.Table, writer: str = "w") -> Path | None:
@@ -105,10 +103,15 @@ class Warehouse:
         ]
         return self.append("dead_letter", rows, writer)
 
-    def connect(self, window_ms: int | None = None) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with a view per table (see the module doc)."""
+    def connect(
+        self, window_ms: int | None = None, views: Sequence[ViewProvider] = ()
+    ) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with a view per table (see the module doc); with
+        `window_ms`, also `truth` and the derived `views`, in order."""
         import duckdb
 
+        if views and not window_ms:
+            raise ValueError("derived views need window_ms: connect(window_ms, views=...)")
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         names = set(self.tables()) | set(KNOWN_SCHEMAS)
@@ -122,8 +125,8 @@ class Warehouse:
             )
         if window_ms:
             con.execute(truth_view_sql(window_ms))
-            for sql in _EXTRA_VIEWS.values():
-                con.execute(sql(window_ms))
+            for view in views:
+                con.execute(view(window_ms))
         return con
 
     def _create_base_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:

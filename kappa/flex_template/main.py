@@ -44,8 +44,14 @@ def kappactl_args(argv: list[str]) -> list[str]:
     return args + beam_args
 
 
+def command_args(argv: list[str]) -> list[str]:
+    """The arguments of the `kappa` group itself: kappactl_args without the group's name."""
+    return kappactl_args(argv)[1:]
+
+
 if __name__ == "__main__":
-    from migration.cli import main
+    from kappa.commands import kappa
+    from pipelines.cli_common import run_command
 
     logging.getLogger().setLevel(logging.INFO)
-    main(translate=kappactl_args)
+    run_command(kappa, translate=command_args, prog_name="kappactl kappa")

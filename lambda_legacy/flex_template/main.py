@@ -53,8 +53,14 @@ def kappactl_args(argv: list[str]) -> list[str]:
     return args + beam_args
 
 
+def command_args(argv: list[str]) -> list[str]:
+    """The arguments of the `legacy` group itself: kappactl_args without the group's name."""
+    return kappactl_args(argv)[1:]
+
+
 if __name__ == "__main__":
-    from migration.cli import main
+    from lambda_legacy.commands import legacy
+    from pipelines.cli_common import run_command
 
     logging.getLogger().setLevel(logging.INFO)
-    main(translate=kappactl_args)
+    run_command(legacy, translate=command_args, prog_name="kappactl legacy")

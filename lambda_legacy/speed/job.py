@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_legacy.speed import logic
-from lambda_legacy.speed.control import ProgressFile, latest_restore_point
+from lambda_legacy.speed.supervisor import ProgressFile, latest_restore_point
 
 END_OF_TIME_MS = 2**62
 LOG = logging.getLogger("legacy_speed")
@@ -368,8 +368,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(argv: list[str] | None = None) -> int:
-    from lambda_legacy.speed.control import supervise
     from lambda_legacy.speed.source_probe import free_loopback_port
+    from lambda_legacy.speed.supervisor import supervise
 
     args = parse_args(argv)
     args.rest_port = args.rest_port or free_loopback_port()

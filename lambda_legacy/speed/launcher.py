@@ -55,7 +55,7 @@ def job_command(config: Config, opts: SpeedOptions) -> list[str]:
         raise ConfigError(f"Kafka connector jar not found: {CONNECTOR_JAR} (run `make setup`)")
     state = Path(opts.state_dir) if opts.state_dir else Path(config.paths.state_dir) / "legacy_speed"
     warehouse = Path(opts.warehouse) if opts.warehouse else Path(config.paths.warehouse_root)
-    out_of_orderness_ms = int(config.time.speed_out_of_orderness * 1000)
+    out_of_orderness_ms = config.time.speed_out_of_orderness_ms
     idleness_ms = opts.idleness_ms or max(5000, 2 * out_of_orderness_ms)
     cmd = [
         str(flink_python()),

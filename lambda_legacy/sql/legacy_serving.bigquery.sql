@@ -4,7 +4,7 @@
 --     run did not produce is absent (0), even if the speed layer or an older run has it;
 --   * otherwise -> the speed layer's current value (highest pane_index).
 -- `pipeline` says which arm served the key. The dollar-brace placeholders are valid for both
--- Terraform templatefile() and Python's string.Template (lambda_legacy.serving renders it).
+-- Terraform templatefile() and Python's string.Template (lambda_legacy.merge renders it).
 WITH latest_finished_run AS (
   SELECT period_start, MAX(pane_index) AS pane_index
   FROM `${project}.${dataset}.${batch_runs_table}`

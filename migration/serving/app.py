@@ -43,6 +43,8 @@ from pipelines.warehouse import Warehouse
 log = logging.getLogger(__name__)
 COUNTS_ROUTE = "/v1/tweets/{tweet_id}/counts"
 QUERY_PARAMS = {"event_type", "start", "end"}
+# Settled: past the later of kappa allowed lateness and the batch period plus delay, plus this.
+SETTLE_MARGIN_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,9 @@ class ServingSettings:
     ) -> ServingSettings:
         t = config.time
         # kappa is final after allowed lateness; legacy after its batch period ran (+ a margin).
-        settle_s = max(t.kappa_allowed_lateness, t.batch_period + t.batch_delay) + 30
+        settle_ms = max(t.kappa_allowed_lateness_ms, t.batch_settled_ms) + SETTLE_MARGIN_MS
         root = Path(warehouse_root or config.paths.warehouse_root)
-        return cls(root, t.window_ms, t.period_ms, int(settle_s * 1000), refresh_s)
+        return cls(root, t.window_ms, t.period_ms, settle_ms, refresh_s)
 
 
 def parse_time(name: str, text: str | None) -> int | None:

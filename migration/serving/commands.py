@@ -10,7 +10,7 @@ from migration.cutover.store import default_state_location, open_store
 from migration.serving.app import ServingSettings
 from migration.serving.server import serve_forever
 from pipelines.cli_common import with_config
-from pipelines.config import Config, parse_duration
+from pipelines.config import Config, parse_duration, seconds_to_ms
 from pipelines.errors import ConfigError
 
 
@@ -60,7 +60,7 @@ def serve(
     settings = ServingSettings.from_config(config, warehouse, refresh_s=_seconds("refresh", refresh) or 2.0)
     if (settle_s := _seconds("settle", settle)) is not None:
         settings = ServingSettings(settings.warehouse_root, settings.window_ms, settings.period_ms,
-                                   int(settle_s * 1000), settings.refresh_s)  # fmt: skip
+                                   seconds_to_ms(settle_s), settings.refresh_s)  # fmt: skip
     from dataclasses import replace
 
     from migration.policy import load_policy

@@ -12,10 +12,11 @@ the table size. A lookup is a binary search per run and a per-key reduce of abou
 rows (tens of microseconds, no DuckDB cursor shared between request threads), and both arms
 always come from the same snapshot.
 
-The legacy arm applies the rule of the `legacy_serving` view (lambda_legacy.serving): per
-window, the rows of its batch period's latest FINISHED run if the period has one (a key
-that run did not produce is absent), else the speed value (`legacy_speed_current`). The
-kappa arm is `kappa_stream_current`. tests/serving/test_serving_refresh.py asserts both
+The legacy arm applies the legacy arm's own rule, the NumPy form of the `legacy_serving`
+view (lambda_legacy.merge: `served_batch`, `served_speed`): per window, the rows of its batch
+period's latest FINISHED run if the period has one (a key that run did not produce is
+absent), else the speed value (`legacy_speed_current`). The kappa arm is
+`kappa_stream_current`. tests/serving/test_serving_refresh.py asserts both
 equal the DuckDB views after every refresh.
 """
 
@@ -25,16 +26,16 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lambda_legacy.merge import FinishedPeriods, served_batch, served_speed
 from migration.serving.routing import KAPPA, LEGACY
 from migration.serving.runs import Run, Vocabulary, add_run, gather, newest_per_key, read_segments, reducer
 from pipelines.errors import KappaError
@@ -80,38 +81,14 @@ class TableRuns:
         return replace(base, seen=base.seen | frozenset(new), runs=runs), read
 
 
-@dataclass(frozen=True)
-class FinishedRuns:
-    """Per batch period with a FINISHED run: [start, end) in ms and that run's pane_index."""
-
-    starts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    ends: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    panes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-
-    @classmethod
-    def read(cls, warehouse: Warehouse) -> FinishedRuns:
-        paths = warehouse.segments("batch_runs")
-        if not paths:
-            return cls()
-        cols = ["period_start", "period_end", "status", "pane_index"]
-        runs = pa.concat_tables([pq.read_table(p, columns=cols) for p in paths], promote_options="permissive")
-        runs = runs.filter(pc.equal(runs.column("status"), "FINISHED"))
-        latest = runs.group_by(["period_start", "period_end"]).aggregate([("pane_index", "max")])
-        latest = latest.sort_by("period_start")
-
-        def ms(name: str) -> np.ndarray:
-            column = pc.cast(latest.column(name), pa.timestamp("ms", tz="UTC"))
-            return pc.cast(column, pa.int64()).to_numpy()
-
-        return cls(ms("period_start"), ms("period_end"), latest.column("pane_index_max").to_numpy())
-
-    def pane_for(self, ws: np.ndarray) -> np.ndarray:
-        """The finished run's pane_index for each window start, -1 where the period has none."""
-        if not len(self.starts):
-            return np.full(len(ws), -1, np.int64)
-        idx = np.searchsorted(self.starts, ws, side="right") - 1
-        inside = (idx >= 0) & (ws < self.ends[np.maximum(idx, 0)])
-        return np.where(inside, self.panes[np.maximum(idx, 0)], -1)
+def finished_periods(warehouse: Warehouse) -> FinishedPeriods:
+    """The batch periods with a FINISHED run, from the warehouse's `batch_runs` segments."""
+    paths = warehouse.segments("batch_runs")
+    if not paths:
+        return FinishedPeriods()
+    cols = ["period_start", "period_end", "status", "pane_index"]
+    runs = pa.concat_tables([pq.read_table(p, columns=cols) for p in paths], promote_options="permissive")
+    return FinishedPeriods.of(runs)
 
 
 def _rows(rows: dict[str, np.ndarray] | None, names: list[str]) -> list[tuple[int, int, str, int]]:
@@ -135,20 +112,21 @@ class KappaArm:
 class LegacyArm:
     speed: TableRuns
     batch: TableRuns
-    finished: FinishedRuns
+    finished: FinishedPeriods
     names: list[str]
 
     def rows(self, tweet_id: int) -> list[tuple[int, int, str, int]]:
+        """The tweet's rows of `legacy_serving`, by the legacy arm's own rule (lambda_legacy.merge)."""
         out: list[tuple[int, int, str, int]] = []
         speed = gather(self.speed.runs, tweet_id)
         if speed is not None:
             speed = newest_per_key(speed)
-            keep = self.finished.pane_for(speed["ws"]) < 0
+            keep = served_speed(speed["ws"], self.finished)
             out += _rows({name: values[keep] for name, values in speed.items()}, self.names)
         batch = gather(self.batch.runs, tweet_id)
         if batch is not None:
             batch = newest_per_key(batch, keep_panes=True)
-            keep = batch["pane"] == self.finished.pane_for(batch["ws"])
+            keep = served_batch(batch["ws"], batch["pane"], self.finished)
             out += _rows({name: values[keep] for name, values in batch.items()}, self.names)
         return sorted(out)
 
@@ -190,7 +168,7 @@ class ServingData:
             "legacy_batch": TableRuns("legacy_batch", keep_panes=True),
             "kappa_stream": TableRuns("kappa_stream"),
         }
-        self._finished = FinishedRuns()
+        self._finished = FinishedPeriods()
         self._runs_token: object = None
         self._kappa_panes_seen: frozenset[str] = frozenset()
         self._kappa_watermark_ms: int | None = None
@@ -234,7 +212,7 @@ class ServingData:
             tables[name], read = table.refreshed(self._con, self.warehouse, self._vocab)
             new_rows += read
         runs_token = tuple(str(p) for p in self.warehouse.segments("batch_runs"))
-        finished = self._finished if runs_token == self._runs_token else FinishedRuns.read(self.warehouse)
+        finished = self._finished if runs_token == self._runs_token else finished_periods(self.warehouse)
         self._tables, self._finished, self._runs_token = tables, finished, runs_token
         self._advance_kappa_watermark()
         names = list(self._vocab.names)

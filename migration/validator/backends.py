@@ -11,9 +11,7 @@ archive argument into the `archive_events` table the explanation reads.
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from lambda_legacy.merge import LEGACY_VIEWS
 from migration.validator.archive_source import (
     ARCHIVE_COLUMNS,
     ARCHIVE_VIEW,
@@ -32,12 +31,13 @@ from migration.validator.finality import Finality, finality_for
 from migration.validator.inputs import ArmSpec, ValidationInputs
 from pipelines.errors import ConfigError, InputError
 from pipelines.rows import AGGREGATE_TABLES
-from pipelines.warehouse import Warehouse
+from pipelines.warehouse import ViewProvider, Warehouse
 
-# Modules that register warehouse views (Warehouse.register_view) the arms may name.
-VIEW_PROVIDERS = ("lambda_legacy.serving",)
+# The derived views an arm may name besides the tables (legacy_serving, legacy_batch_served),
+# passed explicitly to every warehouse connection the validator opens.
+WAREHOUSE_VIEWS: tuple[ViewProvider, ...] = LEGACY_VIEWS
 # The batch's current rows are those of the latest finished run of each period, not the
-# highest pane_index per key (lambda_legacy.serving explains why).
+# highest pane_index per key (lambda_legacy.merge explains why).
 PREFERRED_CURRENT = {"legacy_batch": "legacy_batch_served"}
 
 
@@ -61,15 +61,14 @@ class DuckDBBackend:
         import duckdb
 
         self.inputs = inputs
-        for module in VIEW_PROVIDERS:
-            with contextlib.suppress(ModuleNotFoundError):
-                importlib.import_module(module)
         arms = [a for a in (inputs.left, inputs.right, inputs.reference) if a is not None]
         # Files only: no warehouse views to build (globbing every table costs time).
         root = inputs.warehouse_root if any(not a.from_files for a in arms) else None
         self.has_warehouse = root is not None
         try:
-            raw = Warehouse(root).connect(inputs.time.window_ms) if root else duckdb.connect()
+            raw = (
+                Warehouse(root).connect(inputs.time.window_ms, WAREHOUSE_VIEWS) if root else duckdb.connect()
+            )
             raw.execute("SET TimeZone = 'UTC'")
             raw.execute("SET enable_progress_bar = false")  # it would print into --json output
             if inputs.memory_limit:
@@ -112,18 +111,9 @@ class DuckDBBackend:
         return f"{name}_current" if name in AGGREGATE_TABLES else name
 
     def _finality(self, name: str | None, rows: ir.Table | None, runs: ir.Table | None) -> Finality:
-        t = self.inputs.time
         if rows is not None and "emitted_at" not in rows.columns:
             rows = None
-        return finality_for(
-            name,
-            rows,
-            runs,
-            period_ms=t.period_ms,
-            kappa_lateness_ms=t.kappa_allowed_lateness_ms,
-            speed_lateness_ms=t.speed_out_of_orderness_ms,
-            statuses=self.inputs.finished_statuses,
-        )
+        return finality_for(name, rows, runs, self.inputs.time, self.inputs.finished_statuses)
 
     def _file_arm(self, spec: ArmSpec) -> RawArm:
         assert spec.path is not None
@@ -216,16 +206,8 @@ class BigQueryBackend:
         rows = self.table(f"{dataset}.{table}")
         runs_name = f"{dataset}.batch_runs"
         runs = self.table(runs_name) if self.has_table(runs_name) else None
-        t = self.inputs.time
-        finality = finality_for(
-            table,
-            rows if "emitted_at" in rows.columns else None,
-            runs,
-            period_ms=t.period_ms,
-            kappa_lateness_ms=t.kappa_allowed_lateness_ms,
-            speed_lateness_ms=t.speed_out_of_orderness_ms,
-            statuses=self.inputs.finished_statuses,
-        )
+        with_panes = rows if "emitted_at" in rows.columns else None
+        finality = finality_for(table, with_panes, runs, self.inputs.time, self.inputs.finished_statuses)
         return RawArm(self.table(source), finality, False, source)
 
     def archive_events(self, archive: str, since_ms: int | None) -> ir.Table:

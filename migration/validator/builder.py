@@ -23,18 +23,23 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
+from migration.validator.classes import (
+    COMPARISONS,
+    DIFFERENT,
+    EXPLANATIONS,
+    FINAL_STATUSES,
+    MISSING_IN_LEFT,
+    MISSING_IN_RIGHT,
+    PENDING,
+    UNEXPLAINED,
+    KeyEvidence,
+)
 from migration.validator.finality import Finality
 from migration.validator.inputs import ArmSpec
 from pipelines.errors import InputError
 
 KEYS = ("window_start", "tweet_id", "event_type")
 GROUP = ("window_start", "event_type")
-SAME, DIFFERENT = "SAME", "DIFFERENT"
-MISSING_IN_LEFT, MISSING_IN_RIGHT = "MISSING_IN_LEFT", "MISSING_IN_RIGHT"
-PENDING, UNEXPLAINED = "PENDING", "UNEXPLAINED"
-EXPLAINED_LATE, EXPLAINED_DUPLICATES = "EXPLAINED_LATE", "EXPLAINED_DUPLICATES"
-COMPARISONS = (DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT)
-STATUSES = (PENDING, EXPLAINED_LATE, EXPLAINED_DUPLICATES, UNEXPLAINED)
 QUANTILES = (0.5, 0.9, 0.99)
 UTC_TS = dt.Timestamp(timezone="UTC", scale=6)
 
@@ -164,13 +169,15 @@ def key_diffs(left: Arm, right: Arm, archive_stats: ir.Table | None = None) -> i
     a = archive_stats
     x = d.left_join(a, list(KEYS))
     x = x.select(*d.columns, a_unique=a.a_unique, a_in_period=a.a_in_period, a_copies=a.a_copies)
-    lv, rv = x.left_count.coalesce(0), x.right_count.coalesce(0)
-    unique, in_period = x.a_unique.coalesce(0), x.a_in_period.coalesce(0)
-    late = (lv == in_period) & (rv - lv == unique - in_period) & (rv > lv)
-    duplicates = (lv > rv) & (lv - rv <= x.a_copies.coalesce(0) - unique)
-    status = ibis.cases(
-        (~x.final, PENDING), (late, EXPLAINED_LATE), (duplicates, EXPLAINED_DUPLICATES), else_=UNEXPLAINED
+    evidence = KeyEvidence(
+        left=x.left_count.coalesce(0),
+        right=x.right_count.coalesce(0),
+        unique=x.a_unique.coalesce(0),
+        in_period=x.a_in_period.coalesce(0),
+        copies=x.a_copies.coalesce(0),
     )
+    explained = [(e.rule(evidence), e.status) for e in EXPLANATIONS]
+    status = ibis.cases((~x.final, PENDING), *explained, else_=UNEXPLAINED)
     return x.mutate(status=status)
 
 
@@ -198,7 +205,7 @@ def group_summary(left: Arm, right: Arm, diffs: ir.Table) -> ir.Table:
     for name in COMPARISONS:
         per_class[f"k_{name}"] = d.count(where=d.comparison == name)
         per_class[f"w_{name}"] = d.weight.sum(where=d.comparison == name)
-    for name in STATUSES[1:]:
+    for name in FINAL_STATUSES:
         per_class[f"k_{name}"] = d.count(where=d.status == name)
         per_class[f"w_{name}"] = d.weight.sum(where=d.status == name)
         per_class[f"a_{name}"] = d.abs_diff.sum(where=d.status == name)
@@ -230,7 +237,7 @@ def group_summary(left: Arm, right: Arm, diffs: ir.Table) -> ir.Table:
     for name in COMPARISONS:
         out[f"keys_{name.lower()}"] = when_final(x[f"k_{name}"])
         out[f"weight_{name.lower()}"] = when_final(x[f"w_{name}"])
-    for name in STATUSES[1:]:
+    for name in FINAL_STATUSES:
         out[f"keys_{name.lower()}"] = x[f"k_{name}"]
         out[f"weight_{name.lower()}"] = x[f"w_{name}"]
         out[f"abs_diff_{name.lower()}"] = x[f"a_{name}"]

@@ -25,6 +25,8 @@ from typing import Protocol
 import ibis
 import ibis.expr.types as ir
 
+from pipelines.config import TimeConfig
+
 
 class Finality(Protocol):
     def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue: ...
@@ -75,14 +77,14 @@ class BatchRunFinal:
     """The window's batch period has a finished run in `batch_runs`."""
 
     runs: ir.Table | None
-    period_ms: int
+    period_s: int
     statuses: tuple[str, ...]
 
     def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue:
         if self.runs is None:
             return ibis.literal(False)
         runs = self.runs
-        period_s = self.period_ms // 1000
+        period_s = self.period_s
         done = runs.filter(runs.status.isin(list(self.statuses))).select(p=runs.period_start.epoch_seconds())
         seconds = window_start.epoch_seconds()
         period = seconds - seconds % period_s  # not `//`: BigQuery's IEEE_DIVIDE has no DuckDB twin
@@ -91,29 +93,25 @@ class BatchRunFinal:
     def describe(self) -> str:
         if self.runs is None:
             return "never final: no batch_runs table (no legacy batch has run)"
-        return (
-            f"final when its {self.period_ms // 1000}s batch period has a run with status in {self.statuses}"
-        )
+        return f"final when its {self.period_s}s batch period has a run with status in {self.statuses}"
 
 
 def finality_for(
     base_table: str | None,
     rows: ir.Table | None,
     batch_runs: ir.Table | None,
-    *,
-    period_ms: int,
-    kappa_lateness_ms: int,
-    speed_lateness_ms: int,
+    time: TimeConfig,
     statuses: tuple[str, ...],
 ) -> Finality:
-    """The rule of an arm, by the warehouse table it reads (None: files)."""
+    """The rule of an arm, by the warehouse table it reads (None: files), with the config's
+    lateness and period."""
     if base_table is None:
         return AlwaysFinal("files are final")
     name = base_table.rsplit(".", 1)[-1].removesuffix("_current")
     if name == "kappa_stream" and rows is not None:
-        return WatermarkFinal(rows, kappa_lateness_ms, "kappa_allowed_lateness", from_panes=True)
+        return WatermarkFinal(rows, time.kappa_allowed_lateness_ms, "kappa_allowed_lateness", from_panes=True)
     if name == "legacy_speed" and rows is not None:
-        return WatermarkFinal(rows, speed_lateness_ms, "speed_out_of_orderness")
+        return WatermarkFinal(rows, time.speed_out_of_orderness_ms, "speed_out_of_orderness")
     if name in ("legacy_serving", "legacy_batch"):
-        return BatchRunFinal(batch_runs, period_ms, statuses)
+        return BatchRunFinal(batch_runs, time.batch_period_s, statuses)
     return AlwaysFinal(f"{name} is a bounded output")

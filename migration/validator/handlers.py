@@ -12,6 +12,7 @@ from typing import Any
 import click
 import pyarrow as pa
 
+from migration.validator.classes import explained
 from migration.validator.inputs import ValidationInputs
 from migration.validator.render import render_html, render_markdown
 from migration.validator.report import FAIL, PASS, Report
@@ -125,7 +126,7 @@ def run_row(report: Report | SpecReport) -> dict[str, Any]:
         "report_path": str(Path(report.report_dir) / "report.json") if report.report_dir else None,
         "keys_same": k["same"],
         "keys_pending": k["pending"],
-        "keys_explained": k["explained_late"] + k["explained_duplicates"],
+        "keys_explained": explained(k),
         "unexplained_count_rate": r["unexplained_count_rate"],
         "window_from": _ms(windows[0]["window_start"]) if windows else None,
         "window_to": _ms(windows[-1]["window_start"]) if windows else None,

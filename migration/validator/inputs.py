@@ -43,29 +43,10 @@ class ArmSpec:
 
 
 @dataclass(frozen=True)
-class TimeRules:
-    """The event-time parameters the finality rules need, in milliseconds."""
-
-    window_ms: int
-    period_ms: int
-    kappa_allowed_lateness_ms: int
-    speed_out_of_orderness_ms: int
-
-    @classmethod
-    def of(cls, time: TimeConfig) -> TimeRules:
-        return cls(
-            window_ms=time.window_ms,
-            period_ms=time.period_ms,
-            kappa_allowed_lateness_ms=int(time.kappa_allowed_lateness * 1000),
-            speed_out_of_orderness_ms=int(time.speed_out_of_orderness * 1000),
-        )
-
-
-@dataclass(frozen=True)
 class ValidationInputs:
     left: ArmSpec
     right: ArmSpec
-    time: TimeRules
+    time: TimeConfig  # the finality rules read its *_ms durations
     reference: ArmSpec | None = None
     archive: str | None = None
     since_ms: int | None = None
@@ -181,7 +162,7 @@ def build_inputs(
         left=left_arm,
         right=right_arm,
         reference=reference_arm,
-        time=TimeRules.of(config.time),
+        time=config.time,
         archive=str(archive) if archive else None,
         since_ms=since_ms,
         until_ms=until_ms,

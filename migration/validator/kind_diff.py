@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from migration.validator.builder import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT, QUANTILES
+from migration.validator.builder import QUANTILES
+from migration.validator.classes import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT
 from migration.validator.spec import ROW_HASH, FinalityRule, Metric, Spec
 from migration.validator.spec_sources import Sides, compatibility, default_columns
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import ibis.expr.types as ir
 
-from migration.validator.builder import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT, SAME
+from migration.validator.classes import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT, SAME
 from migration.validator.spec import Spec, Tolerance
 from migration.validator.spec_sources import (
     INCOMPATIBLE,

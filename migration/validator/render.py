@@ -7,7 +7,8 @@ import html
 import io
 from typing import Any
 
-from migration.validator.report import CLASSES, Report
+from migration.validator.classes import CLASSES
+from migration.validator.report import Report
 
 _MAX_WINDOW_ROWS = 200  # per-window table rows shown (all windows stay in report.json)
 

@@ -1,12 +1,7 @@
 """The validation report: a fixed schema plus run metadata, and the verdict rule.
 
-Key classes (report.json `keys`): every key is counted once in `total`. A key whose window
-is not final in both arms is `pending` and nothing else. A final key is `same`,
-`different`, `missing_in_left` or `missing_in_right`; each final key that is not same is
-also exactly one of `explained_late`, `explained_duplicates` or `unexplained`. So
-total = same + different + missing_in_left + missing_in_right + pending and
-different + missing_in_left + missing_in_right = explained_late + explained_duplicates +
-unexplained. `weighted` holds the same classes summed by count (a key weighs the larger
+Key classes (report.json `keys`): `CLASSES` of migration/validator/classes.py, which says
+how they add up. `weighted` holds the same classes summed by count (a key weighs the larger
 of its two counts).
 """
 
@@ -18,20 +13,10 @@ from datetime import UTC, datetime
 from typing import Any, Iterable, Mapping
 
 from migration.policy import Policy
+from migration.validator.classes import CLASSES, explained, explained_summary
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 2}
-CLASSES = (
-    "total",
-    "same",
-    "different",
-    "missing_in_left",
-    "missing_in_right",
-    "pending",
-    "explained_late",
-    "explained_duplicates",
-    "unexplained",
-)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -63,7 +48,7 @@ def rates(keys: Mapping[str, int], weighted: Mapping[str, int]) -> dict[str, flo
         "same_key_rate": share(keys["same"], final_keys),
         "unexplained_key_rate": share(keys["unexplained"], final_keys),
         "unexplained_count_rate": share(weighted["unexplained"], final_weight),
-        "explained_key_rate": share(keys["explained_late"] + keys["explained_duplicates"], final_keys),
+        "explained_key_rate": share(explained(keys), final_keys),
         "pending_key_rate": share(keys["pending"], keys["total"]),
     }
 
@@ -162,6 +147,6 @@ class Report:
         return (
             f"{self.verdict}: {k['total']} keys, {k['same']} same, {k['different']} different, "
             f"{k['missing_in_left']} missing in left, {k['missing_in_right']} missing in right, "
-            f"{k['pending']} pending; explained {k['explained_late']} late + "
-            f"{k['explained_duplicates']} duplicates; {k['unexplained']} unexplained ({shown})"
+            f"{k['pending']} pending; explained {explained_summary(k)}; "
+            f"{k['unexplained']} unexplained ({shown})"
         )

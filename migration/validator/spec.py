@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from pipelines.config import parse_duration
+from pipelines.config import parse_duration, seconds_to_ms
 from pipelines.errors import ConfigError
 
 # The keys of a spec file, in one place.
@@ -234,7 +234,7 @@ def _finality(value: Any, keys: tuple[str, ...], errors: list[str]) -> FinalityR
     except ValueError as exc:
         errors.append(f"finality.lateness: {exc}")
         return None
-    return FinalityRule(column=column, lateness_ms=int(round(lateness * 1000)))
+    return FinalityRule(column=column, lateness_ms=seconds_to_ms(lateness))
 
 
 def _checked_kind(raw: Mapping[str, Any], errors: list[str]) -> str:

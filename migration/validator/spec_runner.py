@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from migration.policy import Policy, build_policy
 from migration.validator import kind_diff, kind_tables
-from migration.validator.builder import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT, SAME
+from migration.validator.classes import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT, SAME
 from migration.validator.inputs import ValidationInputs, build_inputs, new_run_id
 from migration.validator.report import Report, iso
 from migration.validator.runner import Handler, run_validation

@@ -11,9 +11,7 @@ checks of key and metric columns.
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from migration.validator.backends import VIEW_PROVIDERS
+from migration.validator.backends import WAREHOUSE_VIEWS
 from migration.validator.duckdb_compat import ibis_connection
 from migration.validator.spec import COLUMN_AGGREGATES, METRIC_DIFF, ROW_HASH, Source, Spec
 from pipelines.errors import ConfigError, InputError
@@ -95,11 +93,11 @@ class SpecEngine:
             raise InputError(
                 f"{spec.origin}: table sides need the warehouse; {warehouse_root} is not a folder"
             )
-        if uses_warehouse:
-            for module in VIEW_PROVIDERS:  # the legacy views (legacy_serving, ...) a side may name
-                with contextlib.suppress(ModuleNotFoundError):
-                    importlib.import_module(module)
-        raw = Warehouse(warehouse_root).connect(window_ms) if uses_warehouse else duckdb.connect()
+        raw = (
+            Warehouse(warehouse_root).connect(window_ms, WAREHOUSE_VIEWS if window_ms else ())
+            if uses_warehouse
+            else duckdb.connect()
+        )
         raw.execute("SET TimeZone = 'UTC'")
         raw.execute("SET enable_progress_bar = false")
         if memory_limit:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lambda_legacy.batch.runs import run_period
-from lambda_legacy.serving import connect_with_serving
+from lambda_legacy.merge import connect_with_legacy_views
 from migration.cli import main
 from pipelines.archive import ArchiveWriter, partition_of
 from pipelines.events import Interaction
@@ -56,7 +56,7 @@ def batched(tmp_path_factory: pytest.TempPathFactory):
 
 
 def served(warehouse: Path) -> set[tuple]:
-    con = connect_with_serving(warehouse, WINDOW_MS)
+    con = connect_with_legacy_views(warehouse, WINDOW_MS)
     rows = con.execute(
         "SELECT epoch_ms(window_start), tweet_id, event_type, count FROM legacy_batch_served"
     ).fetchall()
@@ -82,7 +82,7 @@ def test_event_arriving_one_period_late_is_dropped_and_counted_as_late(batched):
 
 def test_bad_line_is_dead_lettered_with_its_reason(batched):
     _, warehouse, _, _ = batched
-    con = connect_with_serving(warehouse, WINDOW_MS)
+    con = connect_with_legacy_views(warehouse, WINDOW_MS)
     rows = con.execute("SELECT payload, error, pipeline FROM dead_letter").fetchall()
     assert rows == [(b"{broken", rows[0][1], "legacy_batch")]
     assert rows[0][1].startswith("not JSON")
@@ -98,7 +98,7 @@ def test_every_line_read_is_accounted_for_and_recorded_in_batch_runs(batched):
         "dead_lettered": 1,
     }
     assert all(r.balanced for r in reports)
-    con = connect_with_serving(warehouse, WINDOW_MS)
+    con = connect_with_legacy_views(warehouse, WINDOW_MS)
     rows = con.execute(
         "SELECT status, lines_read, events_counted, duplicates_removed, late_dropped, dead_lettered, "
         "epoch_ms(period_start), epoch_ms(period_end) FROM batch_runs "
@@ -115,7 +115,7 @@ def test_rerunning_a_period_leaves_the_same_rows_as_one_run(batched, tmp_path):
     before = served(warehouse)
     run_period(str(base / "archive"), str(warehouse), P0, PERIOD_MS, WINDOW_MS, [])
     assert served(warehouse) == before
-    con = connect_with_serving(warehouse, WINDOW_MS)
+    con = connect_with_legacy_views(warehouse, WINDOW_MS)
     assert (
         con.execute(
             "SELECT count(*) FROM legacy_batch WHERE window_start < TIMESTAMPTZ '2026-01-05 00:01:00+00'"
@@ -227,7 +227,7 @@ def test_latest_runs_the_last_period_that_ended_a_batch_delay_ago(tmp_path, caps
             partition_of(start, 60), [Interaction(str(uuid.uuid4()), start, "like", 1, 7, 9, "web").to_json()]
         )
     assert _kappactl([*args, "--latest"]) == 0
-    con = connect_with_serving(tmp_path / "wh", WINDOW_MS)
+    con = connect_with_legacy_views(tmp_path / "wh", WINDOW_MS)
     rows = con.execute(
         "SELECT epoch_ms(period_start), status, reason FROM batch_runs ORDER BY started_at, finished_at NULLS FIRST"
     ).fetchall()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from lambda_legacy.speed import logic
-from lambda_legacy.speed.control import ProgressFile, latest_restore_point, read_progress, stop_reason
 from lambda_legacy.speed.launcher import ROOT, SpeedOptions, job_command
 from lambda_legacy.speed.source_probe import ASSIGNED, FETCHES, reading
+from lambda_legacy.speed.supervisor import ProgressFile, latest_restore_point, read_progress, stop_reason
 from pipelines.config import load_config
 from pipelines.events import BadRecord, Interaction
 from pipelines.warehouse import Warehouse

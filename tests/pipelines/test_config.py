@@ -68,3 +68,14 @@ def test_overrides_and_missing_file(tmp_path):
     bad.write_text("time: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_time_config_gives_each_duration_in_the_unit_its_callers_need():
+    t = load_config("config/demo.yaml", {"time.window_size": "1.5s", "time.batch_period": "15s"}).time
+    assert (t.window_ms, t.window_us, t.window_s) == (1500, 1_500_000, 1.5)
+    assert (t.period_ms, t.batch_period_s) == (15_000, 15)
+    assert (t.batch_delay_ms, t.batch_delay_s) == (15_000, 15)
+    assert (t.kappa_allowed_lateness_ms, t.kappa_allowed_lateness_s) == (120_000, 120)
+    assert t.speed_out_of_orderness_ms == round(t.speed_out_of_orderness * 1000)
+    assert (t.kappa_early_firing_s, t.dedup_horizon_s) == (t.kappa_early_firing, t.dedup_horizon)
+    assert (t.batch_settled_s, t.batch_settled_ms) == (30, 30_000)

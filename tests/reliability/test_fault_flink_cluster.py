@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_legacy.speed.control import read_progress
+from lambda_legacy.speed.supervisor import read_progress
 from pipelines.events import now_ms
 from pipelines.kafka_io import group_lag
 from pipelines.stack.flink_cluster import FlinkCluster

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_legacy.serving import connect_with_serving
-from lambda_legacy.speed.control import read_progress
+from lambda_legacy.merge import connect_with_legacy_views
+from lambda_legacy.speed.supervisor import read_progress
 from pipelines.archive import list_parts, read_lines
 from pipelines.events import BadEvent, now_ms, parse_event
 from pipelines.instants import utc_iso
@@ -116,7 +116,7 @@ def drill(procs: Procs, config, path: str, state: Path) -> dict:
     no_crash.subtract(late)
     speed_counts = counts(config, "legacy_speed_current")
     rule = archive_rule(config)
-    con = connect_with_serving(config.paths.warehouse_root, window_ms)
+    con = connect_with_legacy_views(config.paths.warehouse_root, window_ms)
     served = con.execute(
         "SELECT epoch_ms(window_start), tweet_id, event_type, count FROM legacy_serving "
         "WHERE pipeline = 'legacy_batch'"

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-import lambda_legacy.serving  # noqa: F401  (registers legacy_serving)
+from lambda_legacy.merge import LEGACY_VIEWS
 from migration.serving.data import ServingData
 from migration.serving.routing import KAPPA, LEGACY
 from migration.serving.runs import MERGE_FACTOR
@@ -45,7 +45,7 @@ def batch_run(period: int, status: str, pane: int) -> dict:
 
 
 def expected(warehouse: Warehouse, view: str) -> dict[int, list[tuple]]:
-    con = warehouse.connect(WINDOW_MS)
+    con = warehouse.connect(WINDOW_MS, views=LEGACY_VIEWS)
     try:
         found = con.execute(
             f"SELECT tweet_id, epoch_ms(window_start), epoch_ms(window_end), event_type, count FROM {view}"

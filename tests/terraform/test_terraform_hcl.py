@@ -232,7 +232,7 @@ def test_enum_variables_are_validated(docs: dict[Path, dict[str, Any]]) -> None:
 
 def test_legacy_serving_sql_is_shared_and_keeps_the_batch_rule(res: dict[str, dict[str, Any]]) -> None:
     # The view renders the legacy codebase's own SQL file: one rule, tested against DuckDB
-    # in tests/legacy/test_legacy_serving.py.
+    # in tests/legacy/test_legacy_merge.py.
     sql_path = ROOT / "lambda_legacy" / "sql" / "legacy_serving.bigquery.sql"
     view = only(res["bigquery/google_bigquery_table.legacy_serving"], "view")
     assert (

@@ -15,7 +15,7 @@ from pipelines.warehouse import Warehouse
 from tests.validator.arms import PERIOD_MS, T0, WINDOW_MS, agg_row
 
 CONFIG = load_config(Path(__file__).parents[2] / "config" / "demo.yaml")
-LATENESS_MS = int(CONFIG.time.kappa_allowed_lateness * 1000)
+LATENESS_MS = CONFIG.time.kappa_allowed_lateness_ms
 TWEETS = range(1, 21)
 POLICY = build_policy(
     {"min_final_keys": 100, "max_unexplained_key_rate": 0.01, "max_unexplained_count_rate": 0.05}

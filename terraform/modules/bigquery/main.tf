@@ -237,7 +237,7 @@ resource "google_bigquery_table" "legacy_serving" {
   view {
     use_legacy_sql = false
     # One rule for both sides: the legacy codebase's own BigQuery SQL (also rendered by
-    # lambda_legacy.serving and tested against the local DuckDB view).
+    # lambda_legacy.merge and tested against the local DuckDB view).
     query = templatefile("${path.module}/../../../lambda_legacy/sql/legacy_serving.bigquery.sql", {
       project              = var.project_id
       dataset              = google_bigquery_dataset.legacy[0].dataset_id
