@@ -95,7 +95,7 @@ def live_run(workdir: Path, periods: int) -> tuple[list[tuple[int, int]], dict]:
             ),  # fmt: skip
         ]
         try:
-            code = procs[1].wait(seconds + config.time.batch_delay + 180)
+            code = procs[1].wait(seconds + config.time.batch_delay_s + 180)
             if code != 0:
                 raise RuntimeError(
                     f"legacy batch --follow exited {code}: {(logs / 'batch.log').read_text()[-2000:]}"
@@ -113,8 +113,8 @@ def live_run(workdir: Path, periods: int) -> tuple[list[tuple[int, int]], dict]:
         ).fetchall()
         meta = {
             "periods": periods,
-            "period_s": config.time.batch_period,
-            "batch_delay_s": config.time.batch_delay,
+            "period_s": config.time.batch_period_s,
+            "batch_delay_s": config.time.batch_delay_s,
             "run_seconds": [round(r[0] / 1000, 1) for r in runs],
         }
     return [(int(a), int(b)) for a, b in rows], meta

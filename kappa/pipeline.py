@@ -69,13 +69,13 @@ def build_kappa(p: beam.Pipeline, source_label: str, source: beam.PTransform, ru
     parsed = (
         p
         | source_label >> source
-        | "Parse" >> ParseInteractions(run.pipeline, t.window_size, t.kappa_allowed_lateness)
+        | "Parse" >> ParseInteractions(run.pipeline, t.window_s, t.kappa_allowed_lateness_s)
     )
     rows = (
         parsed.events
         | "SelectEventTimes" >> SelectEventTimes(run.start_ms, run.end_ms)
-        | "Dedup" >> DedupByEventId(t.dedup_horizon, run.dedup_buckets)
-        | "Window" >> WindowInteractions(t.window_size, t.kappa_allowed_lateness, t.kappa_early_firing)
+        | "Dedup" >> DedupByEventId(t.dedup_horizon_s, run.dedup_buckets)
+        | "Window" >> WindowInteractions(t.window_s, t.kappa_allowed_lateness_s, t.kappa_early_firing_s)
         | "Count" >> CountPerKey()
         | "PaneRows" >> ToPaneRows(run.pipeline, run.run_epoch_ms)
     )

@@ -86,7 +86,7 @@ def batch(
             ended_by = now_ms() - config.time.batch_delay_ms
             start = runs.period_start_of(ended_by, period_ms) - period_ms
         else:
-            start = parse_instant(period_start, "--period-start")
+            start = parse_instant(str(period_start), "--period-start")
         for i in range(periods):
             _report(
                 runs.run_period(
@@ -164,7 +164,9 @@ def merged(config: Config, warehouse: str | None, tweet_id: int | None, limit: i
         click.echo(merge.legacy_serving_sql(config.time.window_ms))
         click.echo(merge.bigquery_sql("PROJECT", "DATASET", config.time.batch_period_s))
         return
-    con = merge.connect_with_legacy_views(warehouse or config.paths.warehouse_root, config.time.window_ms)
+    con = merge.connect_with_legacy_views(
+        str(warehouse or config.paths.warehouse_root), config.time.window_ms
+    )
     where = "WHERE tweet_id = ?" if tweet_id is not None else ""
     params = [tweet_id] if tweet_id is not None else []
     rows = con.execute(

@@ -223,7 +223,10 @@ class BigQueryBackend:
         self._cached.clear()
 
 
-BACKENDS = {"duckdb": DuckDBBackend, "bigquery": BigQueryBackend}
+BACKENDS: dict[str, type[DuckDBBackend] | type[BigQueryBackend]] = {
+    "duckdb": DuckDBBackend,
+    "bigquery": BigQueryBackend,
+}
 
 
 def open_backend(inputs: ValidationInputs) -> DuckDBBackend | BigQueryBackend:

@@ -77,7 +77,7 @@ def check_columns(raw: ir.Table, spec: ArmSpec) -> None:
 
 
 def _ts(value: ir.Value) -> ir.TimestampValue:
-    return value if value.type() == UTC_TS else value.cast(UTC_TS)  # type: ignore[return-value]
+    return value if value.type() == UTC_TS else value.cast(UTC_TS)
 
 
 def ts_literal(ms: int) -> ir.TimestampScalar:

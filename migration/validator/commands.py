@@ -6,6 +6,7 @@ Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 bad input or configuration.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -63,7 +64,7 @@ def validate(
     report_dir: str | None,
     dataset: str | None,
     specs: tuple[str, ...],
-    **arms: str | None,
+    **arms: Any,
 ) -> None:
     """Compare two arms key by key, explain the differences, and give a verdict; or run
     validation specs (`--spec`): the flags are a shorthand for the shipped spec

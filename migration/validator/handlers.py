@@ -41,7 +41,7 @@ class StdoutSummary:
     def __init__(self, as_json: bool = False):
         self.as_json = as_json
 
-    def handle(self, report: Report) -> None:
+    def handle(self, report: Report | SpecReport) -> None:
         if self.as_json:
             click.echo(report.to_json())
             return

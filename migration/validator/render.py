@@ -30,7 +30,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def _sections(report: Report) -> list[tuple[str, list[str], list[list[Any]]]]:
     """(title, header, rows) of every table, shared by Markdown and HTML."""
     k, w, r = report.keys, report.weighted, report.rates
-    out = [
+    out: list[tuple[str, list[str], list[list[Any]]]] = [
         ("Keys", ["class", "keys", "weighted by count"], [[c, k[c], w[c]] for c in CLASSES]),
         ("Rates", ["rate", "value"], [[name, value] for name, value in r.items()]),
         (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from migration.policy import Policy
 from migration.validator.classes import CLASSES, explained, explained_summary
@@ -53,7 +53,7 @@ def rates(keys: Mapping[str, int], weighted: Mapping[str, int]) -> dict[str, flo
     }
 
 
-def by_event_type(groups: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def by_event_type(groups: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for event_type in sorted({str(g["event_type"]) for g in groups}):
         rows = [g for g in groups if g["event_type"] == event_type]
@@ -62,7 +62,7 @@ def by_event_type(groups: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def by_window(groups: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def by_window(groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     windows: dict[Any, dict[str, Any]] = {}
     for g in groups:
         w = windows.setdefault(
@@ -100,7 +100,9 @@ def decide(keys: Mapping[str, int], weighted: Mapping[str, int], policy: Policy)
         ("unexplained_count_rate", policy.max_unexplained_count_rate),
     )
     fails = [
-        f"{name} {r[name]:.6f} > {limit}" for name, limit in checks if r[name] is not None and r[name] > limit
+        f"{name} {value:.6f} > {limit}"
+        for name, limit in checks
+        if limit is not None and (value := r[name]) is not None and value > limit
     ]
     if fails:
         return FAIL, fails

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import ibis
 import ibis.expr.types as ir
@@ -22,9 +22,12 @@ from migration.validator.inputs import ArmSpec, ValidationInputs
 from migration.validator.report import Report, by_event_type, by_window, decide, iso, rates, rollup
 from pipelines.errors import InputError, KappaError
 
+if TYPE_CHECKING:
+    from migration.validator.spec_report import SpecReport
+
 
 class Handler(Protocol):
-    def handle(self, report: Report) -> None: ...
+    def handle(self, report: Report | SpecReport) -> None: ...
 
 
 @dataclass

@@ -329,7 +329,7 @@ def parse_spec(raw: Any, origin: str = "<dict>") -> Spec:
     if not isinstance(policy, Mapping):
         errors.append(f"policy: must be a mapping of policy keys, got {policy!r}")
         policy = {}
-    fields = {
+    fields: dict[str, Any] = {
         "kind": _checked_kind(raw, errors),
         "keys": keys,
         "metrics": _metrics(raw.get(METRICS), errors),

@@ -41,9 +41,9 @@ def _dry_run(spec: Spec, config: Config, policy: Policy, options: RunOptions) ->
         spec, options.warehouse_root, options.memory_limit, options.threads, options.window_ms
     )
     try:
-        plan = kind_diff.prepare(spec, open_sides(engine, spec))
-        d = kind_diff.diffs(plan)
-        for name, expr in (("diffs", d), ("top_keys", kind_diff.top_keys(plan, d, spec.top_n))):
+        diff_plan = kind_diff.prepare(spec, open_sides(engine, spec))
+        d = kind_diff.diffs(diff_plan)
+        for name, expr in (("diffs", d), ("top_keys", kind_diff.top_keys(diff_plan, d, spec.top_n))):
             click.echo(f"-- {name}\n{ibis.to_sql(expr, dialect=engine.name)};\n")
     finally:
         engine.close()

@@ -94,7 +94,7 @@ class SpecEngine:
                 f"{spec.origin}: table sides need the warehouse; {warehouse_root} is not a folder"
             )
         raw = (
-            Warehouse(warehouse_root).connect(window_ms, WAREHOUSE_VIEWS if window_ms else ())
+            Warehouse(str(warehouse_root)).connect(window_ms, WAREHOUSE_VIEWS if window_ms else ())
             if uses_warehouse
             else duckdb.connect()
         )

@@ -78,7 +78,7 @@ class SplitByBucketFn(beam.DoFn):
 
         if self._single:
             for kv in self._split(ae.events_table(self._single), 0):
-                yield WindowedValue(kv, window.GlobalWindow().max_timestamp(), [window.GlobalWindow()])
+                yield WindowedValue(kv, window.GlobalWindow().max_timestamp(), (window.GlobalWindow(),))
         self._single = []
 
     def _split(self, events: pa.Table, order: int) -> Iterator[tuple[int, tuple[int, pa.Table]]]:

@@ -62,7 +62,7 @@ class _CountInBundleFn(beam.DoFn):
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for (win, shard), counts in self._partial.items():
-            yield WindowedValue((shard, counts), win.max_timestamp(), [win])
+            yield WindowedValue((shard, counts), win.max_timestamp(), (win,))
         self.counted.inc(self._events)
         self._partial = {}
 

@@ -101,7 +101,7 @@ class _ParseFn(beam.DoFn):
     """Payloads -> events and dead letters; `too_late_ms`: (window_ms, allowed lateness ms) or None."""
 
     def __init__(self, pipeline: str, too_late_ms: tuple[int, int] | None = None):
-        self.pipeline = pipeline
+        self.pipeline_name = pipeline
         self.too_late_ms = too_late_ms
         self.parsed = KappaCounter("parsed")
         self.rejected = KappaCounter("dead_lettered")
@@ -119,7 +119,9 @@ class _ParseFn(beam.DoFn):
             error = str(exc)
         if error is not None:
             self.rejected.inc()
-            yield pvalue.TaggedOutput(DEAD_LETTER_TAG, BadRecord(payload, error, self.pipeline, now_ms()))
+            yield pvalue.TaggedOutput(
+                DEAD_LETTER_TAG, BadRecord(payload, error, self.pipeline_name, now_ms())
+            )
         elif self._too_late(event.event_time, received_at_ms):
             self.too_late.inc()
         else:
@@ -133,7 +135,7 @@ class _ParseFn(beam.DoFn):
         return window_start_ms(event_time_ms, window_ms) + window_ms + lateness_ms <= received_at_ms
 
     def _batch(self, batch: LineBatch) -> Iterator[Any]:
-        events, rejected = parse_batch(batch, self.pipeline)
+        events, rejected = parse_batch(batch, self.pipeline_name)
         self.parsed.inc(events.events.num_rows)
         self.rejected.inc(len(rejected))
         for record in rejected:
@@ -152,14 +154,14 @@ class ParseInteractions(beam.PTransform):
         label: str | None = None,
     ):
         super().__init__(label)
-        self.pipeline = pipeline
+        self.pipeline_name = pipeline  # not `pipeline`: a PTransform's own attribute
         self.window_s, self.allowed_lateness_s = window_s, allowed_lateness_s
 
     def expand(self, pcoll: beam.PCollection) -> pvalue.DoOutputsTuple:
         too_late_ms = None
         if not pcoll.is_bounded and self.window_s is not None and self.allowed_lateness_s is not None:
             too_late_ms = (int(self.window_s * 1000), int(self.allowed_lateness_s * 1000))
-        return pcoll | "ParseOrReject" >> beam.ParDo(_ParseFn(self.pipeline, too_late_ms)).with_outputs(
+        return pcoll | "ParseOrReject" >> beam.ParDo(_ParseFn(self.pipeline_name, too_late_ms)).with_outputs(
             DEAD_LETTER_TAG, main=EVENTS_TAG
         )
 
@@ -206,7 +208,7 @@ class _BatchPerBucketFn(beam.DoFn):
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for bucket, events in self._batches.items():
             oldest = min(e.event_time for e in events)
-            yield WindowedValue((bucket, events), Timestamp(micros=oldest * 1000), [window.GlobalWindow()])
+            yield WindowedValue((bucket, events), Timestamp(micros=oldest * 1000), (window.GlobalWindow(),))
         self._batches = {}
 
 
@@ -256,7 +258,7 @@ class _DedupFn(beam.DoFn):
     @userstate.on_timer(_EXPIRY)
     def forget(
         self,
-        fired: Timestamp = beam.DoFn.TimestampParam,
+        fired: Any = beam.DoFn.TimestampParam,
         seen_state: Any = _SEEN_PARAM,
         next_state: Any = _NEXT_PARAM,
         expiry: Any = _EXPIRY_PARAM,
@@ -332,7 +334,7 @@ class WindowInteractions(beam.PTransform):
 
 class _PaneRowFn(beam.DoFn):
     def __init__(self, pipeline: str, run_epoch_ms: int):
-        self.pipeline = pipeline
+        self.pipeline_name = pipeline
         self.run_epoch_ms = run_epoch_ms
         self.panes = {
             name: KappaCounter(f"panes_{name.lower()}") for name in ("EARLY", "ON_TIME", "LATE", "FINAL")
@@ -341,7 +343,7 @@ class _PaneRowFn(beam.DoFn):
     def process(
         self,
         element: tuple[tuple[int, str], int],
-        win: window.IntervalWindow = beam.DoFn.WindowParam,
+        win: Any = beam.DoFn.WindowParam,
         pane: Any = beam.DoFn.PaneInfoParam,
     ) -> Iterator[dict]:
         (tweet_id, event_type), count = element
@@ -353,7 +355,7 @@ class _PaneRowFn(beam.DoFn):
             "tweet_id": tweet_id,
             "event_type": event_type,
             "count": count,
-            "pipeline": self.pipeline,
+            "pipeline": self.pipeline_name,
             "emitted_at": int(time.time() * 1000),
             "pane": timing,
             "pane_index": self.run_epoch_ms * PANE_INDEX_SCALE + pane.index,
@@ -366,14 +368,14 @@ class ToPaneRows(beam.PTransform):
 
     def __init__(self, pipeline: str, run_epoch_ms: int | None = None):
         super().__init__()
-        self.pipeline = pipeline
+        self.pipeline_name = pipeline  # not `pipeline`: a PTransform's own attribute
         self.run_epoch_ms = run_epoch_ms if run_epoch_ms is not None else now_ms()
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
         if pcoll.is_bounded:
             pane_index = self.run_epoch_ms * PANE_INDEX_SCALE
-            return pcoll | "FinalRows" >> beam.ParDo(bounded.FinalRowsFn(self.pipeline, pane_index))
-        return pcoll | "PaneRow" >> beam.ParDo(_PaneRowFn(self.pipeline, self.run_epoch_ms))
+            return pcoll | "FinalRows" >> beam.ParDo(bounded.FinalRowsFn(self.pipeline_name, pane_index))
+        return pcoll | "PaneRow" >> beam.ParDo(_PaneRowFn(self.pipeline_name, self.run_epoch_ms))
 
 
 def dead_letter_row(record: BadRecord) -> dict:

@@ -27,7 +27,7 @@ FLUSH_SECONDS = 2.0
 
 class ArchiveOutput:
     def __init__(self, config: Config, compress: bool = False):
-        self.period_s = config.time.batch_period
+        self.period_s = config.time.batch_period_s
         self.writer = ArchiveWriter(
             config.paths.archive_root, f"a{uuid.uuid4().hex[:8]}", self.period_s, compress
         )

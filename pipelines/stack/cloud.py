@@ -107,9 +107,7 @@ class BigQueryEmulator(Component):
         from pipelines.bigquery_io import bigquery_client, ensure_warehouse
 
         client = bigquery_client(self.gcp.project, f"http://{self.host}:{self.port}")
-        ensure_warehouse(
-            client, self.gcp.project, int(self.config.time.batch_period), self.gcp.serving_source
-        )
+        ensure_warehouse(client, self.gcp.project, self.config.time.batch_period_s, self.gcp.serving_source)
 
 
 def cloud_components(config: Config, state_dir: Path) -> list[Component]:
