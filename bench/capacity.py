@@ -35,7 +35,7 @@ STAGES = (
     Stage("kappa stream (Beam composites)", "kappa_stream_sustained_events_per_s", 2, "kappa", "stream",
           "BundleBasedDirectRunner, one process; the emulator on the same 2 cores"),
     Stage("kappa backfill (replay)", "kappa_backfill_events_per_s", 2, "kappa", "batch",
-          "batched engine, 2 workers; sized to replay `replay_days_per_day` days a day"),
+          "FnApiRunner, Arrow batches, 2 workers; sized to replay `replay_days_per_day` days a day"),
     Stage("validator (keys)", "validator_25m_keys_seconds", 2, "dual run", "batch",
           "DuckDB, 2 threads; figure is seconds for 25M keys"),
 )  # fmt: skip

@@ -34,13 +34,13 @@ RATIOS = [
         "kappa_backfill_vs_legacy_batch",
         "kappa_backfill_events_per_s",
         "legacy_batch_events_per_s",
-        "throughput on the same archive; target >= 3",
+        "throughput on the same archive; target >= 20",
     ),
     (
         "kappa_backfill_vs_duckdb_baseline",
         "kappa_backfill_events_per_s",
         "baseline_events_per_s",
-        "share of the plain DuckDB limit; target >= 0.25",
+        "share of the plain DuckDB limit; target >= 0.40",
     ),
     (
         "legacy_batch_vs_duckdb_baseline",
