@@ -20,7 +20,9 @@ from migration.validator.spec import COLUMN_AGGREGATES, SCHEMA, Spec, load_specs
 from migration.validator.spec_report import summary_table, worst_exit_code
 from migration.validator.spec_runner import RunOptions, inputs_from_spec, run_spec, spec_policy
 from migration.validator.spec_sources import SpecEngine, open_sides
+from pipelines.cli_common import echo_err
 from pipelines.config import Config
+from pipelines.errors import KappaError
 
 
 def _dry_run(spec: Spec, config: Config, policy: Policy, options: RunOptions) -> None:
@@ -65,19 +67,34 @@ def run_spec_files(config: Config, paths: list[str], policy: Policy, *, dry_run:
         for spec in specs:
             _dry_run(spec, config, policy, options)
         return 0
-    reports = []
-    for spec in specs:
-        folder = base if len(specs) == 1 else base / spec.name
-        handlers: list[Any] = [ReportFiles(folder)]
-        if record:
-            handlers.append(WarehouseRecord(root))
-        if not as_json:
-            handlers.append(StdoutSummary(False))
-        reports.append(run_spec(spec, config, policy, RunOptions(**{**vars(options), "report_dir": folder}),
-                                handlers))  # fmt: skip
+    if len(specs) == 1:  # one spec: its error is the command's error (one line, its exit code)
+        report = _run_one(specs[0], base, config, policy, options, root, as_json=as_json)
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+        return worst_exit_code([report])
+    reports, failed = [], []
+    for spec in specs:  # a spec whose data cannot be read must not stop the others
+        try:
+            reports.append(_run_one(spec, base / spec.name, config, policy, options, root, as_json=as_json))
+        except KappaError as exc:
+            failed.append((spec.name, exc))
+            echo_err(f"kappactl: error: spec {spec.name}: {exc}")
     if as_json:
-        body: Any = reports[0].as_dict() if len(reports) == 1 else [r.as_dict() for r in reports]
+        body = [r.as_dict() for r in reports] + [
+            {"spec": name, "error": str(exc), "exit_code": exc.exit_code} for name, exc in failed
+        ]
         click.echo(json.dumps(body, indent=2, default=str))
-    elif len(reports) > 1:
-        click.echo(summary_table(reports))
-    return worst_exit_code(reports)
+    else:
+        click.echo(summary_table(reports, [(name, exc.exit_code) for name, exc in failed]))
+    codes = [exc.exit_code for _, exc in failed] + ([worst_exit_code(reports)] if reports else [])
+    return max(codes)
+
+
+def _run_one(spec: Spec, folder: Path, config: Config, policy: Policy, options: RunOptions, root: Path,
+             *, as_json: bool) -> Any:  # fmt: skip
+    handlers: list[Any] = [ReportFiles(folder)]
+    if options.record:
+        handlers.append(WarehouseRecord(root))
+    if not as_json:
+        handlers.append(StdoutSummary(False))
+    return run_spec(spec, config, policy, RunOptions(**{**vars(options), "report_dir": folder}), handlers)

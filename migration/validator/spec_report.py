@@ -157,8 +157,9 @@ def worst_exit_code(reports: Iterable[Any]) -> int:
     return int(worst.exit_code)
 
 
-def summary_table(reports: list[Any]) -> str:
-    """One line per spec and the worst verdict (Markdown, also readable as text)."""
+def summary_table(reports: list[Any], failed: Iterable[tuple[str, int]] = ()) -> str:
+    """One line per spec and the worst verdict (Markdown, also readable as text); a spec
+    that could not run (`failed`: name, exit code) is an ERROR line."""
     lines = ["| spec | kind | verdict | keys | same | different | missing left | missing right | pending |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in reports:
@@ -167,6 +168,13 @@ def summary_table(reports: list[Any]) -> str:
         kind = getattr(r, "kind", "metric_diff")
         lines.append(f"| {name} | {kind} | {r.verdict} | {k['total']} | {k['same']} | {k['different']} | "
                      f"{k['missing_in_left']} | {k['missing_in_right']} | {k['pending']} |")  # fmt: skip
-    worst = max(reports, key=lambda r: SEVERITY[r.verdict]).verdict
-    lines.append(f"worst verdict: {worst} (exit {EXIT_CODES[worst]})")
+    failed = list(failed)
+    lines += [f"| {name} | | ERROR (exit {code}) | | | | | | |" for name, code in failed]
+    if reports:
+        worst = max(reports, key=lambda r: SEVERITY[r.verdict]).verdict
+        lines.append(f"worst verdict: {worst} (exit {EXIT_CODES[worst]})")
+    if failed:
+        lines.append(
+            f"{len(failed)} spec(s) could not run (exit {max(code for _, code in failed)}); see the errors above"
+        )
     return "\n".join(lines)

@@ -175,6 +175,26 @@ def test_several_specs_one_summary_worst_verdict(orders: Path, tmp_path: Path) -
     assert twice.returncode == 3 and "orders_daily appear twice" in twice.stderr
 
 
+def test_a_spec_whose_data_cannot_be_read_does_not_stop_the_others(orders: Path, tmp_path: Path) -> None:
+    """The other specs still run and report; the unreadable one is an ERROR line and one
+    error line naming it; the exit code is the worst of all (3 for the data error)."""
+    good = write_spec(
+        tmp_path, orders_spec(orders, policy="{min_final_keys: 10, max_unexplained_key_rate: 0.05}")
+    )
+    gone = (
+        orders_spec(orders).replace("orders_daily", "orders_gone").replace(f"{orders}/left", f"{orders}/nope")
+    )
+    bad = write_spec(tmp_path, gone, "gone.yaml")
+    done = validate(tmp_path, "--spec", bad, "--spec", good)
+    assert done.returncode == 3, done.stderr
+    assert [line for line in done.stderr.splitlines() if "error: spec orders_gone:" in line], done.stderr
+    table = done.stdout[done.stdout.index("| spec |") :]
+    assert "| orders_daily | metric_diff | PASS |" in table and "| orders_gone | | ERROR (exit 3) |" in table
+    assert (tmp_path / "report" / "orders_daily" / "report.html").exists()
+    as_json = json.loads(validate(tmp_path, "--spec", bad, "--spec", good, "--json").stdout)
+    assert [r.get("verdict") or r["exit_code"] for r in as_json] == ["PASS", 3]
+
+
 def test_spec_refuses_arm_flags(orders: Path, tmp_path: Path) -> None:
     done = validate(tmp_path, "--spec", write_spec(tmp_path, orders_spec(orders)), "--left", "truth")
     assert done.returncode == 3 and "--spec replaces the arm flags: drop --left" in done.stderr
