@@ -10,10 +10,11 @@ from typing import Any
 from migration.validator.classes import CLASSES
 from migration.validator.report import Report
 
+Section = tuple[str, list[str], list[list[Any]]]  # (title, header, rows) of one table
 _MAX_WINDOW_ROWS = 200  # per-window table rows shown (all windows stay in report.json)
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
@@ -23,14 +24,14 @@ def _fmt(value: Any) -> str:
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return lines
 
 
-def _sections(report: Report) -> list[tuple[str, list[str], list[list[Any]]]]:
+def _sections(report: Report) -> list[Section]:
     """(title, header, rows) of every table, shared by Markdown and HTML."""
     k, w, r = report.keys, report.weighted, report.rates
-    out: list[tuple[str, list[str], list[list[Any]]]] = [
+    out: list[Section] = [
         ("Keys", ["class", "keys", "weighted by count"], [[c, k[c], w[c]] for c in CLASSES]),
         ("Rates", ["rate", "value"], [[name, value] for name, value in r.items()]),
         (
@@ -149,12 +150,44 @@ def _header(report: Report) -> list[str]:
     ]
 
 
-def render_markdown(report: Report) -> str:
-    lines = [f"# Validation {report.verdict}", ""]
-    lines += [f"- {h}" for h in _header(report)]
-    for title, header, rows in _sections(report):
-        lines += ["", f"## {title}", "", *_table(header, rows)]
+def markdown_page(title: str, header: list[str], sections: list[Section]) -> str:
+    """A report as Markdown: a title, header bullets, one table per section."""
+    lines = [f"# {title}", ""]
+    lines += [f"- {h}" for h in header]
+    for name, columns, rows in sections:
+        lines += ["", f"## {name}", "", *_table(columns, rows)]
     return "\n".join(lines) + "\n"
+
+
+def html_page(
+    title: str, heading: str, verdict: str, header: list[str], sections: list[Section], figures: list[str]
+) -> str:
+    """A report as one self-contained HTML page: `heading` then the coloured verdict."""
+    e = html.escape
+    colour = {"PASS": "#2a7", "FAIL": "#c33", "INCONCLUSIVE": "#d90"}[verdict]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
+        "margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+        "th{background:#f4f4f4}</style></head><body>",
+        f"<h1>{e(heading)}<span style='color:{colour}'>{verdict}</span></h1><ul>",
+        *[f"<li>{e(h).replace('**', '')}</li>" for h in header],
+        "</ul>",
+        *figures,
+    ]
+    for name, columns, rows in sections:
+        parts.append(
+            f"<h2>{e(name)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in columns) + "</tr>"
+        )
+        parts += ["<tr>" + "".join(f"<td>{e(fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_markdown(report: Report) -> str:
+    return markdown_page(f"Validation {report.verdict}", _header(report), _sections(report))
 
 
 def _svg(fig: Any) -> str:
@@ -200,24 +233,5 @@ def plots(report: Report) -> list[str]:
 
 
 def render_html(report: Report) -> str:
-    e = html.escape
-    colour = {"PASS": "#2a7", "FAIL": "#c33", "INCONCLUSIVE": "#d90"}[report.verdict]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Validation {e(report.run_id)}: {report.verdict}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
-        "margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
-        "th{background:#f4f4f4}</style></head><body>",
-        f"<h1>Validation <span style='color:{colour}'>{report.verdict}</span></h1><ul>",
-        *[f"<li>{e(h).replace('**', '')}</li>" for h in _header(report)],
-        "</ul>",
-        *plots(report),
-    ]
-    for title, header, rows in _sections(report):
-        parts.append(
-            f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"
-        )
-        parts += ["<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    title = f"Validation {report.run_id}: {report.verdict}"
+    return html_page(title, "Validation ", report.verdict, _header(report), _sections(report), plots(report))

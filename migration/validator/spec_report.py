@@ -10,12 +10,12 @@ column aggregates it is one (group, column, aggregate) value.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from migration.policy import Policy
+from migration.validator.render import Section, html_page, markdown_page
 from migration.validator.report import EXIT_CODES, FAIL, INCONCLUSIVE, PASS
 from migration.validator.spec import COLUMN_AGGREGATES, SCHEMA
 
@@ -81,16 +81,8 @@ class SpecReport:
                 f"{k['missing_in_right']} missing in right, {k['pending']} pending")  # fmt: skip
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _sections(report: SpecReport) -> list[tuple[str, list[str], list[list[Any]]]]:
-    out: list[tuple[str, list[str], list[list[Any]]]] = [
+def _sections(report: SpecReport) -> list[Section]:
+    out: list[Section] = [
         ("Keys", ["class", "keys"], [[c, report.keys.get(c, 0)] for c in SPEC_CLASSES]),
     ]
     if report.metrics:
@@ -124,32 +116,12 @@ def _header(report: SpecReport) -> list[str]:
 
 
 def render_spec_markdown(report: SpecReport) -> str:
-    lines = [f"# Validation {report.verdict}: {report.spec}", ""]
-    lines += [f"- {h}" for h in _header(report)]
-    for title, header, rows in _sections(report):
-        lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_page(f"Validation {report.verdict}: {report.spec}", _header(report), _sections(report))
 
 
 def render_spec_html(report: SpecReport) -> str:
-    e = html.escape
-    colour = {PASS: "#2a7", FAIL: "#c33", INCONCLUSIVE: "#d90"}[report.verdict]
-    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
-             f"<title>Validation {e(report.spec)}: {report.verdict}</title>",
-             "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
-             "margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
-             "th{background:#f4f4f4}</style></head><body>",
-             f"<h1>{e(report.spec)}: <span style='color:{colour}'>{report.verdict}</span></h1><ul>",
-             *[f"<li>{e(h).replace('**', '')}</li>" for h in _header(report)], "</ul>"]  # fmt: skip
-    for title, header, rows in _sections(report):
-        parts.append(
-            f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"
-        )
-        parts += ["<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    title = f"Validation {report.spec}: {report.verdict}"
+    return html_page(title, f"{report.spec}: ", report.verdict, _header(report), _sections(report), [])
 
 
 def worst_exit_code(reports: Iterable[Any]) -> int:
