@@ -77,11 +77,12 @@ def _ms(iso_text: str | None) -> int | None:
     return parse_optional_instant(iso_text, "report time")
 
 
-def spec_run_row(report: SpecReport) -> dict[str, Any]:
-    """A spec report as one validation_runs row: its sides' labels stand for the arms."""
+def run_row(report: Report | SpecReport) -> dict[str, Any]:
+    """The report as one validation_runs row (timestamps in epoch ms); a spec report's
+    sides' labels stand for the arms, and it has no reference, explanations or windows."""
     k = report.keys
     final = k["total"] - k["pending"]
-    return {
+    row = {
         "run_id": report.run_id,
         "started_at": _ms(report.started_at),
         "finished_at": _ms(report.finished_at),
@@ -103,36 +104,17 @@ def spec_run_row(report: SpecReport) -> dict[str, Any]:
         "policy": json.dumps(report.policy, sort_keys=True),
         "spec": report.spec,
     }
-
-
-def run_row(report: Report | SpecReport) -> dict[str, Any]:
-    """The report as one validation_runs row (timestamps in epoch ms)."""
-    if isinstance(report, SpecReport):
-        return spec_run_row(report)
-    k, r = report.keys, report.rates
-    windows = report.by_window
-    return {
-        "run_id": report.run_id,
-        "started_at": _ms(report.started_at),
-        "finished_at": _ms(report.finished_at),
-        "verdict": report.verdict,
-        "left_arm": report.inputs["left"],
-        "right_arm": report.inputs["right"],
-        "reference_arm": report.inputs["reference"],
-        "keys_total": k["total"],
-        "keys_final": k["total"] - k["pending"],
-        "keys_unexplained": k["unexplained"],
-        "unexplained_rate": r["unexplained_key_rate"],
-        "report_path": str(Path(report.report_dir) / "report.json") if report.report_dir else None,
-        "keys_same": k["same"],
-        "keys_pending": k["pending"],
-        "keys_explained": explained(k),
-        "unexplained_count_rate": r["unexplained_count_rate"],
-        "window_from": _ms(windows[0]["window_start"]) if windows else None,
-        "window_to": _ms(windows[-1]["window_start"]) if windows else None,
-        "policy": json.dumps(report.policy, sort_keys=True),
-        "spec": report.spec,
-    }
+    if isinstance(report, Report):
+        windows = report.by_window
+        row |= {
+            "reference_arm": report.inputs["reference"],
+            "unexplained_rate": report.rates["unexplained_key_rate"],
+            "keys_explained": explained(k),
+            "unexplained_count_rate": report.rates["unexplained_count_rate"],
+            "window_from": _ms(windows[0]["window_start"]) if windows else None,
+            "window_to": _ms(windows[-1]["window_start"]) if windows else None,
+        }
+    return row
 
 
 class WarehouseRecord:
