@@ -111,21 +111,32 @@ def discover() -> list[str]:
 
 
 def ratios(figures: list[Figure]) -> list[tuple[str, float, str]]:
-    values = {f.name: f.value for f in figures}
+    """The RATIOS whose two figures were measured in the same run."""
+    by_name = {f.name: f for f in figures}
     return [
-        (name, values[a] / values[b], note)
+        (name, by_name[a].value / by_name[b].value, note)
         for name, a, b, note in RATIOS
-        if a in values and b in values and values[b]
+        if a in by_name
+        and b in by_name
+        and by_name[b].value
+        and by_name[a].extra.get("run") == by_name[b].extra.get("run")
     ]
 
 
-def merge_with_today(figures: list[Figure], out: Path = RESULTS) -> list[Figure]:
-    """Today's earlier figures, with those measured again replaced by the new ones."""
-    today = out / f"{datetime.now(UTC):%Y-%m-%d}.json"
-    if not today.exists():
+def merge_with_latest(figures: list[Figure], out: Path = RESULTS) -> list[Figure]:
+    """The newest results file's figures, with those measured again replaced by the new
+    ones; a kept figure names its run (`extra["run"]`, the file's date), so no ratio mixes
+    two runs."""
+    files = sorted(out.glob("????-??-??.json"))
+    if not files:
         return figures
     fresh = {f.name for f in figures}
-    kept = [Figure(**row) for row in json.loads(today.read_text()) if row["name"] not in fresh]
+    kept = []
+    for row in json.loads(files[-1].read_text()):
+        if row["name"] not in fresh:
+            figure = Figure(**row)
+            figure.extra.setdefault("run", files[-1].stem)
+            kept.append(figure)
     return kept + figures
 
 
@@ -146,11 +157,11 @@ def write_results(
         peak = f.extra.get("peak_rss_mib")
         lines.append(
             f"| {f.name} | {f.value:,.3f} | {f.unit} | {f.events or ''} | "
-            f"{'' if peak is None else f'{peak:,.0f}'} | {f.notes} |"
+            f"{'' if peak is None else f'{peak:,.0f}'} | {f.notes}{_run_note(f)} |"
         )
     if rerun:
-        lines += ["", f"Re-run later the same day with `--only`: {', '.join(rerun)}; every other figure is "
-                  "from one full run."]  # fmt: skip
+        lines += ["", f"Re-run with `--only`: {', '.join(rerun)}; a figure kept from an earlier run says "
+                  "which in its notes, and no ratio mixes two runs."]  # fmt: skip
     lines += ["", "## Ratios (measured in the same run)", "", "| ratio | value | meaning |", "|---|---:|---|"]
     lines += [f"| {name} | {value:,.3f} | {note} |" for name, value, note in ratios(figures)]
     if failures:
@@ -160,6 +171,11 @@ def write_results(
     capacity.write({f.name: f.value for f in figures}, out / "capacity.md", f"{stamp:%Y-%m-%d %H:%M} UTC")
     _plot(figures, out / "plots")
     return path
+
+
+def _run_note(figure: Figure) -> str:
+    run = figure.extra.get("run")
+    return f" (run of {run})" if run else ""
 
 
 def _plot(figures: list[Figure], folder: Path) -> None:
@@ -216,8 +232,8 @@ def bench(config: Config, only: tuple[str, ...], quick: bool, workdir: Path) -> 
         for f in got:
             echo_err(f"bench:   {f.name} = {f.value:,.3f} {f.unit}")
         figures.extend(got)
-    if only and not quick:  # re-running some modules keeps today's figures of the others
-        figures = merge_with_today(figures)
+    if only and not quick:  # re-running some modules keeps the latest figures of the others
+        figures = merge_with_latest(figures)
     path = write_results(figures, failures, rerun=tuple(modules) if only else ())
     click.echo(f"wrote {path} and {RESULTS / 'latest.md'}")
     if failures:

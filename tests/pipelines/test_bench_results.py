@@ -1,8 +1,9 @@
-"""The benchmark report: JSON list, Markdown table with same-run ratios, merge on --only."""
+"""The benchmark report: JSON list, Markdown table with same-run ratios, merge on --only
+(with the newest results file; no ratio mixes two runs)."""
 
 import json
 
-from bench.commands import merge_with_today, ratios, write_results
+from bench.commands import merge_with_latest, ratios, write_results
 from bench.figures import Figure
 
 
@@ -21,9 +22,12 @@ def test_results_json_markdown_ratios_and_merge(tmp_path):
     md = (tmp_path / "latest.md").read_text()
     assert "| kappa_backfill_vs_legacy_batch | 20.000 |" in md and "| 354 |" in md
     assert (tmp_path / "plots" / "legacy_batch_events_per_s.png").stat().st_size > 0
-    merged = merge_with_today([Figure("baseline_events_per_s", 1_000_000, "events/s", 1_000_000)], tmp_path)
+    merged = merge_with_latest([Figure("baseline_events_per_s", 1_000_000, "events/s", 1_000_000)], tmp_path)
     assert sorted((f.name, f.value) for f in merged) == [
         ("baseline_events_per_s", 1_000_000),
         ("kappa_backfill_events_per_s", 400_000),
         ("legacy_batch_events_per_s", 20_000),
     ]
+    # Kept figures name their run; a ratio of a kept and a fresh figure is left out.
+    assert {f.name: f.extra.get("run") for f in merged}["legacy_batch_events_per_s"] == path.stem
+    assert [name for name, _, _ in ratios(merged)] == ["kappa_backfill_vs_legacy_batch"]
