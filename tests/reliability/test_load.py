@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from bench.bench_serving import BASE_MS, WINDOW_MS, build_warehouse
+from bench.archive_fixture import DEMO_TIME
+from bench.bench_serving import BASE_MS, build_warehouse
 from kappa.stream import stream_progress
 from pipelines.events import now_ms
 from pipelines.stack.private import free_port
@@ -70,10 +71,10 @@ async def _load(base: str) -> dict:
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
         tweet = rng.randrange(1, TWEETS + 1)
-        first = BASE_MS + rng.randrange(WINDOWS) * WINDOW_MS
+        first = BASE_MS + rng.randrange(WINDOWS) * DEMO_TIME.window_ms
         params = {"event_type": rng.choice(["impression", "like"])} if i % 3 else {}
         if i % 2:
-            end = datetime.fromtimestamp((first + 5 * WINDOW_MS) / 1000, tz=UTC).isoformat()
+            end = datetime.fromtimestamp((first + 5 * DEMO_TIME.window_ms) / 1000, tz=UTC).isoformat()
             params |= {"start": str(first), "end": end}
         async with gate:
             began = time.perf_counter()
