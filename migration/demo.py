@@ -21,19 +21,18 @@ from typing import TYPE_CHECKING
 import click
 
 from kappa.stream import stream_progress
-from migration.demo_support import Processes, kappactl, run_validation, serve_traffic
+from migration.demo_support import LocalWiring, Processes, kappactl, run_validation, serve_traffic
 from migration.policy import load_policy
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
 from pipelines.stack.local import LocalStack
-from pipelines.stack.private import isolated_config
-from pipelines.warehouse import Warehouse
 
 if TYPE_CHECKING:
-    import duckdb
+    from migration.demo_cloud import CloudWiring
+
+    Wiring = LocalWiring | CloudWiring
 
 CAUGHT_UP_S = 15.0
-ARMS = ("legacy_speed", "legacy_batch", "kappa_stream", "kappa_backfill", "dead_letter", "truth_ledger")
 
 
 @dataclass
@@ -46,19 +45,6 @@ class DemoState:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _row_counts(config: Config) -> dict[str, int]:
-    con = Warehouse(config.paths.warehouse_root).connect()
-    try:
-        return {t: _count(con, f"SELECT count(*) FROM {t}") for t in ARMS}
-    finally:
-        con.close()
 
 
 def _kafka_lags(config: Config) -> str:
@@ -75,8 +61,9 @@ def _kafka_lags(config: Config) -> str:
     return " ".join(lags)
 
 
-def _progress(config: Config, state: DemoState, phase: str, stream: dict) -> None:
-    counts = _row_counts(config)
+def _progress(wiring: Wiring, state: DemoState, phase: str, stream: dict) -> None:
+    config = wiring.config
+    counts = wiring.row_counts()
     last = state.verdicts[-1] if state.verdicts else "-"
     age = stream.get("watermark_age_s")
     echo_err(
@@ -116,13 +103,14 @@ class _Settle:
         return caught_up and gated
 
 
-def _cutover_step(config_path: Path, state: DemoState, verdict: str) -> None:
+def _cutover_step(wiring: Wiring, state: DemoState, verdict: str) -> None:
     """After each validation: let the controller roll back on FAIL, advance on enough PASS."""
-    check = kappactl("cutover", "check", "--json", "--actor", "demo", config=config_path)
+    config_path, extra = wiring.config_path, wiring.cutover_args()
+    check = kappactl("cutover", "check", "--json", "--actor", "demo", *extra, config=config_path)
     if verdict == "PASS" and state.cutover_state in ("SHADOW", "CANARY"):
         reason = f"demo: {len(state.verdicts)} validations, latest PASS"
-        kappactl("cutover", "advance", "--reason", reason, "--actor", "demo", config=config_path)
-    status = kappactl("cutover", "status", "--json", config=config_path)
+        kappactl("cutover", "advance", "--reason", reason, "--actor", "demo", *extra, config=config_path)
+    status = kappactl("cutover", "status", "--json", *extra, config=config_path)
     if status.returncode == 0:
         stage = json.loads(status.stdout)["state"]
         current = stage["stage"] + (f"({stage['canary_percent']}%)" if stage.get("canary_percent") else "")
@@ -135,24 +123,26 @@ def _cutover_step(config_path: Path, state: DemoState, verdict: str) -> None:
         echo_err(f"demo: cutover check: {check.stderr.strip().splitlines()[-1]}")
 
 
-def _validate(config: Config, config_path: Path, run_dir: Path, state: DemoState) -> None:
-    con = Warehouse(config.paths.warehouse_root).connect()
-    finished = _count(con, "SELECT count(*) FROM batch_runs WHERE status = 'FINISHED'")
-    con.close()
-    if not finished:
+def _validate(wiring: Wiring, run_dir: Path, state: DemoState) -> None:
+    if not wiring.finished_batch_runs():
         return  # nothing of the legacy is final before its first batch run
+    wiring.before_validation()
     report_dir = run_dir / "reports" / f"validation-{len(state.verdicts) + 1:03d}"
-    verdict, _ = run_validation(config, config_path, report_dir, "legacy_serving", "kappa_stream")
+    left, right = wiring.migration_pair
+    verdict, _ = run_validation(wiring.config_path, report_dir, left, right, wiring.validation_args())
     state.verdicts.append(verdict)
     state.reports.append(report_dir)
-    _cutover_step(config_path, state, verdict)
+    _cutover_step(wiring, state, verdict)
 
 
-def _compare_with_truth(config: Config, config_path: Path, run_dir: Path) -> dict:
+def _compare_with_truth(wiring: Wiring, run_dir: Path) -> dict:
     out = {}
+    wiring.before_truth()
     for arm in ("kappa_stream", "kappa_backfill", "legacy_serving"):
         report_dir = run_dir / "reports" / f"{arm}-vs-truth"
-        _, report = run_validation(config, config_path, report_dir, arm, "truth", record=False)
+        left, right = wiring.truth_pair(arm)
+        where = wiring.truth_args()
+        _, report = run_validation(wiring.config_path, report_dir, left, right, where, record=False)
         keys = report.get("keys", {}) if report else {}
         final = keys.get("total", 0) - keys.get("pending", 0)
         wrong = keys.get("different", 0) + keys.get("missing_in_left", 0) + keys.get("missing_in_right", 0)
@@ -166,24 +156,30 @@ def _compare_with_truth(config: Config, config_path: Path, run_dir: Path) -> dic
     return out
 
 
+def _wiring(config: Config, run_dir: Path, run: str) -> Wiring:
+    """The cloud profile's wiring (BigQuery, Cloud Storage) or the local one (Parquet)."""
+    if config.gcp is not None:
+        from migration.demo_cloud import CloudWiring
+
+        return CloudWiring.create(config, run_dir, run)
+    return LocalWiring.create(config, run_dir, run)
+
+
 def run_demo(config: Config, duration: float, rate: float, report_dir: Path, validate_every: float) -> dict:
     stack = LocalStack(config)
     already_up = all(s.healthy for s in stack.status())
     stack.up()
     run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = (Path(config.paths.state_dir) / "demo" / run).resolve()
-    run_config, config_path = isolated_config(config, run_dir, f"demo-{run.lower()}")
+    wiring = _wiring(config, run_dir, run)
+    config_path = wiring.config_path
     state = DemoState()
     procs = Processes(run_dir / "logs", config_path)
     summary: dict = {"run": run, "run_dir": str(run_dir), "duration_s": duration, "rate": rate}
+    if wiring.backends() is not None:
+        summary["backends"] = wiring.backends()
     try:
-        for name, args in [
-            ("archiver", ["archive"]),
-            ("bridge", ["bridge"]),
-            ("legacy-speed", ["legacy", "speed"]),
-            ("legacy-batch", ["legacy", "batch", "--follow"]),
-            ("kappa-stream", ["kappa", "run"]),
-        ]:
+        for name, args in wiring.arms():
             procs.start(name, *args)
         port = procs.start_server()
         echo_err(f"demo: migration console at http://127.0.0.1:{port}/console")
@@ -217,16 +213,16 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
             serve_traffic(port, rounds)
             traffic = procs.running("generator")
             stream = stream_progress(procs.log("kappa-stream"))
-            _progress(run_config, state, "traffic" if traffic else "settling", stream)
+            _progress(wiring, state, "traffic" if traffic else "settling", stream)
             if time.monotonic() >= next_validation:
-                _validate(run_config, config_path, run_dir, state)
+                _validate(wiring, run_dir, state)
                 next_validation = time.monotonic() + validate_every
             if not traffic and settle.done(state, stream, validate_every):
                 break
         procs.stop_all()
         echo_err("demo: arms stopped; running the kappa backfill over the archive ...")
-        kappactl("kappa", "backfill", config=config_path, check=True, timeout=1200)
-        summary.update(_compare_with_truth(run_config, config_path, run_dir))
+        kappactl("kappa", "backfill", *wiring.backfill_args(), config=config_path, check=True, timeout=1200)
+        summary.update(_compare_with_truth(wiring, run_dir))
     finally:
         procs.stop_all()
         if not already_up:
