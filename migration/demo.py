@@ -42,6 +42,7 @@ class DemoState:
     reports: list[Path] = field(default_factory=list)
     cutover_state: str = "SHADOW"
     transitions: list[dict] = field(default_factory=list)
+    longest_validation_s: float = 0.0
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -83,17 +84,20 @@ def _progress(wiring: Wiring, state: DemoState, phase: str, stream: dict) -> Non
 class _Settle:
     """When the demo may stop: after `at_least_s`, once the stream has caught up (its
     watermark within `CAUGHT_UP_S` of the clock) and the cutover has left SHADOW or
-    the gate has seen the policy's consecutive PASS runs; never after `at_most_s`."""
+    the gate has seen the policy's consecutive PASS runs; never after `at_most_s` plus
+    `slow_validations` times the longest validation so far (the emulated BigQuery takes
+    minutes per validation where DuckDB takes seconds)."""
 
     at_least_s: float
     at_most_s: float
+    slow_validations: int = 0
     passes_needed: int = field(default_factory=lambda: load_policy().consecutive_passes)
 
     def done(self, state: DemoState, stream: dict, validate_every: float) -> bool:
         elapsed = state.elapsed()
         if elapsed < self.at_least_s:
             return False
-        if elapsed >= self.at_most_s:
+        if elapsed >= self.at_most_s + self.slow_validations * state.longest_validation_s:
             echo_err(f"demo: stopping after {elapsed:.0f}s although the evidence is still settling")
             return True
         age = stream.get("watermark_age_s")
@@ -129,7 +133,9 @@ def _validate(wiring: Wiring, run_dir: Path, state: DemoState) -> None:
     wiring.before_validation()
     report_dir = run_dir / "reports" / f"validation-{len(state.verdicts) + 1:03d}"
     left, right = wiring.migration_pair
+    started = time.monotonic()
     verdict, _ = run_validation(wiring.config_path, report_dir, left, right, wiring.validation_args())
+    state.longest_validation_s = max(state.longest_validation_s, time.monotonic() - started)
     state.verdicts.append(verdict)
     state.reports.append(report_dir)
     _cutover_step(wiring, state, verdict)
@@ -203,7 +209,8 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
         # settle; past that, until the stream has read its backlog and the gate has had the
         # validations it needs (a busy machine delays evidence, it must not lose it).
         tail = config.time.batch_period + config.time.batch_delay + 30
-        settle = _Settle(duration + tail, duration + tail + max(240.0, 4 * validate_every))
+        at_most = duration + tail + max(240.0, 4 * validate_every)
+        settle = _Settle(duration + tail, at_most, wiring.slow_validations)
         next_validation = time.monotonic() + validate_every
         rounds = 0
         while True:

@@ -63,6 +63,7 @@ class CloudWiring:
     config_path: Path
     policy_path: Path
     migration_pair: tuple[str, str] = ("legacy_serving", "kappa.kappa_stream")
+    slow_validations: int = 4  # bqemulator takes minutes per validation on 2 busy cores
     loaded_objects: set[str] = field(default_factory=set)
 
     @classmethod

@@ -84,6 +84,7 @@ class LocalWiring:
     config: Config
     config_path: Path
     migration_pair: tuple[str, str] = ("legacy_serving", "kappa_stream")
+    slow_validations: int = 0  # validations of extra time the demo may settle (DuckDB: none)
 
     @classmethod
     def create(cls, config: Config, run_dir: Path, run: str) -> LocalWiring:
