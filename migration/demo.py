@@ -6,6 +6,10 @@ bridge, legacy speed, legacy batch --follow, kappa run, serving API), sends pace
 traffic with duplicates, late and malformed events, validates periodically and moves
 the cutover by the gates, then runs the kappa backfill, compares every arm with truth,
 stops everything it started and writes `demo_summary.json` beside the latest reports.
+
+Where the arms write is the wiring's business: the run's Parquet warehouse and local archive
+(`demo_support.LocalWiring`), or, in the cloud profile, BigQuery and Cloud Storage on the
+emulators (`demo_cloud.CloudWiring`, whose summary also names the `backends`).
 """
 
 from __future__ import annotations
