@@ -52,13 +52,14 @@ class DemoState:
         return time.monotonic() - self.started
 
 
-def _kafka_lags(config: Config) -> str:
+def _kafka_lags(config: Config, readers: tuple[str, ...]) -> str:
     """Records of the Kafka topic each Kafka-reading arm has not committed yet."""
     from pipelines.errors import StackError
     from pipelines.kafka_io import group_lag
 
     lags = []
-    for arm, group in (("bridge", "bridge"), ("archiver", "archiver"), ("speed", "legacy-speed")):
+    groups = {"bridge": "bridge", "archiver": "archiver", "speed": "legacy-speed"}
+    for arm, group in ((a, groups[a]) for a in readers):
         try:
             lags.append(f"{arm}={group_lag(config, group, timeout=2):,}")
         except StackError:
@@ -77,8 +78,9 @@ def _progress(wiring: Wiring, state: DemoState, phase: str, stream: dict) -> Non
         f"kappa rows={counts['kappa_stream']:>6} dead letters={counts['dead_letter']:>5} "
         f"validations={len(state.verdicts)} last={last} cutover={state.cutover_state}"
     )
+    lags = _kafka_lags(config, wiring.kafka_readers)
     echo_err(
-        f"demo [{state.elapsed():5.0f}s] lag: Kafka records not yet committed {_kafka_lags(config)}; "
+        f"demo [{state.elapsed():5.0f}s] lag: Kafka records not yet committed {lags}; "
         f"kappa stream read {stream.get('read', 0):,}, watermark "
         f"{'-' if age is None else f'{age:.0f}s'} behind the clock"
     )

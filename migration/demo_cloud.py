@@ -64,6 +64,7 @@ class CloudWiring:
     policy_path: Path
     migration_pair: tuple[str, str] = ("legacy_serving", "kappa.kappa_stream")
     slow_validations: int = 4  # bqemulator takes minutes per validation on 2 busy cores
+    kafka_readers: tuple[str, ...] = ("bridge", "speed")  # the archive comes from Pub/Sub here
     loaded_objects: set[str] = field(default_factory=set)
 
     @classmethod

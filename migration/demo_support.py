@@ -85,6 +85,7 @@ class LocalWiring:
     config_path: Path
     migration_pair: tuple[str, str] = ("legacy_serving", "kappa_stream")
     slow_validations: int = 0  # validations of extra time the demo may settle (DuckDB: none)
+    kafka_readers: tuple[str, ...] = ("bridge", "archiver", "speed")  # arms reading Kafka
 
     @classmethod
     def create(cls, config: Config, run_dir: Path, run: str) -> LocalWiring:
