@@ -6,7 +6,7 @@ CONFIG ?= config/demo.yaml
 DURATION ?= 240
 PYTEST_ARGS ?=
 
-.PHONY: setup up down status demo test test-fast bench lint clean help
+.PHONY: setup up down status demo demo-cloud test test-fast bench lint clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +25,9 @@ status:  ## health of the local stack
 
 demo: setup  ## the whole dual run, end to end (DURATION seconds of traffic)
 	$(KAPPACTL) demo --config $(CONFIG) --duration $(DURATION) --report-dir reports/demo
+
+demo-cloud: setup  ## the same dual run on the BigQuery, Cloud Storage and Pub/Sub emulators
+	$(KAPPACTL) demo --config config/gcp-emulated.yaml --duration $(DURATION) --report-dir reports/demo-cloud
 
 test: setup  ## every test: unit, Beam, Flink, real Kafka + emulator, Terraform
 	$(PY) -m pytest $(PYTEST_ARGS)

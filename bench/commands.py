@@ -55,6 +55,12 @@ RATIOS = [
         "time on the same 25M keys; target <= 2",
     ),
     (
+        "validator_bigquery_emulator_vs_duckdb",
+        "validator_bigquery_emulator_1m_keys_seconds",
+        "validator_duckdb_1m_keys_seconds",
+        "the validator on bqemulator vs on DuckDB, same 1M keys per arm (the emulator's cost)",
+    ),
+    (
         "kappa_freshness_vs_legacy_batch_freshness",
         "kappa_e2e_freshness_p99_s",
         "legacy_batch_freshness_p99_s",

@@ -141,6 +141,17 @@ def _report(report: Any) -> None:
     help="HOST:PORT of a Flink cluster's REST API (`kappactl up --flink-cluster`: 127.0.0.1:8081; "
     "Dataproc: the JobManager's REST endpoint); default: a mini-cluster in the job's process.",
 )
+@click.option(
+    "--bigquery-dataset",
+    help="PROJECT:DATASET (Terraform's `legacy`) for legacy_speed instead of the warehouse "
+    "(dead letters to --bigquery-dead-letter-table; speed_late stays in the warehouse).",
+)
+@click.option(
+    "--bigquery-dead-letter-table",
+    default="migration.dead_letter",
+    show_default=True,
+    help="With --bigquery-dataset: DATASET.TABLE for dead letters.",
+)
 def speed(config: Config, from_earliest: bool, **options: Any) -> None:
     """Run the speed layer (PyFlink, in .venv-flink) until stopped (SIGTERM stops with a savepoint)."""
     from lambda_legacy.speed.launcher import SpeedOptions, run_speed_job

@@ -6,6 +6,10 @@ bridge, legacy speed, legacy batch --follow, kappa run, serving API), sends pace
 traffic with duplicates, late and malformed events, validates periodically and moves
 the cutover by the gates, then runs the kappa backfill, compares every arm with truth,
 stops everything it started and writes `demo_summary.json` beside the latest reports.
+
+Where the arms write is the wiring's business: the run's Parquet warehouse and local archive
+(`demo_support.LocalWiring`), or, in the cloud profile, BigQuery and Cloud Storage on the
+emulators (`demo_cloud.CloudWiring`, whose summary also names the `backends`).
 """
 
 from __future__ import annotations
@@ -21,20 +25,19 @@ from typing import TYPE_CHECKING
 import click
 
 from kappa.stream import stream_progress
-from migration.demo_support import Processes, kappactl, run_validation, serve_traffic
+from migration.demo_support import LocalWiring, Processes, kappactl, run_validation, serve_traffic
 from migration.policy import load_policy
 from migration.validator.classes import explained
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
 from pipelines.stack.local import LocalStack
-from pipelines.stack.private import isolated_config
-from pipelines.warehouse import Warehouse
 
 if TYPE_CHECKING:
-    import duckdb
+    from migration.demo_cloud import CloudWiring
+
+    Wiring = LocalWiring | CloudWiring
 
 CAUGHT_UP_S = 15.0
-ARMS = ("legacy_speed", "legacy_batch", "kappa_stream", "kappa_backfill", "dead_letter", "truth_ledger")
 
 
 @dataclass
@@ -44,31 +47,20 @@ class DemoState:
     reports: list[Path] = field(default_factory=list)
     cutover_state: str = "SHADOW"
     transitions: list[dict] = field(default_factory=list)
+    longest_validation_s: float = 0.0
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _row_counts(config: Config) -> dict[str, int]:
-    con = Warehouse(config.paths.warehouse_root).connect()
-    try:
-        return {t: _count(con, f"SELECT count(*) FROM {t}") for t in ARMS}
-    finally:
-        con.close()
-
-
-def _kafka_lags(config: Config) -> str:
+def _kafka_lags(config: Config, readers: tuple[str, ...]) -> str:
     """Records of the Kafka topic each Kafka-reading arm has not committed yet."""
     from pipelines.errors import StackError
     from pipelines.kafka_io import group_lag
 
     lags = []
-    for arm, group in (("bridge", "bridge"), ("archiver", "archiver"), ("speed", "legacy-speed")):
+    groups = {"bridge": "bridge", "archiver": "archiver", "speed": "legacy-speed"}
+    for arm, group in ((a, groups[a]) for a in readers):
         try:
             lags.append(f"{arm}={group_lag(config, group, timeout=2):,}")
         except StackError:
@@ -76,8 +68,9 @@ def _kafka_lags(config: Config) -> str:
     return " ".join(lags)
 
 
-def _progress(config: Config, state: DemoState, phase: str, stream: dict) -> None:
-    counts = _row_counts(config)
+def _progress(wiring: Wiring, state: DemoState, phase: str, stream: dict) -> None:
+    config = wiring.config
+    counts = wiring.row_counts()
     last = state.verdicts[-1] if state.verdicts else "-"
     age = stream.get("watermark_age_s")
     echo_err(
@@ -86,8 +79,9 @@ def _progress(config: Config, state: DemoState, phase: str, stream: dict) -> Non
         f"kappa rows={counts['kappa_stream']:>6} dead letters={counts['dead_letter']:>5} "
         f"validations={len(state.verdicts)} last={last} cutover={state.cutover_state}"
     )
+    lags = _kafka_lags(config, wiring.kafka_readers)
     echo_err(
-        f"demo [{state.elapsed():5.0f}s] lag: Kafka records not yet committed {_kafka_lags(config)}; "
+        f"demo [{state.elapsed():5.0f}s] lag: Kafka records not yet committed {lags}; "
         f"kappa stream read {stream.get('read', 0):,}, watermark "
         f"{'-' if age is None else f'{age:.0f}s'} behind the clock"
     )
@@ -97,17 +91,20 @@ def _progress(config: Config, state: DemoState, phase: str, stream: dict) -> Non
 class _Settle:
     """When the demo may stop: after `at_least_s`, once the stream has caught up (its
     watermark within `CAUGHT_UP_S` of the clock) and the cutover has left SHADOW or
-    the gate has seen the policy's consecutive PASS runs; never after `at_most_s`."""
+    the gate has seen the policy's consecutive PASS runs; never after `at_most_s` plus
+    `slow_validations` times the longest validation so far (the emulated BigQuery takes
+    minutes per validation where DuckDB takes seconds)."""
 
     at_least_s: float
     at_most_s: float
+    slow_validations: int = 0
     passes_needed: int = field(default_factory=lambda: load_policy().consecutive_passes)
 
     def done(self, state: DemoState, stream: dict, validate_every: float) -> bool:
         elapsed = state.elapsed()
         if elapsed < self.at_least_s:
             return False
-        if elapsed >= self.at_most_s:
+        if elapsed >= self.at_most_s + self.slow_validations * state.longest_validation_s:
             echo_err(f"demo: stopping after {elapsed:.0f}s although the evidence is still settling")
             return True
         age = stream.get("watermark_age_s")
@@ -117,13 +114,14 @@ class _Settle:
         return caught_up and gated
 
 
-def _cutover_step(config_path: Path, state: DemoState, verdict: str) -> None:
+def _cutover_step(wiring: Wiring, state: DemoState, verdict: str) -> None:
     """After each validation: let the controller roll back on FAIL, advance on enough PASS."""
-    check = kappactl("cutover", "check", "--json", "--actor", "demo", config=config_path)
+    config_path, extra = wiring.config_path, wiring.cutover_args()
+    check = kappactl("cutover", "check", "--json", "--actor", "demo", *extra, config=config_path)
     if verdict == "PASS" and state.cutover_state in ("SHADOW", "CANARY"):
         reason = f"demo: {len(state.verdicts)} validations, latest PASS"
-        kappactl("cutover", "advance", "--reason", reason, "--actor", "demo", config=config_path)
-    status = kappactl("cutover", "status", "--json", config=config_path)
+        kappactl("cutover", "advance", "--reason", reason, "--actor", "demo", *extra, config=config_path)
+    status = kappactl("cutover", "status", "--json", *extra, config=config_path)
     if status.returncode == 0:
         stage = json.loads(status.stdout)["state"]
         current = stage["stage"] + (f"({stage['canary_percent']}%)" if stage.get("canary_percent") else "")
@@ -136,24 +134,28 @@ def _cutover_step(config_path: Path, state: DemoState, verdict: str) -> None:
         echo_err(f"demo: cutover check: {check.stderr.strip().splitlines()[-1]}")
 
 
-def _validate(config: Config, config_path: Path, run_dir: Path, state: DemoState) -> None:
-    con = Warehouse(config.paths.warehouse_root).connect()
-    finished = _count(con, "SELECT count(*) FROM batch_runs WHERE status = 'FINISHED'")
-    con.close()
-    if not finished:
+def _validate(wiring: Wiring, run_dir: Path, state: DemoState) -> None:
+    if not wiring.finished_batch_runs():
         return  # nothing of the legacy is final before its first batch run
+    wiring.before_validation()
     report_dir = run_dir / "reports" / f"validation-{len(state.verdicts) + 1:03d}"
-    verdict, _ = run_validation(config, config_path, report_dir, "legacy_serving", "kappa_stream")
+    left, right = wiring.migration_pair
+    started = time.monotonic()
+    verdict, _ = run_validation(wiring.config_path, report_dir, left, right, wiring.validation_args())
+    state.longest_validation_s = max(state.longest_validation_s, time.monotonic() - started)
     state.verdicts.append(verdict)
     state.reports.append(report_dir)
-    _cutover_step(config_path, state, verdict)
+    _cutover_step(wiring, state, verdict)
 
 
-def _compare_with_truth(config: Config, config_path: Path, run_dir: Path) -> dict:
+def _compare_with_truth(wiring: Wiring, run_dir: Path) -> dict:
     out = {}
+    wiring.before_truth()
     for arm in ("kappa_stream", "kappa_backfill", "legacy_serving"):
         report_dir = run_dir / "reports" / f"{arm}-vs-truth"
-        _, report = run_validation(config, config_path, report_dir, arm, "truth", record=False)
+        left, right = wiring.truth_pair(arm)
+        where = wiring.truth_args()
+        _, report = run_validation(wiring.config_path, report_dir, left, right, where, record=False)
         keys = report.get("keys", {}) if report else {}
         final = keys.get("total", 0) - keys.get("pending", 0)
         wrong = keys.get("different", 0) + keys.get("missing_in_left", 0) + keys.get("missing_in_right", 0)
@@ -167,24 +169,30 @@ def _compare_with_truth(config: Config, config_path: Path, run_dir: Path) -> dic
     return out
 
 
+def _wiring(config: Config, run_dir: Path, run: str) -> Wiring:
+    """The cloud profile's wiring (BigQuery, Cloud Storage) or the local one (Parquet)."""
+    if config.gcp is not None:
+        from migration.demo_cloud import CloudWiring
+
+        return CloudWiring.create(config, run_dir, run)
+    return LocalWiring.create(config, run_dir, run)
+
+
 def run_demo(config: Config, duration: float, rate: float, report_dir: Path, validate_every: float) -> dict:
     stack = LocalStack(config)
     already_up = all(s.healthy for s in stack.status())
     stack.up()
     run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = (Path(config.paths.state_dir) / "demo" / run).resolve()
-    run_config, config_path = isolated_config(config, run_dir, f"demo-{run.lower()}")
+    wiring = _wiring(config, run_dir, run)
+    config_path = wiring.config_path
     state = DemoState()
     procs = Processes(run_dir / "logs", config_path)
     summary: dict = {"run": run, "run_dir": str(run_dir), "duration_s": duration, "rate": rate}
+    if wiring.backends() is not None:
+        summary["backends"] = wiring.backends()
     try:
-        for name, args in [
-            ("archiver", ["archive"]),
-            ("bridge", ["bridge"]),
-            ("legacy-speed", ["legacy", "speed"]),
-            ("legacy-batch", ["legacy", "batch", "--follow"]),
-            ("kappa-stream", ["kappa", "run"]),
-        ]:
+        for name, args in wiring.arms():
             procs.start(name, *args)
         port = procs.start_server()
         echo_err(f"demo: migration console at http://127.0.0.1:{port}/console")
@@ -208,7 +216,8 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
         # settle; past that, until the stream has read its backlog and the gate has had the
         # validations it needs (a busy machine delays evidence, it must not lose it).
         tail = config.time.batch_settled_s + 30
-        settle = _Settle(duration + tail, duration + tail + max(240.0, 4 * validate_every))
+        at_most = duration + tail + max(240.0, 4 * validate_every)
+        settle = _Settle(duration + tail, at_most, wiring.slow_validations)
         next_validation = time.monotonic() + validate_every
         rounds = 0
         while True:
@@ -218,16 +227,16 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
             serve_traffic(port, rounds)
             traffic = procs.running("generator")
             stream = stream_progress(procs.log("kappa-stream"))
-            _progress(run_config, state, "traffic" if traffic else "settling", stream)
+            _progress(wiring, state, "traffic" if traffic else "settling", stream)
             if time.monotonic() >= next_validation:
-                _validate(run_config, config_path, run_dir, state)
+                _validate(wiring, run_dir, state)
                 next_validation = time.monotonic() + validate_every
             if not traffic and settle.done(state, stream, validate_every):
                 break
         procs.stop_all()
         echo_err("demo: arms stopped; running the kappa backfill over the archive ...")
-        kappactl("kappa", "backfill", config=config_path, check=True, timeout=1200)
-        summary.update(_compare_with_truth(run_config, config_path, run_dir))
+        kappactl("kappa", "backfill", *wiring.backfill_args(), config=config_path, check=True, timeout=1200)
+        summary.update(_compare_with_truth(wiring, run_dir))
     finally:
         procs.stop_all()
         if not already_up:

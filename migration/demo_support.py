@@ -1,21 +1,29 @@
-"""The demo's plumbing: child `kappactl` processes, validation runs, a trickle of reads."""
+"""The demo's plumbing: child `kappactl` processes, validation runs, a trickle of reads, and
+the local wiring (where the arms write; the cloud profile's is in migration/demo_cloud.py)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from pipelines.cli_common import echo_err
 from pipelines.config import Config
 from pipelines.errors import PipelineError
-from pipelines.stack.private import free_port
+from pipelines.stack.private import free_port, isolated_config
 from pipelines.stack.processes import KAPPACTL, LoggedProcesses
+from pipelines.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    import duckdb
 
 VERDICTS = {0: "PASS", 1: "FAIL", 2: "INCONCLUSIVE"}
+ARMS = ("legacy_speed", "legacy_batch", "kappa_stream", "kappa_backfill", "dead_letter", "truth_ledger")
 
 
 def kappactl(
@@ -32,12 +40,17 @@ def kappactl(
 
 
 def run_validation(
-    config: Config, config_path: Path, report_dir: Path, left: str, right: str, record: bool = True
+    config_path: Path,
+    report_dir: Path,
+    left: str,
+    right: str,
+    where: list[str],
+    record: bool = True,
 ) -> tuple[str, dict]:
     """One `kappactl validate` run; its verdict and report.json (empty on a bad run).
 
     Only the migration pair is recorded in `validation_runs` (the cutover's evidence);
-    the demo's own comparisons with truth are not."""
+    the demo's own comparisons with truth are not. `where` names the backend and archive."""
     out = kappactl(
         "validate",
         *([] if record else ["--no-record"]),
@@ -45,8 +58,7 @@ def run_validation(
         left,
         "--right",
         right,
-        "--archive",
-        config.paths.archive_root,
+        *where,
         "--report-dir",
         str(report_dir),
         config=config_path,
@@ -58,6 +70,73 @@ def run_validation(
         echo_err(f"demo: validate {left} vs {right} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
         return verdict, {}
     return verdict, json.loads(report_path.read_text())
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass
+class LocalWiring:
+    """Where the local demo's arms write: the run's own Parquet warehouse and local archive."""
+
+    config: Config
+    config_path: Path
+    migration_pair: tuple[str, str] = ("legacy_serving", "kappa_stream")
+    slow_validations: int = 0  # validations of extra time the demo may settle (DuckDB: none)
+    kafka_readers: tuple[str, ...] = ("bridge", "archiver", "speed")  # arms reading Kafka
+
+    @classmethod
+    def create(cls, config: Config, run_dir: Path, run: str) -> LocalWiring:
+        return cls(*isolated_config(config, run_dir, f"demo-{run.lower()}"))
+
+    def arms(self) -> list[tuple[str, list[str]]]:
+        return [
+            ("archiver", ["archive"]),
+            ("bridge", ["bridge"]),
+            ("legacy-speed", ["legacy", "speed"]),
+            ("legacy-batch", ["legacy", "batch", "--follow"]),
+            ("kappa-stream", ["kappa", "run"]),
+        ]
+
+    def row_counts(self) -> dict[str, int]:
+        con = Warehouse(self.config.paths.warehouse_root).connect()
+        try:
+            return {t: _count(con, f"SELECT count(*) FROM {t}") for t in ARMS}
+        finally:
+            con.close()
+
+    def finished_batch_runs(self) -> int:
+        con = Warehouse(self.config.paths.warehouse_root).connect()
+        try:
+            return _count(con, "SELECT count(*) FROM batch_runs WHERE status = 'FINISHED'")
+        finally:
+            con.close()
+
+    def validation_args(self) -> list[str]:
+        return ["--archive", self.config.paths.archive_root]
+
+    def truth_pair(self, arm: str) -> tuple[str, str]:
+        return arm, "truth"
+
+    def truth_args(self) -> list[str]:
+        return self.validation_args()
+
+    def before_validation(self) -> None:
+        """Nothing to prepare: the validator reads the warehouse and the archive directly."""
+
+    def before_truth(self) -> None:
+        """Nothing to prepare: `truth` is a view of the warehouse."""
+
+    def backfill_args(self) -> list[str]:
+        return []
+
+    def cutover_args(self) -> list[str]:
+        return []
+
+    def backends(self) -> dict[str, dict[str, str]] | None:
+        return None  # the local summary keeps its shape
 
 
 def serve_traffic(port: int, round_: int, requests: int = 20) -> None:

@@ -10,6 +10,11 @@ subscription would write, by its documented rules (CloudStorageConfig in the Pub
   `max_bytes` (default 128 MiB, terraform's value) would be exceeded, whichever first;
 - text format: each message's data, newline-terminated; an object appears only complete.
 
+`max_duration` is an upper bound: the subscription may start an object sooner. With
+`--align-to-period` the stand-in also starts one at each batch-period boundary, so no object
+spans two periods (the demo uses it; the real subscription does not promise it, see
+terraform/README.md "Archive layout" for what that costs the legacy batch in the cloud).
+
 Only the local wiring uses it; the readers (pipelines/archive.py) are the cloud code.
 """
 
@@ -40,12 +45,19 @@ MAX_BYTES = 134_217_728
 class SubscriptionObjectWriter:
     """Collects message bodies and writes them as Cloud Storage subscription objects."""
 
-    def __init__(self, root: str, max_duration_s: float = MAX_DURATION_S, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self,
+        root: str,
+        max_duration_s: float = MAX_DURATION_S,
+        max_bytes: int = MAX_BYTES,
+        period_ms: int = 0,
+    ) -> None:
         if not root.startswith("gs://"):
             raise ValueError(f"{root!r}: the subscription writes to gs:// only")
         self.root = root if root.endswith("/") else root + "/"
         self.max_duration_ms = int(max_duration_s * 1000)
         self.max_bytes = max_bytes
+        self.period_ms = period_ms  # > 0: also a new object at each multiple of it
         self._lines: list[bytes] = []
         self._size = 0
         self._started_ms: int | None = None
@@ -56,7 +68,9 @@ class SubscriptionObjectWriter:
         size = len(body) + 1
         written = []
         if self._started_ms is not None and (
-            at_ms - self._started_ms >= self.max_duration_ms or self._size + size > self.max_bytes
+            at_ms - self._started_ms >= self.max_duration_ms
+            or self._size + size > self.max_bytes
+            or self._crosses_period(at_ms)
         ):
             written.append(self.flush())
         if self._started_ms is None:
@@ -65,9 +79,19 @@ class SubscriptionObjectWriter:
         self._size += size
         return written
 
+    def _crosses_period(self, at_ms: int) -> bool:
+        started = self._started_ms
+        return (
+            bool(self.period_ms)
+            and started is not None
+            and at_ms // self.period_ms != started // self.period_ms
+        )
+
     def due(self, at_ms: int | None = None) -> bool:
         at_ms = now_ms() if at_ms is None else at_ms
-        return self._started_ms is not None and at_ms - self._started_ms >= self.max_duration_ms
+        if self._started_ms is None:
+            return False
+        return at_ms - self._started_ms >= self.max_duration_ms or self._crosses_period(at_ms)
 
     def flush(self) -> str:
         """Write the buffered messages as one object; returns its gs:// name ("" if none)."""
@@ -94,6 +118,7 @@ def run_stand_in(
     max_duration_s: float = 60.0,
     exit_when_idle: float | None = None,
     stop: Callable[[], bool] = lambda: False,
+    align_to_period: bool = False,
 ) -> int:
     """Pull `archive` and write its messages as subscription objects under
     `gcp.archive_root`; a message is acked only once the object holding it exists
@@ -108,7 +133,8 @@ def run_stand_in(
         )
     path = create_subscription(config, SUBSCRIPTION, ACK_DEADLINE_S)
     client = subscriber(config)
-    writer = SubscriptionObjectWriter(config.gcp.archive_root, max_duration_s)
+    period_ms = config.time.period_ms if align_to_period else 0
+    writer = SubscriptionObjectWriter(config.gcp.archive_root, max_duration_s, period_ms=period_ms)
     held: list[str] = []
     written, idle_since = 0, time.monotonic()
     while not stop():
@@ -140,10 +166,14 @@ def _ack(client: Any, path: str, held: list[str]) -> int:
 @exit_when_idle_option
 @click.option("--max-duration", default=60.0, show_default=True, type=float,
               help="Seconds before a new object is started (the subscription's max_duration).")  # fmt: skip
+@click.option("--align-to-period", is_flag=True,
+              help="Also start a new object at each batch-period boundary (no object spans two).")  # fmt: skip
 @with_config
-def archive_gcs(config: Config, exit_when_idle: float | None, max_duration: float) -> None:
+def archive_gcs(
+    config: Config, exit_when_idle: float | None, max_duration: float, align_to_period: bool
+) -> None:
     """Write Pub/Sub `archive` as the Cloud Storage subscription's objects (local stand-in)."""
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    written = run_stand_in(config, max_duration, exit_when_idle, lambda: bool(stopping))
+    written = run_stand_in(config, max_duration, exit_when_idle, lambda: bool(stopping), align_to_period)
     click.echo(json.dumps({"archived": written}))

@@ -16,6 +16,9 @@ offsets are committed only on checkpoints, so the restarted job re-reads from th
 committed offset into empty windows. That is the speed layer's known flaw; the batch
 layer corrects finished periods.
 
+With `--bigquery-dataset PROJECT:legacy` the same flushes go to BigQuery instead
+(bigquery_sink: streaming inserts into `legacy.legacy_speed` and `migration.dead_letter`).
+
 `kappactl legacy speed` starts this module (lambda_legacy.speed.launcher).
 """
 
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_legacy.speed import logic
+from lambda_legacy.speed.bigquery_sink import BigQueryTarget, write_rows
 from lambda_legacy.speed.supervisor import ProgressFile, latest_restore_point
 
 END_OF_TIME_MS = 2**62
@@ -120,9 +124,9 @@ def _flink_functions() -> dict[str, Any]:
         bounded run) are written when the function closes: no timer fires any more.
         """
 
-        def __init__(self, warehouse: str, flush_ms: int, max_rows: int, progress_dir: str):
+        def __init__(self, warehouse: str, flush_ms: int, max_rows: int, progress_dir: str, bigquery: Any):
             self.warehouse, self.flush_ms, self.max_rows = warehouse, flush_ms, max_rows
-            self.progress_dir = progress_dir
+            self.progress_dir, self.bigquery = progress_dir, bigquery  # a BigQueryTarget or None
 
         def open(self, runtime_context: Any) -> None:
             self.buffer = runtime_context.get_list_state(
@@ -166,7 +170,7 @@ def _flink_functions() -> dict[str, Any]:
 
         def _flush(self, table: str) -> None:
             rows = list(self.buffer.get() or [])
-            written = logic.write_rows(self.warehouse, table, rows, self.writer) if rows else 0
+            written = write_rows(self.bigquery, self.warehouse, table, rows, self.writer)
             self.written.inc(written)
             self.buffer.clear()
             self.size.update(0)
@@ -174,7 +178,7 @@ def _flink_functions() -> dict[str, Any]:
 
         def close(self) -> None:
             for table, rows in self.tail.items():
-                written = logic.write_rows(self.warehouse, table, rows, self.writer)
+                written = write_rows(self.bigquery, self.warehouse, table, rows, self.writer)
                 self.written.inc(written)
                 self.progress.buffered(table, 0, written)
             self.tail.clear()
@@ -316,8 +320,13 @@ def build_job(env: Any, args: argparse.Namespace) -> None:
     )
     late = counts.get_side_output(f["late_tag"]).map(f["LateRow"](args.window_ms)).name("late").uid("late")
     dead = parsed.get_side_output(f["dead_tag"])
+    bigquery = (
+        BigQueryTarget.parse(args.bigquery_dataset, args.bigquery_dead_letter_table, args.bigquery_endpoint)
+        if args.bigquery_dataset
+        else None
+    )
     sink = f["WarehouseSink"](
-        str(Path(args.warehouse).resolve()), args.flush_ms, args.max_buffered_rows, progress
+        str(Path(args.warehouse).resolve()), args.flush_ms, args.max_buffered_rows, progress, bigquery
     )
     (
         counts.union(late, dead)
@@ -334,6 +343,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--topic", required=True)
     p.add_argument("--group-id", default="legacy-speed")
     p.add_argument("--warehouse", required=True)
+    p.add_argument("--bigquery-dataset", default="", help="PROJECT:DATASET for legacy_speed (cloud sink)")
+    p.add_argument("--bigquery-dead-letter-table", default="migration.dead_letter")
+    p.add_argument("--bigquery-endpoint", default="", help="http://host:port of an emulator")
     p.add_argument("--state-dir", required=True, help="checkpoints, savepoints, progress files")
     p.add_argument("--connector-jar", required=True)
     p.add_argument("--window-ms", type=int, required=True)

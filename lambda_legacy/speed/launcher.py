@@ -38,6 +38,8 @@ class SpeedOptions:
     starting_offsets: str = "committed"
     group_id: str = "legacy-speed"
     flink_master: str | None = None  # HOST:PORT of a standalone/Dataproc Flink REST API
+    bigquery_dataset: str | None = None  # PROJECT:DATASET (Terraform's `legacy`): the cloud sink
+    bigquery_dead_letter_table: str = "migration.dead_letter"
 
 
 def flink_python() -> Path:
@@ -85,6 +87,8 @@ def job_command(config: Config, opts: SpeedOptions) -> list[str]:
 
         host, port = parse_master(opts.flink_master)
         cmd.append(f"--flink-master={host}:{port}")
+    if opts.bigquery_dataset:
+        cmd += _bigquery_args(config, opts)
     cmd += [
         flag
         for flag, on in (("--bounded", opts.bounded), ("--fresh", opts.fresh), ("--drain", opts.drain))
@@ -115,3 +119,22 @@ def run_speed_job(config: Config, opts: SpeedOptions) -> int:
     if code not in (0, -signal.SIGTERM):
         raise PipelineError(f"the legacy speed job exited with code {code}; see its log above")
     return code
+
+
+def _bigquery_args(config: Config, opts: SpeedOptions) -> list[str]:
+    """The cloud sink's flags: the dataset, the dead-letter table, and the emulator's endpoint
+    when the config names one (else the job writes BigQuery itself)."""
+    from lambda_legacy.speed.bigquery_sink import BigQueryTarget
+
+    assert opts.bigquery_dataset
+    try:
+        BigQueryTarget.parse(opts.bigquery_dataset, opts.bigquery_dead_letter_table)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    emulator = config.gcp.bigquery_emulator_host if config.gcp else ""
+    emulator = emulator or os.environ.get("BIGQUERY_EMULATOR_HOST", "")
+    return [
+        f"--bigquery-dataset={opts.bigquery_dataset}",
+        f"--bigquery-dead-letter-table={opts.bigquery_dead_letter_table}",
+        f"--bigquery-endpoint={emulator}",
+    ]
