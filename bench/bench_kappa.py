@@ -24,12 +24,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.archive_fixture import build_archive
+from bench.archive_fixture import DEMO_TIME, build_archive
 from bench.figures import Figure
 from pipelines.stack.processes import KAPPACTL
 
 ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = 3  # interleaved rounds; each variant and the baseline keep their best time
 # FnApiRunner modes measured: name -> (workers, as processes).
 VARIANTS = {
     "1_worker_in_process": (1, False),
@@ -89,25 +91,36 @@ def _measure(code: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _check_counters(c: dict, manifest: Any) -> None:
+    expected = (manifest.lines, manifest.unique_events, manifest.duplicates, manifest.bad)
+    got = (c["read"], c["counted"], c["duplicates_removed"], c["dead_lettered"])
+    if got != expected:
+        raise AssertionError(f"kappa backfill counters {got} differ from the manifest {expected}")
+
+
 def bench_backfill(workdir: Path, quick: bool) -> list[Figure]:
     events = 100_000 if quick else 1_000_000
     manifest = build_archive(workdir / "archives", events, periods=2 if quick else 10)
-    runs = {}
-    for mode, (workers, processes) in VARIANTS.items():
-        warehouse = workdir / f"kappa-backfill-{mode}"
-        shutil.rmtree(warehouse, ignore_errors=True)
-        runs[mode] = _measure(_BACKFILL, manifest.root, str(warehouse), str(workers), str(int(processes)))
-        c = runs[mode]["counters"]
-        expected = (manifest.lines, manifest.unique_events, manifest.duplicates, manifest.bad)
-        got = (c["read"], c["counted"], c["duplicates_removed"], c["dead_lettered"])
-        if got != expected:
-            raise AssertionError(f"kappa backfill counters {got} differ from the manifest {expected}")
+    # Rounds interleave the backfill variants and the DuckDB baseline, each keeping its best
+    # time, so a burst of load on the shared machine does not decide the ratio.
+    runs: dict[str, dict] = {}
+    duck: dict = {}
+    for _ in range(1 if quick else ROUNDS):
+        for mode, (workers, processes) in VARIANTS.items():
+            warehouse = workdir / f"kappa-backfill-{mode}"
+            shutil.rmtree(warehouse, ignore_errors=True)
+            got = _measure(_BACKFILL, manifest.root, str(warehouse), str(workers), str(int(processes)))
+            _check_counters(got["counters"], manifest)
+            if mode not in runs or got["seconds"] < runs[mode]["seconds"]:
+                runs[mode] = got
+        done = _measure(_DUCKDB, manifest.root, str(DEMO_TIME.window_ms))
+        if done["events"] != manifest.unique_events:
+            raise AssertionError(
+                f"DuckDB baseline counted {done['events']}, manifest says {manifest.unique_events}"
+            )
+        if not duck or done["seconds"] < duck["seconds"]:
+            duck = done
     best = min(runs, key=lambda w: runs[w]["seconds"])
-    duck = _measure(_DUCKDB, manifest.root, "10000")
-    if duck["events"] != manifest.unique_events:
-        raise AssertionError(
-            f"DuckDB baseline counted {duck['events']}, manifest says {manifest.unique_events}"
-        )
     return [
         Figure(
             "kappa_backfill_events_per_s",
@@ -116,7 +129,8 @@ def bench_backfill(workdir: Path, quick: bool) -> list[Figure]:
             manifest.lines,
             f"the stream's pipeline on bounded input (Arrow per part file, event_id-bucket shuffle), "
             f"FnApiRunner {best} "
-            f"(fastest of {', '.join(VARIANTS)}); {runs[best]['seconds']:.2f}s pipeline wall time; "
+            f"(fastest of {', '.join(VARIANTS)}; best of {ROUNDS} rounds interleaved with the baseline); "
+            f"{runs[best]['seconds']:.2f}s pipeline wall time; "
             "counters match the manifest",
             {
                 "peak_rss_mib": runs[best]["peak_rss_mib"],
@@ -131,7 +145,7 @@ def bench_backfill(workdir: Path, quick: bool) -> list[Figure]:
             "events/s",
             manifest.lines,
             f"one DuckDB query: read_json over the archive, valid rows, dedup by event_id, count per "
-            f"window/tweet/type; {duck['seconds']:.2f}s; same unique-event total as the manifest",
+            f"window/tweet/type; {duck['seconds']:.2f}s (best of {ROUNDS}); same unique-event total as the manifest",
             {"peak_rss_mib": duck["peak_rss_mib"], "seconds": duck["seconds"]},
         ),
     ]
