@@ -17,9 +17,12 @@ What the demo adds around the cloud code:
   external tables, so the demo loads the new archive objects before each validation);
 - the judge: after the run, the arms' BigQuery tables are copied into a Parquet warehouse
   beside the generator's truth ledger, and the archive objects into the local layout, and
-  the three comparisons with truth run there on DuckDB as in the local demo. (On BigQuery,
-  the validator's error-percentile query returns an array of NULLs when no final key
-  differs, which BigQuery refuses to return: an exact arm cannot be judged there yet.)
+  the three comparisons with truth run there on DuckDB as in the local demo (the truth
+  ledger is the generator's local Parquet).
+
+The migration pair's kappa arm lives in another dataset (`kappa.kappa_stream`); the
+validator records it by arm name (`kappa_stream`), so config/policy.yaml's `gate_arms`
+holds here as in the local demo.
 """
 
 from __future__ import annotations
@@ -61,7 +64,6 @@ def run_gcp(config: Config, name: str) -> GcpConfig:
 class CloudWiring:
     config: Config
     config_path: Path
-    policy_path: Path
     migration_pair: tuple[str, str] = ("legacy_serving", "kappa.kappa_stream")
     slow_validations: int = 4  # bqemulator takes minutes per validation on 2 busy cores
     kafka_readers: tuple[str, ...] = ("bridge", "speed")  # the archive comes from Pub/Sub here
@@ -84,7 +86,7 @@ class CloudWiring:
         _create_demo_tables(client, gcp.project)
         _view_schemas(client, gcp.project, int(config.time.batch_period), gcp.serving_source)
         create_subscription(run_config, SUBSCRIPTION, ACK_DEADLINE_S)  # before traffic: misses nothing
-        return cls(run_config, config_path, _gate_policy(run_dir))
+        return cls(run_config, config_path)
 
     @property
     def gcp(self) -> GcpConfig:
@@ -136,8 +138,7 @@ class CloudWiring:
         return int(query_rows(self._client(), sql, "batch_runs")[0]["n"])
 
     def validation_args(self) -> list[str]:
-        return ["--bigquery-project", self.project, "--dataset", "legacy", "--archive", ARCHIVE_EVENTS,
-                "--policy", str(self.policy_path)]  # fmt: skip
+        return ["--bigquery-project", self.project, "--dataset", "legacy", "--archive", ARCHIVE_EVENTS]
 
     def truth_pair(self, arm: str) -> tuple[str, str]:
         return arm, "truth"
@@ -183,7 +184,7 @@ class CloudWiring:
                 "--bigquery-dead-letter-table", f"{p}:migration.dead_letter"]  # fmt: skip
 
     def cutover_args(self) -> list[str]:
-        return ["--policy", str(self.policy_path)]
+        return []
 
     def backends(self) -> dict[str, dict[str, str]]:
         p = self.project
@@ -205,21 +206,6 @@ class CloudWiring:
             "cutover_state": {"backend": "gcs", "location": self.gcp.cutover_state},
             "truth_ledger": {"backend": "parquet", "location": str(self.config.paths.warehouse_root)},
         }
-
-
-def _gate_policy(run_dir: Path) -> Path:
-    """config/policy.yaml with gate_arms as the BigQuery validator labels the migration pair:
-    the kappa arm lives in another dataset (`kappa`) than legacy_serving (`legacy`), so its
-    label is `kappa.kappa_stream`."""
-    import yaml
-
-    from pipelines.stack.local import ROOT
-
-    policy = yaml.safe_load((ROOT / "config" / "policy.yaml").read_text(encoding="utf-8"))
-    policy["gate_arms"] = list(CloudWiring.migration_pair)
-    path = run_dir / "policy.yaml"
-    path.write_text(yaml.safe_dump(policy, sort_keys=False))
-    return path
 
 
 def _view_schemas(client: Any, project: str, batch_period_s: int, serving_source: str) -> None:

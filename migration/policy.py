@@ -33,7 +33,23 @@ class Policy:
     top_n_unexplained: int = 20  # keys listed in the report
     # The validation runs that count for the cutover gate: this left and right arm only, so
     # a check against truth or the backfill never opens (or breaks) the migration's streak.
+    # Arms are compared by name (`arm_name`): a BigQuery table's dataset does not matter.
     gate_arms: tuple[str, str] = ("legacy_serving", "kappa_stream")
+
+
+def arm_name(label: str) -> str:
+    """The arm a validation run's side names, as `gate_arms` spells it: a table's name
+    without its project and dataset (`kappa.kappa_stream` and `bigquery:p.kappa.kappa_stream`
+    are `kappa_stream`); a file side (`file:...`, `csv:...`) is its label unchanged."""
+    if label.startswith(("file:", "csv:")):
+        return label
+    return label.removeprefix("bigquery:").rsplit(".", 1)[-1]
+
+
+def same_arms(left: str, right: str, arms: tuple[str, str] | list[str]) -> bool:
+    """Whether a run of `left` vs `right` compares `arms` (by arm name, so a run recorded
+    with dataset-qualified labels counts for unqualified `gate_arms` and back)."""
+    return (arm_name(left), arm_name(right)) == (arm_name(arms[0]), arm_name(arms[1]))
 
 
 _RATES = (

@@ -1,6 +1,8 @@
 """The evidence a cutover move needs: validation runs and shadow-read statistics.
 
-Only runs comparing `policy.gate_arms` (legacy_serving vs kappa_stream) count. Advancing
+Only runs comparing `policy.gate_arms` (legacy_serving vs kappa_stream) count, matched by
+arm name (`migration.policy.arm_name`: a run of `kappa.kappa_stream` on BigQuery is a run of
+`kappa_stream`). Advancing
 needs `policy.consecutive_passes` PASS runs that finished after the last transition with
 no FAIL after them (INCONCLUSIVE runs neither count nor break the streak:
 they carry no evidence either way). A FAIL since the last transition, or a shadow-read
@@ -19,6 +21,7 @@ from typing import Any, Iterable, Mapping
 import pyarrow.parquet as pq
 
 from migration.cutover.model import CutoverState
+from migration.policy import same_arms
 from pipelines.errors import InputError
 from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
@@ -48,8 +51,8 @@ class ValidationRun:
 
 
 def read_validation_runs(warehouse: Warehouse, arms: tuple[str, str] | None = None) -> list[ValidationRun]:
-    """The rows of the `validation_runs` table (those comparing `arms`, left and right, if
-    given), oldest first."""
+    """The rows of the `validation_runs` table (those comparing `arms`, left and right, by
+    arm name, if given), oldest first."""
     runs: list[ValidationRun] = []
     columns = ["run_id", "finished_at", "verdict", "left_arm", "right_arm"]
     for segment in warehouse.segments("validation_runs"):
@@ -57,7 +60,7 @@ def read_validation_runs(warehouse: Warehouse, arms: tuple[str, str] | None = No
             rows = pq.read_table(segment, columns=columns).to_pylist()
         except (OSError, ValueError) as exc:
             raise InputError(f"{segment}: unreadable validation_runs segment ({exc})") from exc
-        chosen = (r for r in rows if arms is None or (r["left_arm"], r["right_arm"]) == tuple(arms))
+        chosen = (r for r in rows if arms is None or same_arms(r["left_arm"], r["right_arm"], arms))
         runs.extend(ValidationRun.coerce(row) for row in chosen)
     return sorted(runs, key=lambda r: (r.finished_at_ms, r.run_id))
 
@@ -66,19 +69,17 @@ def read_bigquery_validation_runs(
     project: str, arms: tuple[str, str] | None = None, table_id: str = "migration.validation_runs"
 ) -> list[ValidationRun]:
     """The finished rows of BigQuery's `validation_runs` (those comparing `arms`), oldest first:
-    the same columns and filter as `read_validation_runs` on the warehouse."""
+    the same columns and filter as `read_validation_runs` on the warehouse (the arm names are
+    matched here, not in SQL: one rule for both; the table holds one row per run)."""
     from pipelines.bigquery_io import bigquery_client, query_rows
 
-    where, params = "finished_at IS NOT NULL", {}
-    if arms is not None:
-        where += " AND left_arm = @left_arm AND right_arm = @right_arm"
-        params = {"left_arm": arms[0], "right_arm": arms[1]}
     sql = (
-        f"SELECT run_id, finished_at, verdict FROM `{project}.{table_id}` WHERE {where} "
-        "ORDER BY finished_at, run_id"
+        f"SELECT run_id, finished_at, verdict, left_arm, right_arm FROM `{project}.{table_id}` "
+        "WHERE finished_at IS NOT NULL ORDER BY finished_at, run_id"
     )
-    rows = query_rows(bigquery_client(project), sql, f"BigQuery {project}.{table_id}", params)
-    return [ValidationRun.coerce(row) for row in rows]
+    rows = query_rows(bigquery_client(project), sql, f"BigQuery {project}.{table_id}")
+    chosen = (r for r in rows if arms is None or same_arms(r["left_arm"], r["right_arm"], arms))
+    return [ValidationRun.coerce(row) for row in chosen]
 
 
 @dataclass(frozen=True)

@@ -245,17 +245,30 @@ def group_summary(left: Arm, right: Arm, diffs: ir.Table) -> ir.Table:
 
 
 def error_stats(diffs: ir.Table, exact: bool = True) -> ir.Table:
-    """Percentiles of abs and relative differences over final DIFFERENT keys."""
+    """Percentiles of abs and relative differences over final DIFFERENT keys; NULL (not an
+    array of NULLs, which BigQuery refuses to return) when no such key exists."""
     d = diffs.filter(diffs.final & (diffs.comparison == DIFFERENT))
     rel = d.abs_diff.cast("float64") / d.weight
-    quantiles = list(QUANTILES)
+    keys = d.count()
 
     def q(col: ir.NumericColumn) -> ir.ArrayScalar:
-        return col.quantile(quantiles) if exact else col.approx_quantile(quantiles)
+        return quantiles_or_null(col, keys > 0, exact)
 
     return d.aggregate(
-        keys=d.count(), abs_q=q(d.abs_diff), abs_max=d.abs_diff.max(), rel_q=q(rel), rel_max=rel.max()
+        keys=keys, abs_q=q(d.abs_diff), abs_max=d.abs_diff.max(), rel_q=q(rel), rel_max=rel.max()
     )
+
+
+def quantiles_or_null(
+    col: ir.NumericColumn, any_row: ir.BooleanScalar, exact: bool, where: ir.BooleanValue | None = None
+) -> ir.ArrayScalar:
+    """The QUANTILES of `col` (exact or approximate) where `any_row`, else a NULL array."""
+    values = (
+        col.quantile(list(QUANTILES), where=where)
+        if exact
+        else col.approx_quantile(list(QUANTILES), where=where)
+    )
+    return ibis.ifelse(any_row, values, ibis.null(values.type()))
 
 
 def error_histogram(diffs: ir.Table) -> ir.Table:

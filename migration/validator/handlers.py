@@ -12,6 +12,7 @@ from typing import Any
 import click
 import pyarrow as pa
 
+from migration.policy import arm_name, same_arms
 from migration.validator.classes import explained
 from migration.validator.inputs import ValidationInputs
 from migration.validator.render import render_html, render_markdown
@@ -79,7 +80,9 @@ def _ms(iso_text: str | None) -> int | None:
 
 def run_row(report: Report | SpecReport) -> dict[str, Any]:
     """The report as one validation_runs row (timestamps in epoch ms); a spec report's
-    sides' labels stand for the arms, and it has no reference, explanations or windows."""
+    sides' labels stand for the arms, and it has no reference, explanations or windows.
+    Arms are recorded by name (`arm_name`: `kappa.kappa_stream` is `kappa_stream`), as the
+    policy's `gate_arms` names them; report.json keeps the labels as given."""
     k = report.keys
     final = k["total"] - k["pending"]
     row = {
@@ -87,8 +90,8 @@ def run_row(report: Report | SpecReport) -> dict[str, Any]:
         "started_at": _ms(report.started_at),
         "finished_at": _ms(report.finished_at),
         "verdict": report.verdict,
-        "left_arm": report.inputs["left"],
-        "right_arm": report.inputs["right"],
+        "left_arm": arm_name(report.inputs["left"]),
+        "right_arm": arm_name(report.inputs["right"]),
         "reference_arm": None,
         "keys_total": k["total"],
         "keys_final": final,
@@ -107,7 +110,7 @@ def run_row(report: Report | SpecReport) -> dict[str, Any]:
     if isinstance(report, Report):
         windows = report.by_window
         row |= {
-            "reference_arm": report.inputs["reference"],
+            "reference_arm": arm_name(reference) if (reference := report.inputs["reference"]) else None,
             "unexplained_rate": report.rates["unexplained_key_rate"],
             "keys_explained": explained(k),
             "unexplained_count_rate": report.rates["unexplained_count_rate"],
@@ -161,19 +164,18 @@ def previous_streak(inputs: ValidationInputs, report: Report) -> int:
 
 
 def streak(root: Path | None, left: str, right: str, verdict_now: str) -> int:
-    """PASS runs in a row of `left` vs `right` in the warehouse at `root`, plus this one."""
+    """PASS runs in a row of `left` vs `right` (by arm name) in the warehouse at `root`,
+    plus this one."""
     verdicts: list[str] = []
     if root and Warehouse(root).segments("validation_runs"):
         con = Warehouse(root).connect()
         try:
             rows = con.execute(
-                "SELECT verdict FROM validation_runs WHERE left_arm = ? AND right_arm = ? "
-                "ORDER BY finished_at, run_id",
-                [left, right],
+                "SELECT verdict, left_arm, right_arm FROM validation_runs ORDER BY finished_at, run_id"
             ).fetchall()
         finally:
             con.close()
-        verdicts = [str(r[0]) for r in rows]
+        verdicts = [str(r[0]) for r in rows if same_arms(str(r[1]), str(r[2]), (left, right))]
     count = 0
     for verdict in [*verdicts, verdict_now]:
         if verdict == PASS:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from migration.validator.builder import QUANTILES
+from migration.validator.builder import quantiles_or_null
 from migration.validator.classes import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT
 from migration.validator.spec import ROW_HASH, FinalityRule, Metric, Spec
 from migration.validator.spec_sources import Sides, compatibility, default_columns
@@ -160,11 +160,7 @@ def metric_stats(plan: DiffPlan, d: ir.Table, exact: bool) -> ir.Table:
         if not plan.numeric:
             continue
         rel = d[f"rel_{i}"]
-        q = (
-            rel.quantile(list(QUANTILES), where=where)
-            if exact
-            else rel.approx_quantile(list(QUANTILES), where=where)
-        )
+        q = quantiles_or_null(rel, out[f"differing_{i}"] > 0, exact, where)
         out[f"abs_sum_{i}"] = d[f"abs_{i}"].sum(where=where).cast("float64")
         out[f"abs_max_{i}"] = d[f"abs_{i}"].max(where=where).cast("float64")
         out[f"rel_q_{i}"] = q

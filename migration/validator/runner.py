@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol
 import ibis
 import ibis.expr.types as ir
 
-from migration.policy import Policy
+from migration.policy import Policy, arm_name
 from migration.validator import builder
 from migration.validator.backends import open_backend
 from migration.validator.builder import Arm
@@ -147,8 +147,9 @@ def _errors(plan: Plan, diffs: ir.Table) -> dict[str, Any]:
     hist = _rows(builder.error_histogram(diffs), "error histogram")
 
     def pct(values: list[float] | None, top: float | None) -> dict[str, float | None]:
-        values = values or [None, None, None]  # type: ignore[list-item]
-        return {"p50": values[0], "p90": values[1], "p99": values[2], "max": top}
+        # NULL when no final key differs (error_stats): every percentile is then unknown
+        p50, p90, p99 = values if values else (None, None, None)
+        return {"p50": p50, "p90": p90, "p99": p99, "max": top}
 
     return {
         "keys": stats["keys"],
@@ -190,9 +191,9 @@ def run_validation(
             }
         noise = None
         if (
-            inputs.right.table == "kappa_stream"
+            arm_name(inputs.right.label) == "kappa_stream"
             and inputs.reference
-            and inputs.reference.table == "kappa_backfill"
+            and arm_name(inputs.reference.label) == "kappa_backfill"
         ):
             noise = reference["right_vs_reference"] if reference else None
         elif getattr(plan.backend, "has_warehouse", False):

@@ -8,16 +8,17 @@ import json
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from migration.cutover.gate import read_bigquery_validation_runs, read_validation_runs
-from migration.policy import build_policy
+from migration.policy import build_policy, load_policy
 from migration.validator import build_inputs, run_validation
 from migration.validator.handlers import VALIDATION_RUNS_ROW_SCHEMA, BigQueryRecord, WarehouseRecord
-from pipelines.bigquery_io import schema_columns, schema_fields
+from pipelines.bigquery_io import insert_rows, schema_columns, schema_fields
 from pipelines.config import load_config
 from pipelines.errors import InputError
 from pipelines.stack.local import ROOT
@@ -88,6 +89,38 @@ def test_bigquery_and_warehouse_records_give_the_gate_the_same_runs(cloud, bq, d
     assert json.loads(row["report"])["run_id"] == row["run_id"] == local[0].run_id
 
 
+def test_runs_of_dataset_qualified_arms_count_for_the_default_gate_arms(cloud, bq, dataset, tmp_path: Path):
+    """On BigQuery the kappa arm is `kappa.kappa_stream` (another dataset than the legacy's):
+    the validator records it by arm name, and the gate (BigQuery and warehouse alike) matches
+    arm names, so rows recorded with the dataset still count for config/policy.yaml's pair."""
+    gate = load_policy(ROOT / "config" / "policy.yaml").gate_arms
+    assert gate == ("legacy_serving", "kappa_stream")
+    table = f"{dataset}.validation_runs"
+    config = load_config(ROOT / "config" / "demo.yaml")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for side in ("left", "right"):
+        write_arm(tmp_path / f"{side}.parquet", arm_rows("right"))
+    inputs = build_inputs(config, left_path=str(tmp_path / "left.parquet"),
+                          right_path=str(tmp_path / "right.parquet"), record=False)  # fmt: skip
+    report = run_validation(inputs, POLICY, [])
+    assert report.verdict == "PASS"
+    qualified = {"left": "legacy.legacy_serving", "right": f"bigquery:{cloud.project}.kappa.kappa_stream"}
+    recorded = replace(report, inputs={**report.inputs, **qualified})
+    for handler in (BigQueryRecord(cloud.project, table), WarehouseRecord(tmp_path / "wh")):
+        handler.handle(recorded)
+    row = next(iter(bq.query(f"SELECT left_arm, right_arm FROM `{cloud.project}.{table}`").result()))
+    assert (row["left_arm"], row["right_arm"]) == gate
+    older = _run(f"older-{report.run_id}", 2_000_000_000_000, ("legacy.legacy_serving", "kappa.kappa_stream"))
+    backfill = _run(
+        f"bf-{report.run_id}", 2_000_000_000_001, ("legacy.legacy_serving", "kappa.kappa_backfill")
+    )
+    insert_rows(bq, f"{cloud.project}.{table}", [older, backfill])
+    counted = [r.run_id for r in read_bigquery_validation_runs(cloud.project, gate, table)]
+    assert counted == [report.run_id, older["run_id"]]
+    assert [r.run_id for r in read_validation_runs(Warehouse(tmp_path / "wh"), gate)] == [report.run_id]
+    assert read_validation_runs(Warehouse(tmp_path / "wh"), ("legacy_serving", "kappa_backfill")) == []
+
+
 def _run(run_id: str, finished_ms: int, arms: tuple[str, str], verdict: str = "PASS") -> dict:
     from pipelines.instants import utc_iso
 
@@ -105,7 +138,6 @@ def kappactl(config_path: Path, env: dict[str, str], *args: str) -> subprocess.C
 def test_the_cloud_gate_reads_bigquery_runs_and_moves_the_gcs_state(cloud, bq, tmp_path: Path):
     import os
 
-    from pipelines.bigquery_io import insert_rows
     from pipelines.events import now_ms
 
     config_path = write_config(cloud.config, tmp_path / "gcp.yaml")
