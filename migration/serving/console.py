@@ -31,7 +31,7 @@ from migration.cutover.controller import advance, default_actor, rollback
 from migration.cutover.gate import ShadowStats
 from migration.cutover.model import parse_stage
 from migration.cutover.store import StateStore
-from migration.policy import Policy
+from migration.policy import Policy, same_arms
 from migration.serving.metrics import Metrics
 from migration.serving.shadow import ShadowRecorder
 from migration.serving.status import (
@@ -236,7 +236,7 @@ class Console:
         ev, now = self._evidence, _now_ms()
         if ev is None:
             return
-        gate = [r for r in ev.runs if (r.left_arm, r.right_arm) == tuple(self.policy.gate_arms)]
+        gate = [r for r in ev.runs if same_arms(r.left_arm, r.right_arm, self.policy.gate_arms)]
         if gate:
             for verdict in VERDICTS:
                 self.metrics.set("migration_validation_last_verdict", float(gate[-1].verdict == verdict),

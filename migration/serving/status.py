@@ -37,7 +37,7 @@ from migration.cutover.gate import (
 )
 from migration.cutover.model import TERRAFORM_HINTS, CutoverState, Stage, Transition
 from migration.cutover.store import LocalStateStore, StateStore
-from migration.policy import Policy
+from migration.policy import Policy, same_arms
 from pipelines.errors import InputError
 from pipelines.instants import utc_iso
 from pipelines.rows import AGGREGATE_TABLES
@@ -267,14 +267,14 @@ def _run_json(run: RunSummary, gate_arms: tuple[str, str]) -> dict[str, Any]:
         "run_id": run.run_id, "finished_at": utc_iso(run.finished_at_ms), "verdict": run.verdict,
         "left_arm": run.left_arm, "right_arm": run.right_arm, "keys_total": run.keys_total,
         "keys": run.keys, "unexplained_rate": run.unexplained_rate,
-        "counts_for_gate": (run.left_arm, run.right_arm) == tuple(gate_arms),
+        "counts_for_gate": same_arms(run.left_arm, run.right_arm, gate_arms),
         "report_html": report_url(run.run_id) if run.report_path else None,
     }  # fmt: skip
 
 
 def _cutover_json(ev: Evidence, policy: Policy) -> dict[str, Any]:
     gate_runs = [ValidationRun(r.run_id, r.finished_at_ms, r.verdict) for r in ev.runs
-                 if (r.left_arm, r.right_arm) == tuple(policy.gate_arms)]  # fmt: skip
+                 if same_arms(r.left_arm, r.right_arm, policy.gate_arms)]  # fmt: skip
     gate = check_gate(ev.state, policy.consecutive_passes, gate_runs)
     return {
         **ev.state.as_json(),
