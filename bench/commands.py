@@ -174,7 +174,8 @@ def write_results(
         lines += ["", "## Benchmarks that failed", ""] + [f"- `{m}`: {err}" for m, err in failures.items()]
     lines += ["", f"Plots: `bench/results/plots/` (one per figure). Raw: `{path.name}`.", ""]
     (out / "latest.md").write_text("\n".join(lines))
-    capacity.write({f.name: f.value for f in figures}, out / "capacity.md", f"{stamp:%Y-%m-%d %H:%M} UTC")
+    if not rerun:  # the plan divides figures of one run; a partial re-run keeps the last plan
+        capacity.write({f.name: f.value for f in figures}, out / "capacity.md", f"{stamp:%Y-%m-%d %H:%M} UTC")
     _plot(figures, out / "plots")
     return path
 
