@@ -31,3 +31,9 @@ def test_results_json_markdown_ratios_and_merge(tmp_path):
     # Kept figures name their run; a ratio of a kept and a fresh figure is left out.
     assert {f.name: f.extra.get("run") for f in merged}["legacy_batch_events_per_s"] == path.stem
     assert [name for name, _, _ in ratios(merged)] == ["kappa_backfill_vs_legacy_batch"]
+    # A partial re-run writes latest.md but keeps the capacity plan of the last full run.
+    plan = (tmp_path / "capacity.md").read_text()
+    faster = [Figure("legacy_batch_events_per_s", 200_000, "events/s", 1_000_000)]
+    write_results(merge_with_latest(faster, tmp_path), {}, tmp_path, rerun=("bench_legacy",))
+    assert (tmp_path / "capacity.md").read_text() == plan
+    assert "(run of " in (tmp_path / "latest.md").read_text()
