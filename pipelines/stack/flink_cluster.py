@@ -57,7 +57,7 @@ class FlinkCluster:
     """`up`, `down`, `status` of the standalone cluster whose files are under state_dir/flink."""
 
     def __init__(self, state_dir: Path, settings: ClusterSettings | None = None):
-        self.home = state_dir / "flink"
+        self.home = Path(state_dir).resolve() / "flink"  # absolute: the Flink scripts change directory
         self.conf_dir, self.log_dir, self.pid_dir = self.home / "conf", self.home / "log", self.home / "run"
         self.settings_file = self.home / "cluster.json"
         self.settings = settings or self._saved() or ClusterSettings()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,13 @@ def test_up_flink_cluster_status_shows_each_daemon_healthy_then_down(tmp_path, m
     assert "flink-cluster" in down.stdout
     after = kappactl("status", "--json", "--config", path)
     assert not any(c["name"].startswith("flink-") for c in json.loads(after.stdout))
+
+
+def test_a_relative_state_dir_becomes_absolute(tmp_path, monkeypatch):
+    """The Flink scripts change directory, so FLINK_CONF_DIR must not be relative (a config's
+    `paths.state_dir` is, e.g. `.local`)."""
+    from pipelines.stack.flink_cluster import FlinkCluster
+
+    monkeypatch.chdir(tmp_path)
+    cluster = FlinkCluster(Path(".local/state"))
+    assert cluster.conf_dir == tmp_path / ".local" / "state" / "flink" / "conf"
