@@ -129,10 +129,13 @@ def ratios(figures: list[Figure]) -> list[tuple[str, float, str]]:
     ]
 
 
-def merge_with_latest(figures: list[Figure], out: Path = RESULTS) -> list[Figure]:
+def merge_with_latest(figures: list[Figure], out: Path = RESULTS, run: str | None = None) -> list[Figure]:
     """The newest results file's figures, with those measured again replaced by the new
-    ones; a kept figure names its run (`extra["run"]`, the file's date), so no ratio mixes
-    two runs."""
+    ones. Every figure names its run (`extra["run"]`: `run` for the new ones, the file's
+    date for those of a full run), so no ratio mixes two runs."""
+    run = run or f"{datetime.now(UTC):%Y-%m-%dT%H:%MZ}"
+    for figure in figures:
+        figure.extra.setdefault("run", run)
     files = sorted(out.glob("????-??-??.json"))
     if not files:
         return figures

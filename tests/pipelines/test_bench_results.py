@@ -31,6 +31,11 @@ def test_results_json_markdown_ratios_and_merge(tmp_path):
     # Kept figures name their run; a ratio of a kept and a fresh figure is left out.
     assert {f.name: f.extra.get("run") for f in merged}["legacy_batch_events_per_s"] == path.stem
     assert [name for name, _, _ in ratios(merged)] == ["kappa_backfill_vs_legacy_batch"]
+    # Two partial re-runs the same day are two runs: no ratio of one figure of each.
+    again = merge_with_latest([Figure("legacy_batch_events_per_s", 10, "events/s")], tmp_path, run="r2")
+    write_results(again, {}, tmp_path, rerun=("bench_legacy",))
+    later = merge_with_latest([Figure("kappa_backfill_events_per_s", 10, "events/s")], tmp_path, run="r3")
+    assert "kappa_backfill_vs_legacy_batch" not in [name for name, _, _ in ratios(later)]
     # A partial re-run writes latest.md but keeps the capacity plan of the last full run.
     plan = (tmp_path / "capacity.md").read_text()
     faster = [Figure("legacy_batch_events_per_s", 200_000, "events/s", 1_000_000)]
