@@ -114,6 +114,7 @@ class CloudWiring:
         return bigquery_client(self.project)
 
     def row_counts(self) -> dict[str, int]:
+        from migration.demo_support import count_of
         from pipelines.bigquery_io import query_rows
         from pipelines.warehouse import Warehouse
 
@@ -126,10 +127,10 @@ class CloudWiring:
         }
         con = Warehouse(self.config.paths.warehouse_root).connect()
         try:
-            row = con.execute("SELECT count(*) FROM truth_ledger").fetchone()
+            truth = count_of(con, "SELECT count(*) FROM truth_ledger")
         finally:
             con.close()
-        return {**counts, "truth_ledger": int(row[0]) if row else 0}
+        return {**counts, "truth_ledger": truth}
 
     def finished_batch_runs(self) -> int:
         from pipelines.bigquery_io import query_rows

@@ -72,7 +72,8 @@ def run_validation(
     return verdict, json.loads(report_path.read_text())
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+def count_of(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The single number a `SELECT count(*) ...` returns (0 if it returns no row)."""
     row = con.execute(sql).fetchone()
     return int(row[0]) if row else 0
 
@@ -103,14 +104,14 @@ class LocalWiring:
     def row_counts(self) -> dict[str, int]:
         con = Warehouse(self.config.paths.warehouse_root).connect()
         try:
-            return {t: _count(con, f"SELECT count(*) FROM {t}") for t in ARMS}
+            return {t: count_of(con, f"SELECT count(*) FROM {t}") for t in ARMS}
         finally:
             con.close()
 
     def finished_batch_runs(self) -> int:
         con = Warehouse(self.config.paths.warehouse_root).connect()
         try:
-            return _count(con, "SELECT count(*) FROM batch_runs WHERE status = 'FINISHED'")
+            return count_of(con, "SELECT count(*) FROM batch_runs WHERE status = 'FINISHED'")
         finally:
             con.close()
 
