@@ -16,6 +16,7 @@ from pathlib import Path
 from string import Template
 from typing import Any, Iterable
 
+from pipelines.emulator import require_listening
 from pipelines.errors import ConfigError, InputError, StackError
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
@@ -52,6 +53,7 @@ def bigquery_client(project: str, emulator: str | None = None) -> Any:
 
         if "://" not in endpoint:
             endpoint = f"http://{endpoint}"
+        require_listening(endpoint, "BigQuery")
         return bigquery.Client(
             project=project,
             credentials=AnonymousCredentials(),

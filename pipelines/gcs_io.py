@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pipelines.emulator import require_listening
 from pipelines.errors import ConfigError, InputError, StackError
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
@@ -39,6 +40,7 @@ def storage_client(project: str | None = None, emulator: str | None = None) -> A
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
 
+        require_listening(endpoint, "Cloud Storage")
         return storage.Client(
             project=project or "kappa-local",
             credentials=AnonymousCredentials(),

@@ -139,7 +139,7 @@ def test_the_stand_in_starts_a_new_object_after_max_duration_or_max_bytes(bucket
     ]
 
 
-def test_an_unreachable_emulator_is_one_line_and_no_bucket_is_input_error(monkeypatch):
+def test_an_unreachable_emulator_is_one_line_and_no_bucket_is_input_error(cloud, monkeypatch):
     from pipelines.errors import StackError
     from pipelines.stack.private import free_port
 
