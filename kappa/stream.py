@@ -9,7 +9,9 @@ BigQuery tables.
 
 Stopping: a streaming pipeline never finishes by itself. `max_runtime_s` cancels it after
 that long; `exit_when_idle_s` cancels it once nothing was read and no row was written for
-that long (so every buffered segment is flushed and every on-time pane is out).
+that long (so every buffered segment is flushed and every on-time pane is out); SIGTERM or
+Ctrl-C cancels it once it has been idle for `drain_s` (every event read is in a written
+early pane), exit 0.
 
 Restarting after a crash: the DirectRunner acks messages before processing them, so a
 crash loses in-flight events; `replay_from` seeks the subscription back before the job
@@ -57,9 +59,11 @@ from pipelines.beam import KappaCounter, local_counts, reset_local_counts
 from pipelines.config import Config
 from pipelines.errors import PipelineError
 from pipelines.events import now_ms
+from pipelines.stop_signals import StopSignals
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
+STOP_GIVE_UP_S = 60.0  # after SIGTERM, cancel even if the input never pauses
 PROGRESS_PREFIX = "kappa stream: "
 PIPELINE = "kappa_stream"
 TABLE = "kappa_stream"
@@ -79,6 +83,12 @@ class StreamJob:
     beam_args: list[str] = field(default_factory=list)
     run_epoch_ms: int = field(default_factory=now_ms)
     progress_every_s: float = 5.0
+
+    @property
+    def drain_s(self) -> float:
+        """Idle time that proves, after a stop signal, that every event read is in a
+        written pane: an early firing, then a segment flush, then some."""
+        return max(5.0, 2 * (self.config.time.kappa_early_firing_s + self.flush_s))
 
     @property
     def subscription_path(self) -> str:
@@ -196,7 +206,8 @@ def run_stream(job: StreamJob) -> StreamResult:
         return StreamResult({}, time.monotonic() - started, "submitted to Dataflow")
     if not on_dataflow(job.beam_args):
         _surface_failures(result)
-    reason = _watch(result, job, started)
+    with StopSignals() as stop:
+        reason = _watch(result, job, started, stop)
     counters = local_counts() if not on_dataflow(job.beam_args) else _beam_counters(result)
     if reason.startswith("pipeline") and reason.endswith("FAILED"):  # not cancelled by us
         raise PipelineError(
@@ -246,12 +257,14 @@ def stream_progress(log: str) -> dict:
     return {}
 
 
-def _watch(result: Any, job: StreamJob, started: float) -> str:
+def _watch(result: Any, job: StreamJob, started: float, stop: StopSignals) -> str:
     """Poll the job's counters, log progress, cancel on a stop condition; returns why it stopped.
 
     Idleness counts only while the source is reading (locally: after the reader's first
     pull; the pipeline's start-up is not idleness) and only the time this loop saw pass,
     at most one poll interval a tick, so a process that was paused is not idle on waking.
+    SIGTERM/SIGINT stop the job once it has been idle `drain_s` (what it read is counted and
+    written), or after STOP_GIVE_UP_S if its input never pauses.
     """
     from apache_beam.runners.runner import PipelineState
 
@@ -275,6 +288,12 @@ def _watch(result: Any, job: StreamJob, started: float) -> str:
             reason = f"max runtime {job.max_runtime_s:g}s reached"
         elif job.exit_when_idle_s is not None and idle_s >= job.exit_when_idle_s:
             reason = f"idle for {job.exit_when_idle_s:g}s"
+        elif stop and idle_s >= job.drain_s:
+            reason = f"{stop.requested}: stopped once idle for {job.drain_s:g}s"
+        elif stop and now - stop.at >= STOP_GIVE_UP_S:
+            reason = (
+                f"{stop.requested}: input never paused in {STOP_GIVE_UP_S:g}s; stopped with rows in flight"
+            )
         else:
             continue
         result.cancel()

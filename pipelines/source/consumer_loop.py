@@ -5,7 +5,6 @@ from the moment its partitions are assigned and polled, never from start-up."""
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -14,6 +13,7 @@ from confluent_kafka import KafkaException
 
 from pipelines.cli_common import echo_err
 from pipelines.errors import StackError
+from pipelines.stop_signals import StopSignals
 
 PROGRESS_EVERY_S = 5.0
 # A broker outage makes commits fail for a while; the outputs are already durable, so the
@@ -34,24 +34,6 @@ class LoopStats:
     consumed: int = 0
     flushed: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-class _StopFlag:
-    def __init__(self) -> None:
-        self.stop = False
-        self._previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def __enter__(self) -> _StopFlag:
-        for sig in self._previous:
-            signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, *_: object) -> None:
-        self.stop = True
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class _Committer:
@@ -120,9 +102,9 @@ def run_consumer_loop(
     committer = _Committer(consumer, name)
     idle_since = time.monotonic()
     last_progress = time.monotonic()
-    with _StopFlag() as flag:
+    with StopSignals() as stop:
         try:
-            while not flag.stop:
+            while not stop:
                 batch = consumer.consume(num_messages=5000, timeout=0.5)
                 for msg in batch:
                     if msg.error():
