@@ -43,29 +43,47 @@ venv() {  # venv DIR LOCKFILE EDITABLE(yes|no)
   fi
   echo "$want" > "$stamp"
 }
-venv .venv requirements/main.lock yes
-venv .venv-flink requirements/flink.lock yes
-venv .venv-checkov requirements/checkov.lock no
-venv .venv-bq requirements/bqemulator.lock no
 
-fake_gcs_version=v1.56.1  # v1.56 honours if_generation_match on uploads (the cutover state's CAS)
-fake_gcs_stamp=.local/bin/.fake-gcs-server.version
-if [[ ! -x .local/bin/fake-gcs-server || "$(cat "$fake_gcs_stamp" 2>/dev/null)" != "$fake_gcs_version" ]]; then
-  echo "setup: building fake-gcs-server $fake_gcs_version from the Go module proxy (minutes the first time) ..."
-  mkdir -p .local/bin
-  GOBIN="$root/.local/bin" go install "github.com/fsouza/fake-gcs-server@$fake_gcs_version"
-  echo "$fake_gcs_version" > "$fake_gcs_stamp"
-fi
+fake_gcs() {  # the Cloud Storage emulator, built from the Go module proxy
+  local version=v1.56.1  # v1.56 honours if_generation_match on uploads (the cutover state's CAS)
+  local stamp=.local/bin/.fake-gcs-server.version
+  if [[ ! -x .local/bin/fake-gcs-server || "$(cat "$stamp" 2>/dev/null)" != "$version" ]]; then
+    echo "setup: building fake-gcs-server $version from the Go module proxy (minutes the first time) ..."
+    mkdir -p .local/bin
+    GOBIN="$root/.local/bin" go install "github.com/fsouza/fake-gcs-server@$version"
+    echo "$version" > "$stamp"
+  fi
+}
 
-jars_stamp=.local/jars/.pom.sha256
-want="$(sha256sum tools/pom.xml | cut -d' ' -f1)"
-if [[ ! -f "$jars_stamp" || "$(cat "$jars_stamp")" != "$want" ]]; then
-  echo "setup: fetching Kafka and Flink connector jars with Maven ..."
-  rm -rf .local/jars
-  mvn -q -B -f tools/pom.xml package
-  echo "$want" > "$jars_stamp"
-fi
+jars() {  # the Kafka broker and Flink connector jars
+  local stamp=.local/jars/.pom.sha256 want
+  want="$(sha256sum tools/pom.xml | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "setup: fetching Kafka and Flink connector jars with Maven ..."
+    rm -rf .local/jars
+    mvn -q -B -f tools/pom.xml package
+    echo "$want" > "$stamp"
+  fi
+}
 
-tools/build_emulator.sh
+# The steps are independent: run them side by side, then fail if any failed.
+steps=()
+step() { "$@" & steps+=("$!:$*"); }
+step venv .venv requirements/main.lock yes
+step venv .venv-flink requirements/flink.lock yes
+step venv .venv-checkov requirements/checkov.lock no
+step venv .venv-bq requirements/bqemulator.lock no
+step fake_gcs
+step jars
+step tools/build_emulator.sh
+failed=0
+for entry in "${steps[@]}"; do
+  if ! wait "${entry%%:*}"; then
+    echo "setup: '${entry#*:}' failed (its output is above)" >&2
+    failed=1
+  fi
+done
+((failed == 0)) || exit 1
+
 tools/setup_terraform.sh
 echo "setup: ready"
