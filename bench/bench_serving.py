@@ -3,10 +3,10 @@
 A warehouse of 10k tweets x 60 windows x 2 event types (legacy speed rows, kappa rows with
 an EARLY and an ON_TIME pane each: 3.6M rows), and the same at 100k tweets (36M rows); the
 API in its own process (`kappactl serve`) in SHADOW state, so every request also makes a
-shadow read of the other arm. An asyncio httpx client sends requests on a fixed schedule
-(open loop: latency is measured from the scheduled send time, so a stalled server cannot
-hide its queueing). Each size is measured without, then during, snapshot refreshes (a
-writer appends a kappa segment every second). The base warehouses are built once and
+shadow read of the other arm. An asyncio client (http_load.py) sends requests on a fixed
+schedule over 64 keep-alive connections (open loop: latency is measured from the scheduled
+send time, so a stalled server cannot hide its queueing). Each size is measured without,
+then during, snapshot refreshes (a writer appends a kappa segment every second). The base warehouses are built once and
 cached; each run gets hard links to them.
 """
 
@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from bench.archive_fixture import DEMO_TIME
 from bench.figures import Figure
+from bench.http_load import has_windows, open_loop
 from pipelines.rows import AGGREGATE_SCHEMA
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
@@ -137,31 +138,13 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> d
     raise RuntimeError("kappactl serve did not become healthy")
 
 
-async def _load(url: str, rate: float, seconds: float, tweets: int) -> tuple[list[float], int, float]:
+def _load(url: str, rate: float, seconds: float, tweets: int) -> tuple[list[float], int, float]:
     """Open-loop load: request i is due at start + i / rate. Returns latencies (ms), errors, wall."""
     rng = random.Random(11)
-    total = int(rate * seconds)
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
-
-        async def one(due: float, tweet_id: int) -> None:
-            nonlocal errors
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            try:
-                response = await client.get(f"/v1/tweets/{tweet_id}/counts")
-                if response.status_code != 200 or not response.json()["windows"]:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            latencies.append((time.perf_counter() - due) * 1000)
-
-        start = time.perf_counter() + 0.2
-        tasks = [one(start + i / rate, rng.randint(1, tweets)) for i in range(total)]
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - start
-    return latencies, errors, wall
+    paths = [f"/v1/tweets/{rng.randint(1, tweets)}/counts" for _ in range(int(rate * seconds))]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    result = asyncio.run(open_loop(host, int(port), paths, rate, has_windows, connections=64, timeout_s=10))
+    return result.latencies_ms, result.errors, result.wall_s
 
 
 def run(workdir: Path, quick: bool = False) -> list[Figure]:
@@ -184,11 +167,11 @@ def _measure(workdir: Path, tweets: int, windows: int, quick: bool, suffix: str)
         started = time.perf_counter()
         health = _wait_healthy(url, proc, timeout_s=120 + rows / 50_000)
         first_load_s = time.perf_counter() - started
-        asyncio.run(_load(url, rate, 1.0, tweets))  # warm-up: connections, thread pool, caches
-        latencies, errors, wall = asyncio.run(_load(url, rate, seconds, tweets))
+        _load(url, rate, 1.0, tweets)  # warm-up: connections, thread pool, caches
+        latencies, errors, wall = _load(url, rate, seconds, tweets)
         metrics = httpx.get(f"{url}/metrics", timeout=5).text
         with _SegmentWriter(root, tweets, windows) as writer:
-            during, during_errors, _ = asyncio.run(_load(url, rate, seconds / 1.5, tweets))
+            during, during_errors, _ = _load(url, rate, seconds / 1.5, tweets)
         refreshed = httpx.get(f"{url}/healthz", timeout=5).json()["snapshot"]
     finally:
         proc.terminate()

@@ -158,17 +158,18 @@ class ServingService:
             raise StackError(f"no data snapshot yet: {self.data.last_error or 'still loading'}")
         state = self.watcher.current()
         chosen = route(state, tweet_id)
-        rows = self.data.lookup(chosen.primary, tweet_id, snapshot)
+        raw = snapshot.arms[chosen.primary].rows(tweet_id)
+        rows = self.data.with_iso(raw)
         self.metrics.inc("reads_total", source=chosen.primary, stage=state.stage.value)
         if chosen.shadow:
-            shadow_arm = chosen.shadow
+            shadow = snapshot.arms[chosen.shadow]
             # Judged at the snapshot's time and the stream's watermark: a stale snapshot or a
             # stream running behind must not compare windows that were still open, or legacy
-            # values still served by the speed layer, back then.
+            # values still served by the speed layer, back then. Raw rows: no ISO times to format.
             finality = Finality(snapshot.settled_before_ms(self.settings.settle_ms),
                                 snapshot.finished_periods, self.settings.period_ms)  # fmt: skip
-            self.shadow.submit(state.seq, chosen.primary, shadow_arm, rows,
-                               lambda: self.data.lookup(shadow_arm, tweet_id, snapshot), finality)  # fmt: skip
+            self.shadow.submit(state.seq, chosen.primary, chosen.shadow, raw,
+                               lambda: shadow.rows(tweet_id), finality)  # fmt: skip
         matching = [
             r
             for r in rows

@@ -21,7 +21,8 @@ from migration.cutover.gate import ShadowStats, write_shadow_stats
 from migration.serving.metrics import Metrics
 
 log = logging.getLogger(__name__)
-Rows = list[tuple[Any, ...]]  # (ws_ms, we_ms, ws_iso, we_iso, event_type, count)
+# (ws_ms, we_ms, ..., event_type, count): the API's rows (with ISO times) or an arm's raw rows
+Rows = list[tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ def compare(
     `settled` is a Finality (or just the settled-before time in ms). A key mismatches when
     its counts differ by more than `tolerance` x the larger one."""
     finality = settled if isinstance(settled, Finality) else Finality(settled)
-    left = {(r[0], r[4]): (r[1], r[5]) for r in primary}
-    right = {(r[0], r[4]): (r[1], r[5]) for r in shadow}
+    left = {(r[0], r[-2]): (r[1], r[-1]) for r in primary}
+    right = {(r[0], r[-2]): (r[1], r[-1]) for r in shadow}
     compared = mismatched = pending = 0
     for key in left.keys() | right.keys():
         window_end = (left.get(key) or right[key])[0]
