@@ -14,7 +14,7 @@ table is `pipelines.events` (EVENT_TYPES, CLIENTS, MIN_EVENT_TIME_MS, MAX_FUTURE
   itself, one by one, so rejected lines get its exact error message.
 
 Dedup is by exact event_id string, like the stream's; `bucket_of` spreads event_ids over
-buckets by their last two characters, so every copy of one event_id lands in the same
+buckets by their last two bytes, so every copy of one event_id lands in the same
 bucket however many part files it is spread over. Window starts are
 `pipelines.rows.window_start_ms` over a column (`window_starts`).
 """
@@ -67,7 +67,6 @@ EVENTS_SCHEMA = pa.schema(
     ]
 )
 COUNT_KEYS = ["window_start", "tweet_id", "event_type"]
-_PAIRS = pa.array([a + b for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"])
 
 
 @dataclass
@@ -185,10 +184,21 @@ def in_event_time_range(events: pa.Table, start_ms: int | None, end_ms: int | No
 
 
 def bucket_of(event_ids: pa.ChunkedArray | pa.Array, buckets: int) -> pa.Array:
-    """A bucket in [0, buckets) per event_id, from its last two characters (same id, same bucket)."""
-    tail = pc.utf8_slice_codeunits(event_ids, -2)
-    index = pc.fill_null(pc.index_in(tail, value_set=_PAIRS), 0)
-    return modulo(pc.cast(index, pa.int64()), buckets)
+    """A bucket in [0, buckets) per event_id, from its last two bytes (same id, same bucket)."""
+    chunks = event_ids.chunks if isinstance(event_ids, pa.ChunkedArray) else [event_ids]
+    codes = [_last_two_bytes(chunk) for chunk in chunks]
+    return pa.array(np.concatenate(codes) % buckets if codes else np.zeros(0, np.int64))
+
+
+def _last_two_bytes(strings: pa.Array) -> np.ndarray:
+    """last byte + 256 * the byte before, per string (0 for a missing byte), read off the buffers."""
+    offsets = np.frombuffer(strings.buffers()[1], np.int32)[strings.offset : strings.offset + len(strings) + 1]
+    data = strings.buffers()[2]
+    values = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    ends, lengths = offsets[1:].astype(np.int64), np.diff(offsets)
+    last = np.where(lengths >= 1, values[np.clip(ends - 1, 0, values.size - 1)], 0).astype(np.int64)
+    before = np.where(lengths >= 2, values[np.clip(ends - 2, 0, values.size - 1)], 0).astype(np.int64)
+    return last + 256 * before
 
 
 def modulo(values: pa.Array | pa.ChunkedArray, divisor: int) -> pa.Array:
@@ -197,13 +207,17 @@ def modulo(values: pa.Array | pa.ChunkedArray, divisor: int) -> pa.Array:
 
 
 def split_by(table: pa.Table, keys: pa.Array) -> dict[int, pa.Table]:
-    """The rows of `table` per distinct value of `keys` (one int per row)."""
+    """The rows of `table` per distinct value of `keys` (one int per row), in their order."""
     if table.num_rows == 0:
         return {}
-    out = {}
-    for key in pc.unique(keys).to_pylist():
-        out[key] = table.filter(pc.equal(keys, key))
-    return out
+    values = np.asarray(keys)
+    order = np.argsort(values, kind="stable")
+    bounds = [0, *(np.flatnonzero(np.diff(values[order])) + 1), len(order)]
+    # One take per key (not slices of one take: a slice pickles its whole buffers).
+    return {
+        int(values[order[start]]): table.take(order[start:end])
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+    }
 
 
 def split_by_bucket(events: pa.Table, buckets: int) -> dict[int, pa.Table]:
@@ -214,11 +228,17 @@ def split_by_bucket(events: pa.Table, buckets: int) -> dict[int, pa.Table]:
 def first_of_each_id(tables: list[pa.Table]) -> tuple[pa.Table, int]:
     """Keep the first row of each event_id (in the order given); the duplicates removed."""
     events = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    ids = events["event_id"]
-    # index_in gives, for each distinct id, the position of its first occurrence.
-    first_rows = pc.index_in(pc.unique(ids), value_set=ids)
-    first = events.take(first_rows) if len(first_rows) < events.num_rows else events
-    return first, events.num_rows - first.num_rows
+    if events.num_rows == 0:
+        return events, 0
+    # Dictionary codes are numbered in order of first occurrence (one memo over all chunks):
+    # a row is a first copy when its code exceeds every code before it.
+    chunks = pc.dictionary_encode(events["event_id"]).chunks
+    codes = np.concatenate([chunk.indices.to_numpy() for chunk in chunks])
+    first = np.empty(len(codes), np.bool_)
+    first[0] = True
+    np.greater(codes[1:], np.maximum.accumulate(codes)[:-1], out=first[1:])
+    kept = events.filter(first) if not first.all() else events
+    return kept, events.num_rows - kept.num_rows
 
 
 def window_starts(event_time: pa.Array | pa.ChunkedArray, window_ms: int) -> pa.Array:
