@@ -6,15 +6,16 @@ table is `pipelines.events` (EVENT_TYPES, CLIENTS, MIN_EVENT_TIME_MS, MAX_FUTURE
 
 - a line in the canonical shape `Interaction.to_json()` writes (fixed key order, no
   whitespace, canonical UUID, known event_type and client, ids of at most 18 digits) is
-  matched by one RE2 expression built from that table; its numeric values are then checked
-  with Arrow compute (event_time not before MIN_EVENT_TIME_MS and at most MAX_FUTURE_MS
-  after arrival). For such a line those are the only checks `parse_event` can fail: it has
-  seven distinct keys, ASCII only, no escapes, integers that are positive and fit in int64;
+  matched by one RE2 expression built from that table; its fields are then read off the
+  lines' bytes at their offsets (NumPy over the whole batch) and event_time is checked (not
+  before MIN_EVENT_TIME_MS and at most MAX_FUTURE_MS after arrival). For such a line those
+  are the only checks `parse_event` can fail: it has seven distinct keys, ASCII only, no
+  escapes, integers that are positive and fit in int64;
 - every other line (bad ones, and valid ones in another shape) goes through `parse_event`
   itself, one by one, so rejected lines get its exact error message.
 
 Dedup is by exact event_id string, like the stream's; `bucket_of` spreads event_ids over
-buckets by their last two characters, so every copy of one event_id lands in the same
+buckets by their last two bytes, so every copy of one event_id lands in the same
 bucket however many part files it is spread over. Window starts are
 `pipelines.rows.window_start_ms` over a column (`window_starts`).
 """
@@ -56,8 +57,6 @@ CANONICAL = (
 )
 # Fixed offsets in a canonical line: the UUID, then the event_time digits.
 _ID_AT, _ID_END, _TIME_AT = 13, 49, 64
-_TYPE_PREFIX, _TWEET_PREFIX = len('"event_type":"'), len('"tweet_id":')
-_END = 1 << 20  # "to the end" (binary_slice without a stop is broken in pyarrow 25)
 EVENTS_SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
@@ -67,7 +66,14 @@ EVENTS_SCHEMA = pa.schema(
     ]
 )
 COUNT_KEYS = ["window_start", "tweet_id", "event_type"]
-_PAIRS = pa.array([a + b for a in "0123456789abcdefABCDEF" for b in "0123456789abcdefABCDEF"])
+_EVENT_TYPES = pa.array(EVENT_TYPES, pa.string())
+_LONGEST_TYPE = max(map(len, EVENT_TYPES))
+# A known event_type is told by its first byte and its length: the table must keep them unique.
+_TYPE_BY_FIRST_BYTE_AND_LENGTH = np.full((256, _LONGEST_TYPE + 1), -1, np.int32)
+for _code, _name in enumerate(EVENT_TYPES):
+    _TYPE_BY_FIRST_BYTE_AND_LENGTH[ord(_name[0]), len(_name)] = _code
+if len({(name[0], len(name)) for name in EVENT_TYPES}) < len(EVENT_TYPES):
+    raise ImportError("EVENT_TYPES must differ in first letter or length for the Arrow fast path")
 
 
 @dataclass
@@ -114,45 +120,70 @@ def lines_of_blob(data: bytes) -> pa.Array:
 
 def parse_batch(batch: LineBatch, pipeline: str) -> tuple[EventBatch, list[BadRecord]]:
     """Validate a batch of raw lines: the valid events, and the rest as BadRecords."""
-    raw = batch.lines
-    matched = pc.match_substring_regex(raw, CANONICAL)
-    all_matched = pc.all(matched).as_py() is not False
-    fast_events, in_range = _canonical_events(
-        raw if all_matched else pc.filter(raw, matched), batch.received_at_ms
-    )
+    matched = pc.match_substring_regex(batch.lines, CANONICAL).to_numpy(zero_copy_only=False)
+    fast = np.flatnonzero(matched)
+    fast_events, in_range = _canonical_events(batch.lines, fast, batch.received_at_ms)
     # Lines left for the exact parser: unmatched ones and matched ones out of range.
-    slow_positions = pc.indices_nonzero(pc.invert(matched)).to_pylist()
-    if pc.all(in_range).as_py() is False:
-        out_of_range = pc.filter(pc.indices_nonzero(matched), pc.invert(in_range)).to_pylist()
-        slow_positions = sorted(slow_positions + out_of_range)
-    slow = [batch.line(i) for i in slow_positions]
+    slow_positions = np.flatnonzero(~matched)
+    if not in_range.all():
+        fast_events = fast_events.filter(in_range)
+        slow_positions = np.sort(np.concatenate((slow_positions, fast[~in_range])))
+    slow = [batch.line(i) for i in slow_positions.tolist()]
     slow_events, rejected = _parse_slowly(slow, batch.received_at_ms, pipeline)
     events = pa.concat_tables([fast_events, slow_events]) if slow_events.num_rows else fast_events
     return EventBatch(events, batch.order), rejected
 
 
-def _canonical_events(lines: pa.Array, received_at_ms: int) -> tuple[pa.Table, pa.Array]:
-    """Fields of lines known to match CANONICAL, cut at fixed offsets and commas."""
-    head = pc.split_pattern(pc.binary_slice(lines, _TIME_AT, _END), b",", max_splits=3)
-    event_time = _to_int(pc.list_element(head, 0))
-    in_range = pc.and_(
-        pc.greater_equal(event_time, MIN_EVENT_TIME_MS),
-        pc.less_equal(event_time, received_at_ms + MAX_FUTURE_MS),
-    )
+def _canonical_events(lines: pa.Array, rows: np.ndarray, received_at_ms: int) -> tuple[pa.Table, np.ndarray]:
+    """The fields of `lines[rows]`, lines known to match CANONICAL, read at their offsets in the
+    lines' bytes; and whether each event_time is in range."""
+    if len(rows) == 0:
+        return events_table([]), np.ones(0, np.bool_)
+    offsets, data = _offsets(lines), np.frombuffer(lines.buffers()[2], np.uint8)
+    time_at = offsets[:-1][rows].astype(np.int64) + _TIME_AT
+    event_time, time_digits = _digits_at(data, time_at)
+    type_at = time_at + time_digits + len(',"event_type":"')
+    type_code, type_length = _event_type_at(data, type_at)
+    tweet_id, _ = _digits_at(data, type_at + type_length + len('","tweet_id":'))
+    in_range = (event_time >= MIN_EVENT_TIME_MS) & (event_time <= received_at_ms + MAX_FUTURE_MS)
     events = pa.table(
         {
-            "event_id": pc.cast(pc.binary_slice(lines, _ID_AT, _ID_END), pa.string()),
+            "event_id": pc.cast(pc.binary_slice(lines, _ID_AT, _ID_END).take(rows), pa.string()),
             "event_time": event_time,
-            "event_type": pc.cast(pc.binary_slice(pc.list_element(head, 1), _TYPE_PREFIX, -1), pa.string()),
-            "tweet_id": _to_int(pc.binary_slice(pc.list_element(head, 2), _TWEET_PREFIX, _END)),
+            "event_type": pa.DictionaryArray.from_arrays(type_code, _EVENT_TYPES).cast(pa.string()),
+            "tweet_id": tweet_id,
         },
         schema=EVENTS_SCHEMA,
     )
-    return (events if pc.all(in_range).as_py() is not False else events.filter(in_range)), in_range
+    return events, in_range
 
 
-def _to_int(digits: pa.Array) -> pa.Array:
-    return pc.cast(pc.cast(digits, pa.string()), pa.int64())
+def _offsets(values: pa.Array) -> np.ndarray:
+    """The value offsets of a binary or string array (int32), as numpy, without copying."""
+    return np.frombuffer(values.buffers()[1], np.int32)[values.offset : values.offset + len(values) + 1]
+
+
+def _digits_at(data: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The value and length of the run of decimal digits at each position (a matched line
+    has at most 18, then a comma)."""
+    value, length = np.zeros(len(at), np.int64), np.zeros(len(at), np.int64)
+    going = np.ones(len(at), np.bool_)
+    for j in range(19):
+        digit = data[at + j] - np.uint8(ord("0"))  # wraps below '0': one comparison
+        going &= digit <= 9
+        if not going.any():
+            break
+        value = np.where(going, value * 10 + digit, value)
+        length += going
+    return value, length
+
+
+def _event_type_at(data: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The EVENT_TYPES index and length of the event_type at each position (a known one, then '"')."""
+    length = np.zeros(len(at), np.int64)
+    for j in range(_LONGEST_TYPE, 0, -1):  # downwards: the first quote wins
+        length[data[at + j] == ord('"')] = j
+    return _TYPE_BY_FIRST_BYTE_AND_LENGTH[data[at], length], length
 
 
 def _parse_slowly(lines: list[bytes], received_at_ms: int, pipeline: str) -> tuple[pa.Table, list[BadRecord]]:
@@ -185,10 +216,20 @@ def in_event_time_range(events: pa.Table, start_ms: int | None, end_ms: int | No
 
 
 def bucket_of(event_ids: pa.ChunkedArray | pa.Array, buckets: int) -> pa.Array:
-    """A bucket in [0, buckets) per event_id, from its last two characters (same id, same bucket)."""
-    tail = pc.utf8_slice_codeunits(event_ids, -2)
-    index = pc.fill_null(pc.index_in(tail, value_set=_PAIRS), 0)
-    return modulo(pc.cast(index, pa.int64()), buckets)
+    """A bucket in [0, buckets) per event_id, from its last two bytes (same id, same bucket)."""
+    chunks = event_ids.chunks if isinstance(event_ids, pa.ChunkedArray) else [event_ids]
+    codes = [_last_two_bytes(chunk) for chunk in chunks]
+    return pa.array(np.concatenate(codes) % buckets if codes else np.zeros(0, np.int64))
+
+
+def _last_two_bytes(strings: pa.Array) -> np.ndarray:
+    """last byte + 256 * the byte before, per string (0 for a missing byte), read off the buffers."""
+    offsets, data = _offsets(strings), strings.buffers()[2]
+    values = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    ends, lengths = offsets[1:].astype(np.int64), np.diff(offsets)
+    last = np.where(lengths >= 1, values[np.clip(ends - 1, 0, values.size - 1)], 0).astype(np.int64)
+    before = np.where(lengths >= 2, values[np.clip(ends - 2, 0, values.size - 1)], 0).astype(np.int64)
+    return last + 256 * before
 
 
 def modulo(values: pa.Array | pa.ChunkedArray, divisor: int) -> pa.Array:
@@ -197,13 +238,17 @@ def modulo(values: pa.Array | pa.ChunkedArray, divisor: int) -> pa.Array:
 
 
 def split_by(table: pa.Table, keys: pa.Array) -> dict[int, pa.Table]:
-    """The rows of `table` per distinct value of `keys` (one int per row)."""
+    """The rows of `table` per distinct value of `keys` (one int per row), in their order."""
     if table.num_rows == 0:
         return {}
-    out = {}
-    for key in pc.unique(keys).to_pylist():
-        out[key] = table.filter(pc.equal(keys, key))
-    return out
+    values = np.asarray(keys)
+    order = np.argsort(values, kind="stable")
+    bounds = [0, *(np.flatnonzero(np.diff(values[order])) + 1), len(order)]
+    # One take per key (not slices of one take: a slice pickles its whole buffers).
+    return {
+        int(values[order[start]]): table.take(order[start:end])
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+    }
 
 
 def split_by_bucket(events: pa.Table, buckets: int) -> dict[int, pa.Table]:
@@ -214,11 +259,17 @@ def split_by_bucket(events: pa.Table, buckets: int) -> dict[int, pa.Table]:
 def first_of_each_id(tables: list[pa.Table]) -> tuple[pa.Table, int]:
     """Keep the first row of each event_id (in the order given); the duplicates removed."""
     events = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    ids = events["event_id"]
-    # index_in gives, for each distinct id, the position of its first occurrence.
-    first_rows = pc.index_in(pc.unique(ids), value_set=ids)
-    first = events.take(first_rows) if len(first_rows) < events.num_rows else events
-    return first, events.num_rows - first.num_rows
+    if events.num_rows == 0:
+        return events, 0
+    # Dictionary codes are numbered in order of first occurrence (one memo over all chunks):
+    # a row is a first copy when its code exceeds every code before it.
+    chunks = pc.dictionary_encode(events["event_id"]).chunks
+    codes = np.concatenate([chunk.indices.to_numpy() for chunk in chunks])
+    first = np.empty(len(codes), np.bool_)
+    first[0] = True
+    np.greater(codes[1:], np.maximum.accumulate(codes)[:-1], out=first[1:])
+    kept = events.filter(first) if not first.all() else events
+    return kept, events.num_rows - kept.num_rows
 
 
 def window_starts(event_time: pa.Array | pa.ChunkedArray, window_ms: int) -> pa.Array:
