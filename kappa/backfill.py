@@ -9,7 +9,8 @@ FnApiRunner with one in-memory worker per core, as threads of one process (Arrow
 releases the GIL while it works).
 
 Semantics shared with the stream: validation as `parse_event`, judged against the end of
-the line's arrival partition (the archive keeps arrival time at partition granularity);
+the line's part's arrival interval (pipelines/archive.py, `ArrivalSpans`: the archive keeps
+arrival time at partition, or Cloud Storage object, granularity);
 dedup by exact event_id. Every copy of an event carries the same event_time, so "within
 dedup_horizon of event time" holds for any two copies: the backfill dedups over the
 whole run. Unlike the stream, nothing is too late: an event is counted whenever it
@@ -29,7 +30,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from kappa.pipeline import KappaRun, build_kappa, destination_of
-from pipelines.archive import list_parts, read_part
+from pipelines.archive import arrival_spans, list_parts, read_part
 from pipelines.beam import METRICS_NAMESPACE, KappaCounter
 from pipelines.beam.arrow_events import LineBatch, lines_of_blob
 from pipelines.config import Config
@@ -117,12 +118,12 @@ class ReadArchive(beam.PTransform):
 def _parts(job: BackfillJob) -> list[tuple[int, str, int]]:
     period_ms = job.config.time.period_ms
     first = None if job.start_ms is None else job.start_ms - job.start_ms % period_ms
-    parts = list_parts(job.archive, first, None)
+    parts = list_parts(job.archive, first, None, spans=arrival_spans(job.config))
     if not parts:
         raise InputError(
             f"no archive parts under {job.archive} (run `kappactl archive` first, or check --from)"
         )
-    return [(i, part.path, part.arrival_start_ms + period_ms) for i, part in enumerate(parts)]
+    return [(i, part.path, part.arrival_end_ms) for i, part in enumerate(parts)]
 
 
 def build_backfill(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str, int]]) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
+from pipelines.archive import arrival_spans
 from pipelines.cli_common import echo_err, with_config
-from pipelines.config import Config
+from pipelines.config import Config, batch_delay_error
 from pipelines.errors import ConfigError
 from pipelines.events import now_ms
 from pipelines.instants import parse_instant, parse_optional_instant
@@ -66,6 +67,10 @@ def batch(
     from lambda_legacy.batch.destinations import BigQueryDestination, Destination
 
     archive_root = archive or config.paths.archive_root
+    delay_error = batch_delay_error(config.time, config.gcp, archive_root)
+    if delay_error:  # an --archive gs://... the config did not name
+        raise ConfigError(delay_error)
+    spans = arrival_spans(config)
     destination: Destination = warehouse or str(config.paths.warehouse_root)
     if bigquery_dataset:
         if warehouse:
@@ -90,7 +95,7 @@ def batch(
         for i in range(periods):
             _report(
                 runs.run_period(
-                    archive_root, destination, start + i * period_ms, period_ms, window_ms, beam_args
+                    archive_root, destination, start + i * period_ms, period_ms, window_ms, beam_args, spans
                 )
             )
         return
@@ -110,6 +115,7 @@ def batch(
         parse_optional_instant(until, "--until"),
         _report,
         lambda: bool(stopping),
+        spans,
     )
     echo_err(f"legacy batch --follow: {done} period(s) run")
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.archive import ArchivePart
 from pipelines.config import Config, GcpConfig
 from pipelines.stack.private import isolated_config, write_config
 
@@ -44,6 +45,7 @@ ARCHIVE_EVENTS_SCHEMA = (
     ("event_type", "STRING"),
     ("tweet_id", "INT64"),
     ("arrival_start_ms", "INT64"),
+    ("arrival_end_ms", "INT64"),
 )
 INSERT_BATCH = 5000
 
@@ -100,7 +102,7 @@ class CloudWiring:
     def arms(self) -> list[tuple[str, list[str]]]:
         p = self.project
         return [
-            ("archiver", ["archive-gcs", "--max-duration", "60", "--align-to-period"]),
+            ("archiver", ["archive-gcs"]),  # max_duration and alignment: the profile's gcp section
             ("bridge", ["bridge"]),
             ("legacy-speed", ["legacy", "speed", "--bigquery-dataset", f"{p}:legacy"]),
             ("legacy-batch", ["legacy", "batch", "--follow", "--bigquery-dataset", f"{p}:legacy"]),
@@ -150,10 +152,11 @@ class CloudWiring:
 
     def before_validation(self) -> None:
         """Load the archive objects written since the last run into `migration.archive_events`."""
-        from pipelines.archive import list_parts
+        from pipelines.archive import arrival_spans, list_parts
 
-        new = [part for part in list_parts(self.gcp.archive_root) if part.path not in self.loaded_objects]
-        rows = [row for part in new for row in _archive_rows(part.path, part.arrival_start_ms, self.config)]
+        parts = list_parts(self.gcp.archive_root, spans=arrival_spans(self.config))
+        new = [part for part in parts if part.path not in self.loaded_objects]
+        rows = [row for part in new for row in _archive_rows(part)]
         _insert(self._client(), f"{self.project}.{ARCHIVE_EVENTS}", rows)
         self.loaded_objects.update(part.path for part in new)
 
@@ -162,7 +165,7 @@ class CloudWiring:
         a Parquet warehouse, the archive objects in the local layout (by arrival period)."""
         import pyarrow.parquet as pq
 
-        from pipelines.archive import ArchiveWriter, list_parts, partition_of, read_lines
+        from pipelines.archive import ArchiveWriter, arrival_spans, list_parts, partition_of, read_lines
         from pipelines.bigquery_io import query_rows
         from pipelines.warehouse import Warehouse
 
@@ -175,7 +178,7 @@ class CloudWiring:
         for segment in Warehouse(self.config.paths.warehouse_root).segments("truth_ledger"):
             warehouse.append("truth_ledger", pq.read_table(segment), writer="judge")
         archive = ArchiveWriter(judge / "archive", "gcs", self.config.time.batch_period)
-        for part in list_parts(self.gcp.archive_root):
+        for part in list_parts(self.gcp.archive_root, spans=arrival_spans(self.config)):
             archive.write(partition_of(part.arrival_start_ms, self.config.time.batch_period),
                           list(read_lines(part.path)))  # fmt: skip
 
@@ -235,21 +238,20 @@ def _create_demo_tables(client: Any, project: str) -> None:
     client.create_table(bigquery.Table(f"{project}.{ARCHIVE_EVENTS}", schema=schema), exists_ok=True)
 
 
-def _archive_rows(path: str, object_start_ms: int, config: Config) -> list[dict[str, Any]]:
+def _archive_rows(part: ArchivePart) -> list[dict[str, Any]]:
     """The valid events of one archive object (the rules every arm applies), each with the
-    start of the batch period its arrival falls in (as the local archive's partitions)."""
+    object's arrival interval (pipelines/archive.py, `ArrivalSpans`)."""
     from pipelines.archive import read_lines
     from pipelines.events import Interaction, parse_or_reject
 
-    period = config.time.period_ms
-    arrival = object_start_ms - object_start_ms % period
     rows = []
-    for line in read_lines(path):
-        event = parse_or_reject(line, "archive", object_start_ms)
+    for line in read_lines(part.path):
+        event = parse_or_reject(line, "archive", part.arrival_start_ms)
         if isinstance(event, Interaction):
             rows.append({"event_id": event.event_id, "event_time_ms": event.event_time,
                          "event_type": event.event_type, "tweet_id": event.tweet_id,
-                         "arrival_start_ms": arrival})  # fmt: skip
+                         "arrival_start_ms": part.arrival_start_ms,
+                         "arrival_end_ms": part.arrival_end_ms})  # fmt: skip
     return rows
 
 

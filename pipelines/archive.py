@@ -13,8 +13,16 @@ Pub/Sub Cloud Storage subscription (terraform/modules/pubsub, `filename_datetime
 
     gs://<bucket>/<filename_prefix>YYYY-MM-DD/hh/mm_ssZ_<uuid><filename_suffix>
 
-The datetime is Pub/Sub's UTC time for the object, an arrival time to the second, so an
-object belongs to the period its time falls in (terraform/README.md, "Archive layout").
+The datetime is Pub/Sub's UTC time for the object (the time it was started), to the second;
+an object collects up to `max_duration` of messages, so its lines may have arrived up to
+`max_duration` later, in the next period (terraform/README.md, "Archive layout").
+
+The arrival rule, the one every reader applies (`ArrivalSpans`): a part's lines arrived in
+its arrival interval [arrival_start_ms, arrival_end_ms) -- a local partition's period; a
+subscription object's [object time, object time + 1 s + max_duration) (the name's time is
+cut to the second), cut at the end of the object's period when the objects are aligned to
+periods. A reader of the arrivals of
+[start, end) reads every part whose interval overlaps it (`list_parts`).
 Both namings are read by the same functions; `gs://` roots go through google-cloud-storage
 (pipelines/gcs_io.py), which honours STORAGE_EMULATOR_HOST.
 """
@@ -28,6 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from pipelines.config import MAX_DURATION_S, Config, seconds_to_ms
 
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hr=(\d{2})(?:/mi=(\d{2}))?/part-[^/]+\.jsonl(?:\.gz)?$")
 # The Cloud Storage subscription's objects: <prefix>YYYY-MM-DD/hh/mm_ssZ_<uuid>.jsonl
@@ -72,14 +82,51 @@ def subscription_object_name(prefix: str, arrival_ms: int, object_id: str) -> st
     return f"{prefix}{stamp}_{object_id}.jsonl"
 
 
+NAME_RESOLUTION_MS = 1_000  # an object's name gives its time to the second, cut
+
+
+@dataclass(frozen=True)
+class ArrivalSpans:
+    """How long the arrivals of one part span (see the module doc)."""
+
+    period_ms: int  # a local partition: the batch period
+    object_ms: int = seconds_to_ms(MAX_DURATION_S)  # a subscription object: its max_duration
+    aligned: bool = False  # objects never span a period boundary (the stand-in's alignment)
+
+    def interval(self, path: str) -> tuple[int, int] | None:
+        """[arrival_start_ms, arrival_end_ms) of the part at `path`, None if not a part."""
+        start = partition_start_ms(path)
+        if start is None:
+            return None
+        period_end = start - start % self.period_ms + self.period_ms
+        if _PARTITION.search(path.replace(os.sep, "/")):
+            return start, period_end
+        end = start + NAME_RESOLUTION_MS + self.object_ms
+        return start, min(end, period_end) if self.aligned else end
+
+
+def arrival_spans(config: Config) -> ArrivalSpans:
+    """The arrival rule of `config`'s archive: the batch period, and the `gcp` section's
+    `archive_max_duration` and `archive_aligned_to_period` (Terraform's defaults without it)."""
+    gcp = config.gcp
+    if gcp is None:
+        return ArrivalSpans(config.time.period_ms)
+    return ArrivalSpans(
+        config.time.period_ms, seconds_to_ms(gcp.archive_max_duration), gcp.archive_aligned_to_period
+    )
+
+
 @dataclass(frozen=True)
 class ArchivePart:
     path: str
-    arrival_start_ms: int  # start of the part's arrival period (subscription object: its time)
+    arrival_start_ms: int  # the part's arrival interval [start, end): see ArrivalSpans
+    arrival_end_ms: int
 
 
-def list_parts(root: str, start_ms: int | None = None, end_ms: int | None = None) -> list[ArchivePart]:
-    """Parts whose arrival time (`partition_start_ms`) lies in [start_ms, end_ms), by path."""
+def list_parts(
+    root: str, start_ms: int | None = None, end_ms: int | None = None, *, spans: ArrivalSpans
+) -> list[ArchivePart]:
+    """Parts whose arrival interval overlaps [start_ms, end_ms), by path."""
     if root.startswith("gs://"):
         from pipelines.gcs_io import list_names
 
@@ -89,11 +136,12 @@ def list_parts(root: str, start_ms: int | None = None, end_ms: int | None = None
         paths = [str(p) for p in base.rglob("part-*.jsonl*")] if base.exists() else []
     parts = []
     for path in sorted(paths):
-        start = partition_start_ms(path)
-        if start is None:
+        interval = spans.interval(path)
+        if interval is None:
             continue
-        if (start_ms is None or start >= start_ms) and (end_ms is None or start < end_ms):
-            parts.append(ArchivePart(path, start))
+        first, end = interval
+        if (start_ms is None or end > start_ms) and (end_ms is None or first < end_ms):
+            parts.append(ArchivePart(path, first, end))
     return parts
 
 

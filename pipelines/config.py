@@ -113,6 +113,12 @@ class TimeConfig:
         return seconds_to_ms(self.batch_settled_s)
 
 
+# The Cloud Storage subscription's max_duration: its range and Terraform's default
+# (terraform/modules/pubsub); how long the arrivals of one archive object may span.
+MAX_DURATION_S = 300.0
+MAX_DURATION_RANGE_S = (60.0, 600.0)
+
+
 def seconds_to_ms(seconds: float) -> int:
     """A duration in whole milliseconds (the one conversion; call sites use the properties)."""
     return round(seconds * 1000)
@@ -165,6 +171,8 @@ class GcpConfig:
     bigquery_emulator_host: str = ""  # host:port of bqemulator's REST API ("" = BigQuery itself)
     bigquery_grpc_port: int = 9060
     serving_source: str = "legacy"  # which arm serving.interaction_counts reads first
+    archive_max_duration: float = MAX_DURATION_S  # the archive subscription's max_duration
+    archive_aligned_to_period: bool = False  # objects start at each period boundary (stand-in)
 
     @property
     def archive_bucket(self) -> str:
@@ -216,6 +224,16 @@ def _convert(section: str, name: str, value: Any) -> Any:
         if not isinstance(value, str) or not value.startswith("gs://") or len(value) <= len("gs://"):
             raise ValueError(f"must be a gs://BUCKET/PREFIX URI, got {value!r}")
         return value
+    if name == "archive_max_duration":
+        seconds = parse_duration(value)
+        low, high = MAX_DURATION_RANGE_S
+        if not low <= seconds <= high:
+            raise ValueError(f"must be {low:.0f}s to {high:.0f}s (the subscription's range), got {value!r}")
+        return seconds
+    if name == "archive_aligned_to_period":
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
+        return value
     if name == "serving_source" and value not in ("legacy", "kappa"):
         raise ValueError(f"must be legacy or kappa, got {value!r}")
     if name == "subscriptions":
@@ -240,6 +258,24 @@ def _check_relations(t: TimeConfig) -> list[str]:
     if t.window_size < 1:
         errors.append("time.window_size: must be at least 1s")
     return errors
+
+
+def batch_delay_error(t: TimeConfig, gcp: GcpConfig | None, archive_root: str) -> str | None:
+    """Why the legacy batch may not read the Cloud Storage archive `archive_root`, or None.
+
+    An object started in a period may hold arrivals up to `max_duration` after it started and
+    appears only complete, so a period's batch must wait at least that long after its end,
+    unless the objects are aligned to periods."""
+    if not archive_root.startswith("gs://"):
+        return None
+    max_duration = gcp.archive_max_duration if gcp else MAX_DURATION_S
+    if (gcp and gcp.archive_aligned_to_period) or t.batch_delay >= max_duration:
+        return None
+    return (
+        f"time.batch_delay {t.batch_delay:g}s is shorter than gcp.archive_max_duration {max_duration:g}s: "
+        f"the batch of a period would run before every Cloud Storage object holding its arrivals "
+        f"under {archive_root} is complete (raise batch_delay, or set gcp.archive_aligned_to_period)"
+    )
 
 
 def build_config(raw: Any, source: str = "<dict>") -> Config:
@@ -271,6 +307,10 @@ def build_config(raw: Any, source: str = "<dict>") -> Config:
             built[section] = cls(**kwargs)
     if not errors:
         errors.extend(_check_relations(built["time"]))
+        gcp = built.get("gcp")
+        roots = [built["paths"].archive_root] + ([gcp.archive_root] if gcp else [])
+        cloud = [error for root in roots if (error := batch_delay_error(built["time"], gcp, root))]
+        errors.extend(cloud[:1])
     if errors:
         raise ConfigError(f"{source}: " + "; ".join(errors))
     return Config(profile=str(raw.get("profile", "custom")), source=source, **built)

@@ -11,9 +11,10 @@ subscription would write, by its documented rules (CloudStorageConfig in the Pub
 - text format: each message's data, newline-terminated; an object appears only complete.
 
 `max_duration` is an upper bound: the subscription may start an object sooner. With
-`--align-to-period` the stand-in also starts one at each batch-period boundary, so no object
-spans two periods (the demo uses it; the real subscription does not promise it, see
-terraform/README.md "Archive layout" for what that costs the legacy batch in the cloud).
+`gcp.archive_aligned_to_period` the stand-in also starts one at each batch-period boundary, so
+no object spans two periods (the demo's profile sets it; the real subscription does not
+promise it, and the readers then take an object's arrivals as spanning `max_duration`:
+pipelines/archive.py, `ArrivalSpans`). `max_duration` is `gcp.archive_max_duration`.
 
 Only the local wiring uses it; the readers (pipelines/archive.py) are the cloud code.
 """
@@ -30,15 +31,13 @@ import click
 
 from pipelines.archive import one_line, subscription_object_name
 from pipelines.cli_common import exit_when_idle_option, with_config
-from pipelines.config import Config
+from pipelines.config import MAX_DURATION_S, Config
 from pipelines.errors import ConfigError
 from pipelines.events import now_ms
 from pipelines.gcs_io import write_bytes
 
 SUBSCRIPTION = "archive"
 ACK_DEADLINE_S = 300  # terraform/modules/pubsub: the archive subscription's ack deadline
-
-MAX_DURATION_S = 300.0
 MAX_BYTES = 134_217_728
 
 
@@ -115,25 +114,29 @@ def write_object(root: str, bodies: Iterable[bytes], started_ms: int) -> str:
 
 def run_stand_in(
     config: Config,
-    max_duration_s: float = 60.0,
+    max_duration_s: float | None = None,
     exit_when_idle: float | None = None,
     stop: Callable[[], bool] = lambda: False,
-    align_to_period: bool = False,
 ) -> int:
     """Pull `archive` and write its messages as subscription objects under
     `gcp.archive_root`; a message is acked only once the object holding it exists
-    (at least once, as the real subscription). Returns the number of messages written."""
+    (at least once, as the real subscription). Returns the number of messages written.
+    `max_duration_s` defaults to `gcp.archive_max_duration`; the readers assume that bound,
+    so a longer one is refused."""
     from pipelines.pubsub_io import create_subscription, subscriber
 
     if config.gcp is None:
         raise ConfigError(f"{config.source}: archive-gcs needs the cloud profile (a `gcp` section)")
-    if not 60 <= max_duration_s <= ACK_DEADLINE_S:
+    configured = config.gcp.archive_max_duration
+    max_duration_s = configured if max_duration_s is None else max_duration_s
+    if not 60 <= max_duration_s <= min(ACK_DEADLINE_S, configured):
         raise ConfigError(
-            f"--max-duration {max_duration_s}s: the subscription allows 60s to {ACK_DEADLINE_S}s"
+            f"--max-duration {max_duration_s:g}s: the stand-in allows 60s to {ACK_DEADLINE_S}s (its ack "
+            f"deadline) and at most gcp.archive_max_duration {configured:g}s (what the readers assume)"
         )
     path = create_subscription(config, SUBSCRIPTION, ACK_DEADLINE_S)
     client = subscriber(config)
-    period_ms = config.time.period_ms if align_to_period else 0
+    period_ms = config.time.period_ms if config.gcp.archive_aligned_to_period else 0
     writer = SubscriptionObjectWriter(config.gcp.archive_root, max_duration_s, period_ms=period_ms)
     held: list[str] = []
     written, idle_since = 0, time.monotonic()
@@ -164,16 +167,13 @@ def _ack(client: Any, path: str, held: list[str]) -> int:
 
 @click.command("archive-gcs")
 @exit_when_idle_option
-@click.option("--max-duration", default=60.0, show_default=True, type=float,
-              help="Seconds before a new object is started (the subscription's max_duration).")  # fmt: skip
-@click.option("--align-to-period", is_flag=True,
-              help="Also start a new object at each batch-period boundary (no object spans two).")  # fmt: skip
+@click.option("--max-duration", type=float,
+              help="Seconds before a new object is started; default: gcp.archive_max_duration.")  # fmt: skip
 @with_config
-def archive_gcs(
-    config: Config, exit_when_idle: float | None, max_duration: float, align_to_period: bool
-) -> None:
-    """Write Pub/Sub `archive` as the Cloud Storage subscription's objects (local stand-in)."""
+def archive_gcs(config: Config, exit_when_idle: float | None, max_duration: float | None) -> None:
+    """Write Pub/Sub `archive` as the Cloud Storage subscription's objects (local stand-in);
+    with gcp.archive_aligned_to_period also a new object at each batch-period boundary."""
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    written = run_stand_in(config, max_duration, exit_when_idle, lambda: bool(stopping), align_to_period)
+    written = run_stand_in(config, max_duration, exit_when_idle, lambda: bool(stopping))
     click.echo(json.dumps({"archived": written}))

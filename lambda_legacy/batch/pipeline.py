@@ -1,8 +1,10 @@
 """The legacy batch layer: one bounded Beam pipeline per batch period (TSAR-style).
 
-For period P = [start, end) it reads the archive parts that ARRIVED in P, parses them
-(bad lines -> dead_letter), removes duplicate event_ids within the run, keeps the events
-whose event_time is in P, and counts them per (window_start, tweet_id, event_type).
+For period P = [start, end) it reads the archive parts whose arrival interval overlaps P
+(pipelines/archive.py, `ArrivalSpans`: locally exactly P's partition; in Cloud Storage also
+the objects started up to `max_duration` before P), parses them (bad lines -> dead_letter),
+removes duplicate event_ids within the run, keeps the events whose event_time is in P, and
+counts them per (window_start, tweet_id, event_type).
 
     archive parts -> ReadArchiveLines -> ParseInteractions -> DedupWithinRun
       -> KeepEventsOfPeriod -> CountPerWindowKey -> ToBatchRows -> the destination's sink
@@ -12,7 +14,10 @@ whose event_time is in P, and counts them per (window_start, tweet_id, event_typ
 An event that arrived after its period is thereby dropped (it is not in P's parts, and in
 the next period its event_time is outside the period): counted as `late_dropped` in the
 run it arrived in. So is an event stamped after the end of P (a client clock running
-ahead), which no run will count. Every line read is accounted for:
+ahead), which no run will count, and an event of a neighbouring period in a Cloud Storage
+object spanning the boundary (both runs read that object; the neighbour's run counts it).
+An object's arrival time is known only to its `max_duration`: a late event in an object
+started in P is counted by P's run. Every line read is accounted for:
 
     lines_read = events_counted + duplicates_removed + late_dropped + dead_lettered
 """

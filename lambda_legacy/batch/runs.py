@@ -1,7 +1,10 @@
 """Running the batch layer period by period: the `batch_runs` ledger, re-runs, `--follow`.
 
 Each run appends a RUNNING row to `batch_runs`, then a FINISHED (with its counters) or
-FAILED row. A period with no archive part is never a FINISHED run of 0 lines (an archive
+FAILED row. A run of period P reads every archive part whose arrival interval overlaps P
+(pipelines/archive.py, `ArrivalSpans`: a local partition is P itself, a Cloud Storage object
+may span `max_duration` past its start) and counts the events stamped in P. A period with no
+archive part is never a FINISHED run of 0 lines (an archive
 written late or to the wrong place would look like a quiet hour and the ledger would hide
 the loss): a single run (and `--follow --until`) fails with a FAILED row saying why; an
 open-ended `--follow` appends one WAITING row saying why and waits for the period's first
@@ -19,7 +22,7 @@ from typing import Callable
 
 from lambda_legacy.batch.destinations import Destination, ledger
 from lambda_legacy.batch.pipeline import BatchRun, execute
-from pipelines.archive import list_parts
+from pipelines.archive import ArrivalSpans, list_parts
 from pipelines.errors import ConfigError, InputError, PipelineError
 from pipelines.events import now_ms
 from pipelines.instants import utc_iso
@@ -99,15 +102,18 @@ def run_period(
     period_ms: int,
     window_ms: int,
     beam_args: list[str],
+    spans: ArrivalSpans | None = None,
 ) -> RunReport:
     """One batch run over one period, recorded in the destination's `batch_runs`
-    (`destination`: a local warehouse root or a `BigQueryDestination`)."""
+    (`destination`: a local warehouse root or a `BigQueryDestination`; `spans`: the
+    archive's arrival rule, by default `period_ms` and Terraform's max_duration)."""
     if period_start_ms % period_ms:
         raise ConfigError(
             f"--period-start {iso(period_start_ms)} is not at a batch period boundary ({period_ms} ms)"
         )
     end_ms = period_start_ms + period_ms
-    parts = tuple(list_parts(archive_root, period_start_ms, end_ms))
+    spans = spans or ArrivalSpans(period_ms)
+    parts = tuple(list_parts(archive_root, period_start_ms, end_ms, spans=spans))
     run = BatchRun(period_start_ms, end_ms, window_ms, _started_at(period_start_ms), parts)
     run_id = f"legacy_batch-{iso(period_start_ms)}-{run.started_at_ms}"
     runs = ledger(destination)
@@ -141,12 +147,14 @@ def wait_for_parts(
     period_ms: int,
     stop_requested: Callable[[], bool],
     poll_s: float = 1.0,
+    spans: ArrivalSpans | None = None,
 ) -> bool:
     """Block until the period has a part (True) or a stop is requested (False); the first
     time it has none, a WAITING row in the ledger says why."""
     end_ms = period_start_ms + period_ms
+    spans = spans or ArrivalSpans(period_ms)
     recorded = False
-    while not list_parts(archive_root, period_start_ms, end_ms):
+    while not list_parts(archive_root, period_start_ms, end_ms, spans=spans):
         if not recorded:
             run = BatchRun(period_start_ms, end_ms, 0, _started_at(period_start_ms), ())
             run_id = f"legacy_batch-{iso(period_start_ms)}-{run.started_at_ms}"
@@ -172,6 +180,7 @@ def follow(
     until_ms: int | None,
     report: Callable[[RunReport], None],
     stop_requested: Callable[[], bool] = lambda: False,
+    spans: ArrivalSpans | None = None,
 ) -> int:
     """Run each period once it has ended plus `delay_ms`; returns the number of runs.
 
@@ -181,8 +190,9 @@ def follow(
     a bounded follow then fails on it like a single run.
     """
     skip: set[int] = set()
+    spans = spans or ArrivalSpans(period_ms)
     if start_ms is None:
-        parts = list_parts(archive_root)
+        parts = list_parts(archive_root, spans=spans)
         if parts:
             start_ms = period_start_of(parts[0].arrival_start_ms, period_ms)
         else:
@@ -203,10 +213,10 @@ def follow(
             time.sleep(min(1.0, (due - now_ms()) / 1000))
         # A bounded follow runs the period now (without parts it fails loudly); else wait.
         if until_ms is None and not wait_for_parts(
-            archive_root, destination, period, period_ms, stop_requested
+            archive_root, destination, period, period_ms, stop_requested, spans=spans
         ):
             return runs
-        report(run_period(archive_root, destination, period, period_ms, window_ms, beam_args))
+        report(run_period(archive_root, destination, period, period_ms, window_ms, beam_args, spans))
         runs += 1
         period += period_ms
         if stop_requested():

@@ -1,7 +1,8 @@
 """The archive as a table of valid events, for explaining differences (DuckDB side).
 
 The archive's raw lines are read by DuckDB itself (`read_csv` with one VARCHAR column,
-gzip handled, `filename = true` for the arrival partition) and validated in SQL with the
+gzip handled, `filename = true` to join each line to its part's arrival interval, which
+`pipelines.archive.list_parts` gives) and validated in SQL with the
 rules of `pipelines.events.parse_event`, so no archive line passes through Python:
 
 - a JSON object of exactly the seven fields (a duplicated key counts twice, so it fails);
@@ -10,37 +11,45 @@ rules of `pipelines.events.parse_event`, so no archive line passes through Pytho
 - `event_id` a UUID as Python's `uuid.UUID` reads one ('urn:'/'uuid:' prefixes, braces
   and hyphens removed, then 32 hex digits);
 - `event_time` not before 2006-03-21 and at most one day after the arrival partition's
-  start (the archive's `received_at`), the payload at most 64 KiB.
+  arrival start (the archive's `received_at`), the payload at most 64 KiB.
 
 Known approximations, all on lines no generator or producer writes: lines that are not
 UTF-8 are skipped by the reader (they are invalid anyway); Python's `int(hex, 16)` also
 takes '_' separators and a '+' sign inside a UUID, this rule does not; DuckDB's JSON
 reader may accept a few non-standard spellings (e.g. trailing commas) Python rejects.
 
-The view `archive_events(event_id, event_time_ms, event_type, tweet_id, arrival_start_ms)`
-is what the Ibis explanation reads; on BigQuery the same columns come from a table or
-view over the Cloud Storage archive (`--archive dataset.table`).
+The view `archive_events(event_id, event_time_ms, event_type, tweet_id, arrival_start_ms,
+arrival_end_ms)` is what the Ibis explanation reads, [arrival_start_ms, arrival_end_ms) the
+interval of the part holding the line (`pipelines.archive.ArrivalSpans`); on BigQuery the
+same columns come from a table or view over the Cloud Storage archive (`--archive
+dataset.table`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.archive import list_parts
+from pipelines.archive import ArchivePart, ArrivalSpans, list_parts
 from pipelines.errors import ConfigError
 from pipelines.events import CLIENTS, EVENT_TYPES, FIELDS, MAX_FUTURE_MS, MAX_PAYLOAD_BYTES, MIN_EVENT_TIME_MS
 
 ARCHIVE_VIEW = "archive_events"
-ARCHIVE_COLUMNS = ("event_id", "event_time_ms", "event_type", "tweet_id", "arrival_start_ms")
-_PARTITION_RE = r"dt=(\d{4}-\d{2}-\d{2})/hr=(\d{2})(?:/mi=(\d{2}))?/part-[^/]+\.jsonl(?:\.gz)?$"
+ARCHIVE_COLUMNS = (
+    "event_id",
+    "event_time_ms",
+    "event_type",
+    "tweet_id",
+    "arrival_start_ms",
+    "arrival_end_ms",
+)
 
 
 def _sql_list(values: tuple[str, ...] | list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
-def archive_files(root: str, since_ms: int | None) -> list[str]:
-    """Part files that may hold events of windows from `since_ms` on (all if None)."""
+def archive_files(root: str, since_ms: int | None, period_ms: int) -> list[ArchivePart]:
+    """Parts that may hold events of windows from `since_ms` on (all if None)."""
     if root.startswith("gs://"):
         raise ConfigError(
             f"--archive {root}: DuckDB reads a local archive; on BigQuery pass a table of events"
@@ -49,17 +58,21 @@ def archive_files(root: str, since_ms: int | None) -> list[str]:
         raise ConfigError(f"--archive {root}: no such folder (the archive root, holding dt=YYYY-MM-DD/...)")
     # An event may arrive up to a day before its event_time (clock skew) and any time after.
     start = None if since_ms is None else since_ms - MAX_FUTURE_MS
-    return [part.path for part in list_parts(root, start, None)]
+    return list_parts(root, start, None, spans=ArrivalSpans(period_ms))
 
 
-def archive_events_sql(files: list[str]) -> str:
-    """CREATE VIEW archive_events: the valid events in `files`, with their arrival period."""
-    if not files:
+def archive_events_sql(parts: list[ArchivePart]) -> str:
+    """CREATE VIEW archive_events: the valid events in `parts`, with their arrival interval."""
+    if not parts:
         return (
             f"CREATE OR REPLACE VIEW {ARCHIVE_VIEW} AS SELECT NULL::VARCHAR AS event_id, "
             "NULL::BIGINT AS event_time_ms, NULL::VARCHAR AS event_type, NULL::BIGINT AS tweet_id, "
-            "NULL::BIGINT AS arrival_start_ms WHERE false"
+            "NULL::BIGINT AS arrival_start_ms, NULL::BIGINT AS arrival_end_ms WHERE false"
         )
+    files = [part.path for part in parts]
+    arrivals = ", ".join(
+        f"({_sql_list([part.path])}, {part.arrival_start_ms}, {part.arrival_end_ms})" for part in parts
+    )
     ints = ("event_time", "tweet_id", "user_id", "author_id")
     strings = ("event_id", "event_type", "client")
     typed_ints = " AND ".join(f"json_type(j, '$.{f}') IN ('BIGINT', 'UBIGINT')" for f in ints)
@@ -73,15 +86,16 @@ WITH raw AS (
                   delim = chr(1) || chr(2) || chr(3), quote = '', escape = '', auto_detect = false,
                   filename = true, ignore_errors = true, strict_mode = false, max_line_size = 4194304)
     WHERE line IS NOT NULL
+), arrivals(filename, arrival_start_ms, arrival_end_ms) AS (
+    VALUES {arrivals}
 ), parsed AS (
     SELECT try_cast(line AS JSON) AS j, octet_length(encode(line)) AS nbytes,
-           regexp_extract(replace(filename, '\\', '/'), '{_PARTITION_RE}', ['d', 'h', 'm']) AS p
-    FROM raw
+           arrival_start_ms, arrival_end_ms
+    FROM raw JOIN arrivals USING (filename)
 ), checked AS (
-    SELECT j, epoch_ms(strptime(p.d || ' ' || p.h || ':' || coalesce(nullif(p.m, ''), '00'),
-                               '%Y-%m-%d %H:%M')) AS arrival_start_ms
+    SELECT j, arrival_start_ms, arrival_end_ms
     FROM parsed
-    WHERE nbytes <= {MAX_PAYLOAD_BYTES} AND p.d <> ''
+    WHERE nbytes <= {MAX_PAYLOAD_BYTES}
       AND json_type(j) = 'OBJECT' AND len(json_keys(j)) = {len(FIELDS)}
       AND {typed_ints} AND {typed_strings} AND {positive}
 )
@@ -89,7 +103,7 @@ SELECT j->>'$.event_id' AS event_id,
        try_cast(j->>'$.event_time' AS BIGINT) AS event_time_ms,
        j->>'$.event_type' AS event_type,
        try_cast(j->>'$.tweet_id' AS BIGINT) AS tweet_id,
-       arrival_start_ms
+       arrival_start_ms, arrival_end_ms
 FROM checked
 WHERE j->>'$.event_type' IN ({_sql_list(EVENT_TYPES)})
   AND j->>'$.client' IN ({_sql_list(CLIENTS)})

@@ -135,7 +135,7 @@ class DuckDBBackend:
         return cached
 
     def archive_events(self, archive: str, since_ms: int | None) -> ir.Table:
-        self.raw.execute(archive_events_sql(archive_files(archive, since_ms)))
+        self.raw.execute(archive_events_sql(archive_files(archive, since_ms, self.inputs.time.period_ms)))
         return self.table(ARCHIVE_VIEW)
 
     def close(self) -> None:

@@ -115,13 +115,15 @@ def normalize(
 
 
 def archive_key_stats(events: ir.Table, window_ms: int, period_ms: int) -> ir.Table:
-    """Per key, from the archive's valid events: unique events, those that arrived in
-    their own batch period (what the legacy batch counts), and duplicate copies."""
+    """Per key, from the archive's valid events: unique events, those with a copy whose
+    arrival interval overlaps their own batch period (what the legacy batch counts: it reads
+    the parts overlapping its period, `pipelines.archive.list_parts`), and duplicate copies."""
     e = events
     period_start = e.event_time_ms - e.event_time_ms % period_ms
+    overlaps = (e.arrival_start_ms < period_start + period_ms) & (e.arrival_end_ms > period_start)
     per_event = e.group_by(["event_id", "tweet_id", "event_type", "event_time_ms"]).aggregate(
         copies=e.count(),
-        in_period=e.count(where=e.arrival_start_ms == period_start) > 0,
+        in_period=e.count(where=overlaps) > 0,
     )
     window = per_event.event_time_ms - per_event.event_time_ms % window_ms
     keyed = per_event.mutate(window_start=window.as_timestamp("ms").cast(UTC_TS))

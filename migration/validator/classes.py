@@ -26,8 +26,9 @@ COMPARISONS = (DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT)
 @dataclass(frozen=True)
 class KeyEvidence:
     """One key's counts (Ibis integer expressions, nulls as 0): `left`, `right`, and from
-    the archive the unique events of the key (`unique`), those that arrived within the
-    window's batch period (`in_period`) and all copies (`copies`)."""
+    the archive the unique events of the key (`unique`), those with a copy in a part whose
+    arrival interval overlaps the window's batch period (`in_period`: what the legacy batch
+    of that period reads, `pipelines.archive.list_parts`) and all copies (`copies`)."""
 
     left: Any
     right: Any

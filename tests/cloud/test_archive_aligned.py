@@ -1,12 +1,13 @@
-"""`kappactl archive-gcs --align-to-period` (the demo's stand-in setting): besides the
+"""The stand-in with `gcp.archive_aligned_to_period` (config/gcp-emulated.yaml): besides the
 subscription's `max_duration` and `max_bytes`, a new object at each batch-period boundary,
-so no object holds arrivals of two periods and each period's objects carry its lines."""
+so no object holds arrivals of two periods and each period's objects carry its lines; the
+readers then cut an object's arrival interval at its period's end."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipelines.archive import list_parts, read_lines
+from pipelines.archive import ArrivalSpans, list_parts, read_lines
 from pipelines.gcs_archive import SubscriptionObjectWriter
 
 pytestmark = pytest.mark.cloud
@@ -23,11 +24,20 @@ def test_aligned_objects_never_span_a_period_boundary(bucket):
     assert writer.add(b"c", P0 + 90_000) == []
     second = writer.flush()
     assert [list(read_lines(u)) for u in (first, second)] == [[b"a"], [b"b", b"c"]]
-    parts = list_parts(root, P0 + PERIOD_MS, P0 + 2 * PERIOD_MS)  # the second period's objects
+    aligned = ArrivalSpans(PERIOD_MS, 60_000, aligned=True)
+    parts = list_parts(root, P0 + PERIOD_MS, P0 + 2 * PERIOD_MS, spans=aligned)  # the second period's
     assert [p.path for p in parts] == [second]
+    assert [p.arrival_end_ms for p in list_parts(root, spans=aligned)] == [P0 + PERIOD_MS, P0 + 120_000]
 
 
 def test_without_alignment_an_object_spans_the_boundary_as_the_subscription_may(bucket):
     writer = SubscriptionObjectWriter(f"gs://{bucket.name}/interactions/", max_duration_s=60)
     assert writer.add(b"a", P0 + 35_000) == [] and writer.add(b"b", P0 + 60_500) == []
-    assert list(read_lines(writer.flush())) == [b"a", b"b"]
+    only = writer.flush()
+    assert list(read_lines(only)) == [b"a", b"b"]
+    # ... and the readers take its arrivals as [0:35, 1:36): read by both periods' batches.
+    unaligned = ArrivalSpans(PERIOD_MS, 60_000)
+    second = list_parts(
+        f"gs://{bucket.name}/interactions/", P0 + PERIOD_MS, P0 + 2 * PERIOD_MS, spans=unaligned
+    )
+    assert [(p.path, p.arrival_end_ms) for p in second] == [(only, P0 + 96_000)]

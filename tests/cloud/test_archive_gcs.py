@@ -1,6 +1,7 @@
 """The archive in the layout of Terraform's Cloud Storage subscription, on fake-gcs-server:
-listed and selected by arrival time, read by the legacy batch and the kappa backfill exactly
-as the local dt=/hr= layout is; a period without objects is never a FINISHED run of 0 lines."""
+listed and selected by arrival interval, read by the legacy batch and the kappa backfill
+exactly as the local dt=/hr= layout is when no object spans a period boundary (objects that
+do: test_archive_spanning.py); a period without objects is never a FINISHED run of 0 lines."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from kappa.backfill import BackfillJob, run_backfill
 from lambda_legacy.batch.runs import follow, run_period
-from pipelines.archive import ArchiveWriter, list_parts, partition_of, read_lines
+from pipelines.archive import ArchiveWriter, ArrivalSpans, arrival_spans, list_parts, partition_of, read_lines
 from pipelines.config import build_config, dump_config, load_config
 from pipelines.errors import InputError
 from pipelines.events import Interaction
@@ -26,6 +27,10 @@ pytestmark = pytest.mark.cloud
 
 P0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
 PERIOD_MS, WINDOW_MS = 60_000, 10_000
+# The objects of `arrivals` never span a period boundary, as the aligned stand-in writes them
+# (config/gcp-emulated.yaml): each object's arrivals end with its period.
+ALIGNED = ArrivalSpans(PERIOD_MS, 60_000, aligned=True)
+UNALIGNED = ArrivalSpans(PERIOD_MS, 60_000)
 
 
 def event(offset_ms: int, tweet_id: int = 1, event_type: str = "like") -> Interaction:
@@ -59,10 +64,17 @@ def test_objects_are_named_like_the_subscription_and_selected_by_arrival_period(
     names = sorted(b.name for b in bucket.list_blobs())
     assert names[0].startswith("interactions/2026-01-05/00/00_05Z_") and names[0].endswith(".jsonl")
     bucket.blob("interactions/README.txt").upload_from_string(b"not a part")  # ignored
-    parts = list_parts(root)
+    parts = list_parts(root, spans=ALIGNED)
     assert [p.arrival_start_ms for p in parts] == [P0 + 5_000, P0 + 35_000, P0 + 61_000, P0 + 181_000]
-    assert [p.arrival_start_ms for p in list_parts(root, P0, P0 + PERIOD_MS)] == [P0 + 5_000, P0 + 35_000]
-    assert list_parts(root, P0 + 2 * PERIOD_MS, P0 + 3 * PERIOD_MS) == []
+    assert [p.arrival_end_ms for p in parts] == [P0 + 60_000, P0 + 60_000, P0 + 120_000, P0 + 240_000]
+    first = list_parts(root, P0, P0 + PERIOD_MS, spans=ALIGNED)
+    assert [p.arrival_start_ms for p in first] == [P0 + 5_000, P0 + 35_000]
+    assert list_parts(root, P0 + 2 * PERIOD_MS, P0 + 3 * PERIOD_MS, spans=ALIGNED) == []
+    # Unaligned, an object holds max_duration (+1 s, its name's resolution) of arrivals: the
+    # objects started at 0:05 and 0:35 reach into period 1, the one at 1:01 into period 2.
+    second = list_parts(root, P0 + PERIOD_MS, P0 + 2 * PERIOD_MS, spans=UNALIGNED)
+    assert [p.arrival_start_ms for p in second] == [P0 + 5_000, P0 + 35_000, P0 + 61_000]
+    assert [p.arrival_end_ms for p in second] == [P0 + 66_000, P0 + 96_000, P0 + 122_000]
     assert list(read_lines(parts[1].path))[-1] == b""  # an empty message stays a line
 
 
@@ -77,7 +89,8 @@ def test_legacy_batch_counts_the_cloud_archive_like_the_local_one(archives, tmp_
     root, local = archives
     for archive, warehouse in ((root, tmp_path / "wh-gcs"), (local, tmp_path / "wh-local")):
         reports = [
-            run_period(archive, str(warehouse), P0 + i * PERIOD_MS, PERIOD_MS, WINDOW_MS, []) for i in (0, 1)
+            run_period(archive, str(warehouse), P0 + i * PERIOD_MS, PERIOD_MS, WINDOW_MS, [], ALIGNED)
+            for i in (0, 1)
         ]
         assert [r.counters["lines_read"] for r in reports] == [7, 2]
     assert _rows(tmp_path / "wh-gcs", "legacy_batch") == _rows(tmp_path / "wh-local", "legacy_batch")
@@ -87,7 +100,7 @@ def test_legacy_batch_counts_the_cloud_archive_like_the_local_one(archives, tmp_
 def test_a_period_without_objects_fails_loudly_and_the_ledger_says_why(archives, tmp_path: Path):
     root, _ = archives
     with pytest.raises(InputError, match="no archive parts under gs://.* arrived in 2026-01-05T00:02:00Z"):
-        run_period(root, str(tmp_path / "wh"), P0 + 2 * PERIOD_MS, PERIOD_MS, WINDOW_MS, [])
+        run_period(root, str(tmp_path / "wh"), P0 + 2 * PERIOD_MS, PERIOD_MS, WINDOW_MS, [], ALIGNED)
     ledger = Warehouse(tmp_path / "wh").connect().execute("SELECT status, reason, lines_read FROM batch_runs")
     [(status, reason, lines)] = ledger.fetchall()
     assert status == "FAILED" and "no archive parts" in reason and lines is None
@@ -99,7 +112,8 @@ def test_follow_waits_for_the_first_object_of_a_period_then_runs_it(bucket, tmp_
     done = threading.Event()
 
     def run() -> None:
-        follow(root, str(warehouse), PERIOD_MS, 0, WINDOW_MS, [], P0, 1, None, reports.append, done.is_set)
+        follow(root, str(warehouse), PERIOD_MS, 0, WINDOW_MS, [], P0, 1, None, reports.append, done.is_set,
+               ALIGNED)  # fmt: skip
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
@@ -144,10 +158,10 @@ def test_an_unreachable_emulator_is_one_line_and_no_bucket_is_input_error(cloud,
     from pipelines.stack.private import free_port
 
     with pytest.raises(InputError, match="not found"):
-        list_parts("gs://no-such-bucket-here/interactions/")
+        list_parts("gs://no-such-bucket-here/interactions/", spans=ALIGNED)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StackError, match="does not answer") as info:
-        list_parts("gs://any/interactions/")
+        list_parts("gs://any/interactions/", spans=ALIGNED)
     assert "\n" not in str(info.value)
 
 
@@ -183,13 +197,14 @@ def test_the_stand_in_turns_the_archive_subscription_into_objects_the_readers_li
         client = publisher(config)
         for future in [client.publish(config.pubsub.topic_path, body) for body in bodies]:
             future.result(timeout=30)
-        assert run_stand_in(config, 60, exit_when_idle=2) == len(bodies)
+        assert run_stand_in(config, exit_when_idle=2) == len(bodies)
     finally:
         pubsub.stop()
         if saved is None:
             os.environ.pop("PUBSUB_EMULATOR_HOST", None)
         else:
             os.environ["PUBSUB_EMULATOR_HOST"] = saved
-    parts = list_parts(config.gcp.archive_root)
-    assert len(parts) == 1 and "/interactions/" in parts[0].path
-    assert sorted(read_lines(parts[0].path)) == sorted(bodies)
+    parts = list_parts(config.gcp.archive_root, spans=arrival_spans(config))
+    # One object, or two when the messages straddle a period boundary (the profile aligns).
+    assert 1 <= len(parts) <= 2 and all("/interactions/" in p.path for p in parts)
+    assert sorted(line for p in parts for line in read_lines(p.path)) == sorted(bodies)

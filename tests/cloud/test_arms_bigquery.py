@@ -20,7 +20,7 @@ from pipelines.errors import InputError
 from pipelines.gcs_archive import write_object
 from pipelines.stack.local import ROOT
 from pipelines.warehouse import Warehouse
-from tests.cloud.test_archive_gcs import PERIOD_MS, WINDOW_MS, arrivals
+from tests.cloud.test_archive_gcs import ALIGNED, PERIOD_MS, WINDOW_MS, arrivals
 
 pytestmark = pytest.mark.cloud
 P0 = 1_767_571_200_000 + 7 * 86_400_000  # a week after the other tests' periods: its own rows
@@ -73,8 +73,9 @@ def test_legacy_batch_rows_in_bigquery_equal_the_warehouses(cloud, bq, archives,
     root, local = archives
     destination = BigQueryDestination(f"{cloud.project}:legacy")
     for i in (0, 1):
-        cloud_run = run_period(root, destination, P0 + i * PERIOD_MS, PERIOD_MS, WINDOW_MS, [])
-        local_run = run_period(local, str(tmp_path / "wh"), P0 + i * PERIOD_MS, PERIOD_MS, WINDOW_MS, [])
+        start = P0 + i * PERIOD_MS
+        cloud_run = run_period(root, destination, start, PERIOD_MS, WINDOW_MS, [], ALIGNED)
+        local_run = run_period(local, str(tmp_path / "wh"), start, PERIOD_MS, WINDOW_MS, [], ALIGNED)
         assert cloud_run.counters == local_run.counters
     project = cloud.project
     assert _bq_rows(bq, f"{project}.legacy.legacy_batch", P0) == _local_rows(tmp_path / "wh", "legacy_batch")
@@ -112,5 +113,5 @@ def test_a_table_terraform_did_not_create_fails_the_run_in_one_line(cloud, archi
     root, _ = archives
     destination = BigQueryDestination(f"{cloud.project}:no_such_{uuid.uuid4().hex[:6]}")
     with pytest.raises(InputError, match="not found") as info:
-        run_period(root, destination, P0, PERIOD_MS, WINDOW_MS, [])
+        run_period(root, destination, P0, PERIOD_MS, WINDOW_MS, [], ALIGNED)
     assert "no_such" in str(info.value) and "\n" not in str(info.value)

@@ -24,7 +24,7 @@ from pipelines.errors import ConfigError
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "terraform" / "modules" / "bigquery" / "schemas"
 P0 = 1_767_571_200_000
-RUN = BatchRun(P0, P0 + 60_000, 10_000, P0 + 75_000, (ArchivePart("part.jsonl", P0),))
+RUN = BatchRun(P0, P0 + 60_000, 10_000, P0 + 75_000, (ArchivePart("part.jsonl", P0, P0 + 60_000),))
 
 
 @pytest.mark.parametrize("status", ["RUNNING", "FINISHED", "FAILED"])

@@ -1,6 +1,13 @@
 import gzip
 
-from pipelines.archive import ArchiveWriter, list_parts, partition_of, partition_start_ms, read_lines
+from pipelines.archive import (
+    ArchiveWriter,
+    ArrivalSpans,
+    list_parts,
+    partition_of,
+    partition_start_ms,
+    read_lines,
+)
 from pipelines.warehouse import Warehouse
 
 T = 1_764_000_000_000  # 2025-11-24T16:00:00Z
@@ -22,9 +29,29 @@ def test_parts_are_closed_files_and_lines_kept_raw(tmp_path):
     assert not list(tmp_path.rglob(".*.tmp"))
     assert list(read_lines(str(plain))) == [b'{"a":1}', b"not json", b'{"pretty": 1}']
     assert gzip.decompress(gz.read_bytes()) == b"x\n"
-    parts = list_parts(str(tmp_path))
-    assert [p.arrival_start_ms for p in parts] == [T, T + 60_000]
-    assert [p.path for p in list_parts(str(tmp_path), T + 60_000, T + 120_000)] == [str(gz)]
+    spans = ArrivalSpans(60_000)
+    parts = list_parts(str(tmp_path), spans=spans)
+    assert [(p.arrival_start_ms, p.arrival_end_ms) for p in parts] == [
+        (T, T + 60_000),
+        (T + 60_000, T + 120_000),
+    ]
+    assert [p.path for p in list_parts(str(tmp_path), T + 60_000, T + 120_000, spans=spans)] == [str(gz)]
+
+
+def test_the_arrival_interval_of_a_partition_and_of_a_subscription_object():
+    """The one arrival rule: a partition spans its period, an object its max_duration from
+    its time, plus the second its name cuts off (at most to its period's end when objects
+    are aligned to periods)."""
+    obj = "gs://b/interactions/2025-11-24/16/00_35Z_0a1b.jsonl"
+    assert ArrivalSpans(60_000).interval("x/dt=2025-11-24/hr=16/mi=01/part-a-1.jsonl") == (
+        T + 60_000,
+        T + 120_000,
+    )
+    assert ArrivalSpans(3_600_000).interval("x/dt=2025-11-24/hr=16/part-a-1.jsonl") == (T, T + 3_600_000)
+    assert ArrivalSpans(60_000, 60_000).interval(obj) == (T + 35_000, T + 96_000)  # into the next period
+    assert ArrivalSpans(60_000, 60_000, aligned=True).interval(obj) == (T + 35_000, T + 60_000)
+    assert ArrivalSpans(3_600_000).interval(obj) == (T + 35_000, T + 336_000)  # Terraform's 300 s
+    assert ArrivalSpans(60_000).interval("gs://b/interactions/README.txt") is None
 
 
 def test_warehouse_current_value_and_truth(tmp_path):

@@ -79,3 +79,55 @@ def test_time_config_gives_each_duration_in_the_unit_its_callers_need():
     assert t.speed_out_of_orderness_ms == round(t.speed_out_of_orderness * 1000)
     assert (t.kappa_early_firing_s, t.dedup_horizon_s) == (t.kappa_early_firing, t.dedup_horizon)
     assert (t.batch_settled_s, t.batch_settled_ms) == (30, 30_000)
+
+
+def test_the_cloud_archive_settings_load_and_bound_max_duration():
+    gcp = load_config("config/gcp-emulated.yaml").gcp
+    assert gcp is not None and (gcp.archive_max_duration, gcp.archive_aligned_to_period) == (60, True)
+    assert build_config({"time": {**TIME, "batch_delay": "5m"}, "gcp": {}}).gcp.archive_max_duration == 300
+    for value, reason in (("30s", "60s to 600s"), ("yes", "true or false")):
+        key = "archive_max_duration" if value == "30s" else "archive_aligned_to_period"
+        with pytest.raises(ConfigError, match=reason):
+            build_config({"time": {**TIME, "batch_delay": "15m"}, "gcp": {key: value}})
+
+
+@pytest.mark.parametrize(
+    ("sets", "loads"),
+    [
+        ([], True),  # gcp-emulated: batch_delay 15s, max_duration 60s, objects aligned to periods
+        (["gcp.archive_aligned_to_period=false"], False),
+        (["gcp.archive_aligned_to_period=false", "time.batch_delay=60s"], True),
+        (
+            ["gcp.archive_aligned_to_period=false", "gcp.archive_max_duration=5m", "time.batch_delay=60s"],
+            False,
+        ),
+    ],
+)
+def test_a_cloud_archive_needs_a_batch_delay_of_max_duration_unless_aligned(sets, loads):
+    overrides = dict(s.split("=", 1) for s in sets)
+    if loads:
+        load_config("config/gcp-emulated.yaml", overrides)
+        return
+    with pytest.raises(ConfigError, match="is shorter than gcp.archive_max_duration") as err:
+        load_config("config/gcp-emulated.yaml", overrides)
+    assert "\n" not in str(err.value)
+
+
+def test_the_batch_delay_rule_is_one_line_and_exit_3_from_the_cli(tmp_path):
+    """At config load, and for an --archive gs://... the local profile did not name (Terraform's
+    300 s max_duration against demo.yaml's 15 s delay)."""
+    import subprocess
+
+    from pipelines.stack.processes import KAPPACTL
+
+    for args in (
+        ["--config", "config/gcp-emulated.yaml", "--set", "gcp.archive_aligned_to_period=false", "--latest"],
+        ["--config", "config/demo.yaml", "--archive", "gs://bucket/interactions/", "--latest"],
+    ):
+        out = subprocess.run(
+            [*KAPPACTL, "legacy", "batch", "--warehouse", str(tmp_path), *args],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 3 and len(lines) == 1, out.stderr
+        assert "time.batch_delay 15s is shorter than gcp.archive_max_duration" in lines[0]

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipelines.archive import list_parts, read_lines
+from pipelines.archive import arrival_spans, list_parts, read_lines
 from pipelines.config import Config
 from pipelines.events import BadEvent, parse_event
 from pipelines.instants import utc_iso
@@ -109,7 +109,11 @@ def generated(spec: GeneratorSpec, count: int) -> list[Record]:
 
 
 def archived_lines(config: Config) -> Counter:
-    return Counter(line for part in list_parts(config.paths.archive_root) for line in read_lines(part.path))
+    return Counter(
+        line
+        for part in list_parts(config.paths.archive_root, spans=arrival_spans(config))
+        for line in read_lines(part.path)
+    )
 
 
 def counts(config: Config, view: str, where: str = "") -> dict[Key, int]:

@@ -27,7 +27,7 @@ import pytest
 
 from lambda_legacy.merge import connect_with_legacy_views
 from lambda_legacy.speed.supervisor import read_progress
-from pipelines.archive import list_parts, read_lines
+from pipelines.archive import arrival_spans, list_parts, read_lines
 from pipelines.events import BadEvent, now_ms, parse_event
 from pipelines.instants import utc_iso
 from pipelines.kafka_io import group_lag
@@ -193,7 +193,11 @@ def _wait_idle_exit(procs: Procs, state: Path, timeout: float = 400) -> None:
 
 
 def _archived(config) -> int:
-    return sum(1 for part in list_parts(config.paths.archive_root) for _ in read_lines(part.path))
+    return sum(
+        1
+        for part in list_parts(config.paths.archive_root, spans=arrival_spans(config))
+        for _ in read_lines(part.path)
+    )
 
 
 def _late(config) -> Counter:
@@ -212,7 +216,7 @@ def archive_rule(config) -> dict[Key, int]:
     period_ms, window_ms = config.time.period_ms, config.time.window_ms
     seen: dict[int, set[str]] = {}
     out: Counter = Counter()
-    for part in list_parts(config.paths.archive_root):
+    for part in list_parts(config.paths.archive_root, spans=arrival_spans(config)):
         start = part.arrival_start_ms
         for line in read_lines(part.path):
             try:
@@ -229,7 +233,9 @@ def archive_rule(config) -> dict[Key, int]:
 def _run_batch(procs: Procs, config, path: str) -> list[dict]:
     import json
 
-    starts = sorted({p.arrival_start_ms for p in list_parts(config.paths.archive_root)})
+    starts = sorted(
+        {p.arrival_start_ms for p in list_parts(config.paths.archive_root, spans=arrival_spans(config))}
+    )
     periods = (starts[-1] - starts[0]) // config.time.period_ms + 1
     procs.start("batch", "legacy", "batch", "--config", path, "--period-start", utc_iso(starts[0]),
                 "--periods", str(periods))  # fmt: skip

@@ -228,10 +228,12 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
 
 
 def _run_batch(procs: Procs, config, path: Path) -> dict[str, int]:
-    from pipelines.archive import list_parts
+    from pipelines.archive import arrival_spans, list_parts
     from pipelines.instants import utc_iso
 
-    starts = sorted({p.arrival_start_ms for p in list_parts(config.paths.archive_root)})
+    starts = sorted(
+        {p.arrival_start_ms for p in list_parts(config.paths.archive_root, spans=arrival_spans(config))}
+    )
     period_ms = config.time.period_ms
     total: Counter = Counter()
     periods = (starts[-1] - starts[0]) // period_ms + 1

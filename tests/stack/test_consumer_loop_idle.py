@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.archive import list_parts, read_lines
+from pipelines.archive import arrival_spans, list_parts, read_lines
 from pipelines.kafka_io import consumer, group_lag, produce
 from pipelines.source.archiver import ArchiveOutput, run_archiver
 from pipelines.source.bridge import PubSubOutput, run_bridge
@@ -33,7 +33,11 @@ def test_archiver_idle_window_starts_after_the_first_fetch(loaded):
     slow = consumer(loaded, "idle-archiver", **SLOW_FETCH)
     stats = run_consumer_loop(slow, ArchiveOutput(loaded), "archive", exit_when_idle=IDLE_S)
     assert stats.flushed == RECORDS
-    archived = [line for part in list_parts(loaded.paths.archive_root) for line in read_lines(part.path)]
+    archived = [
+        line
+        for part in list_parts(loaded.paths.archive_root, spans=arrival_spans(loaded))
+        for line in read_lines(part.path)
+    ]
     assert len(archived) == RECORDS
     assert group_lag(loaded, "idle-archiver") == 0
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from pipelines.archive import list_parts, read_lines
+from pipelines.archive import arrival_spans, list_parts, read_lines
 from pipelines.events import now_ms
 from pipelines.kafka_io import produce
 from pipelines.pubsub_io import create_subscription, pull_all, subscriber
@@ -32,7 +32,11 @@ def records(n: int, seed: int = 1):
 
 
 def archived_lines(config) -> Counter:
-    return Counter(line for part in list_parts(config.paths.archive_root) for line in read_lines(part.path))
+    return Counter(
+        line
+        for part in list_parts(config.paths.archive_root, spans=arrival_spans(config))
+        for line in read_lines(part.path)
+    )
 
 
 def covers(observed: Counter, expected: Counter) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from migration.policy import build_policy
 from migration.validator import FAIL, PASS, build_inputs, run_validation
 from migration.validator.archive_source import archive_events_sql, archive_files
-from pipelines.archive import list_parts, read_lines
+from pipelines.archive import arrival_spans, list_parts, read_lines
 from pipelines.config import load_config
 from pipelines.events import BadEvent, parse_event
 from tests.validator.arms import (
@@ -122,18 +122,20 @@ def test_archive_view_keeps_exactly_what_parse_event_accepts(data: Path) -> None
 
     root = str(data / "archive")
     con = duckdb.connect()
-    con.execute(archive_events_sql(archive_files(root, None)))
+    con.execute(archive_events_sql(archive_files(root, None, CONFIG.time.period_ms)))
     got = Counter(
-        con.execute("SELECT event_id, arrival_start_ms, event_time_ms FROM archive_events").fetchall()
+        con.execute(
+            "SELECT event_id, arrival_start_ms, arrival_end_ms, event_time_ms FROM archive_events"
+        ).fetchall()
     )
     expected: Counter = Counter()
-    for part in list_parts(root):
+    for part in list_parts(root, spans=arrival_spans(CONFIG)):
         for line in read_lines(part.path):
             try:
                 event = parse_event(line, part.arrival_start_ms)
             except BadEvent:
                 continue
-            expected[(event.event_id, part.arrival_start_ms, event.event_time)] += 1
+            expected[(event.event_id, part.arrival_start_ms, part.arrival_end_ms, event.event_time)] += 1
     assert got == expected
     assert sum(got.values()) == 3 + 2 + 6 + 2  # late, dups (4 unique + 2 copies), late_missing_left
 
