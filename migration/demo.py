@@ -99,6 +99,7 @@ class _Settle:
     at_most_s: float
     slow_validations: int = 0
     passes_needed: int = field(default_factory=lambda: load_policy().consecutive_passes)
+    wait_for_gate: bool = True
 
     def done(self, state: DemoState, stream: dict, validate_every: float) -> bool:
         elapsed = state.elapsed()
@@ -111,7 +112,7 @@ class _Settle:
         caught_up = age is not None and age <= CAUGHT_UP_S
         needed = self.passes_needed
         gated = state.cutover_state != "SHADOW" or state.verdicts[-needed:] == ["PASS"] * needed
-        return caught_up and gated
+        return caught_up and (gated or not self.wait_for_gate)
 
 
 def _cutover_step(wiring: Wiring, state: DemoState, verdict: str) -> None:
@@ -178,7 +179,14 @@ def _wiring(config: Config, run_dir: Path, run: str) -> Wiring:
     return LocalWiring.create(config, run_dir, run)
 
 
-def run_demo(config: Config, duration: float, rate: float, report_dir: Path, validate_every: float) -> dict:
+def run_demo(
+    config: Config,
+    duration: float,
+    rate: float,
+    report_dir: Path,
+    validate_every: float,
+    wait_for_gate: bool = True,
+) -> dict:
     stack = LocalStack(config)
     already_up = all(s.healthy for s in stack.status())
     stack.up()
@@ -217,7 +225,7 @@ def run_demo(config: Config, duration: float, rate: float, report_dir: Path, val
         # validations it needs (a busy machine delays evidence, it must not lose it).
         tail = config.time.batch_settled_s + 30
         at_most = duration + tail + max(240.0, 4 * validate_every)
-        settle = _Settle(duration + tail, at_most, wiring.slow_validations)
+        settle = _Settle(duration + tail, at_most, wiring.slow_validations, wait_for_gate=wait_for_gate)
         next_validation = time.monotonic() + validate_every
         rounds = 0
         while True:
@@ -326,14 +334,23 @@ def _print_summary(summary: dict) -> None:
     show_default=True,
     help="Seconds between validation runs.",
 )
+@click.option(
+    "--wait-for-gate/--no-wait-for-gate",
+    default=True,
+    show_default=True,
+    help="After the traffic, keep validating until the gate has its passes (or a time limit); "
+    "without it the demo stops once the last batch period settled and the stream caught up.",
+)
 @with_config
-def demo(config: Config, duration: float, rate: float, report_dir: Path, validate_every: float) -> None:
+def demo(
+    config: Config, duration: float, rate: float, report_dir: Path, validate_every: float, wait_for_gate: bool
+) -> None:
     """Run the whole dual run end to end and say whether the migration evidence holds.
 
     Exits 0 when the kappa stream and the backfill equal truth on every final window, at
     most 0.1% of the legacy's final keys are unexplained, and the cutover advanced through
     its gates and is still at CANARY or FULL at the end (a rollback fails the demo)."""
-    summary = run_demo(config, duration, rate, report_dir, validate_every)
+    summary = run_demo(config, duration, rate, report_dir, validate_every, wait_for_gate)
     _print_summary(summary)
     click.echo(json.dumps(summary))
     if not demo_passed(summary):

@@ -93,3 +93,18 @@ def test_a_cutover_rolled_back_to_shadow_fails() -> None:
         {"from": "CANARY(10%)", "to": "SHADOW", "at_s": 160},
     ]
     assert not demo_passed(broken(cutover={"final_state": "SHADOW", "transitions": rolled_back}))
+
+
+def test_the_demo_settles_on_a_caught_up_stream_and_waits_for_the_gate_unless_told_not_to():
+    from migration.demo import DemoState, _Settle
+
+    state = DemoState(started=0.0, verdicts=["FAIL", "PASS"])  # the gate has not had its passes
+    state.elapsed = lambda: 500.0  # type: ignore[method-assign]
+    caught_up, behind = {"watermark_age_s": 3.0}, {"watermark_age_s": 90.0}
+    waiting = _Settle(at_least_s=100, at_most_s=1000, passes_needed=3)
+    not_waiting = _Settle(at_least_s=100, at_most_s=1000, passes_needed=3, wait_for_gate=False)
+    assert not waiting.done(state, caught_up, 20)
+    assert not_waiting.done(state, caught_up, 20)
+    assert not not_waiting.done(state, behind, 20)  # a stream still behind is waited for
+    state.elapsed = lambda: 50.0  # type: ignore[method-assign]
+    assert not not_waiting.done(state, caught_up, 20)  # never before the last period settled
