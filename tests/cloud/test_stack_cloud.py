@@ -70,6 +70,7 @@ def test_up_status_down_start_every_emulator_and_create_terraforms_tables(tmp_pa
         storage_emulator_host=f"127.0.0.1:{free_port()}",
         bigquery_emulator_host=f"127.0.0.1:{free_port()}",
         bigquery_grpc_port=free_port(),
+        archive_aligned_to_period=True,  # as config/gcp-emulated.yaml: the demo profile's 15 s batch_delay
     )
     config = replace(config, gcp=gcp, pubsub=replace(config.pubsub, subscriptions=("kappa", "archive")))
     path = write_config(config, tmp_path / "gcp.yaml")
