@@ -224,6 +224,8 @@ class ServingData:
             LEGACY: tables["legacy_speed"].rows + tables["legacy_batch"].rows,
             KAPPA: tables["kappa_stream"].rows,
         }
+        if len(self._iso) > 100_000:
+            self._iso = {}
         self.snapshot = Snapshot(
             arms, built_ms, time.perf_counter() - started, rows, LEGACY_VIEW,
             frozenset(int(s) for s in finished.starts.tolist()), new_rows,
@@ -255,12 +257,7 @@ class ServingData:
 
     def with_iso(self, raw: list[tuple[int, int, str, int]]) -> list[Row]:
         """An arm's raw (ws_ms, we_ms, event_type, count) rows with their ISO times added."""
-        iso = self._iso
-        if len(iso) > 100_000:
-            iso.clear()
-        return [
-            (ws, we, iso.get(ws) or self.iso(ws), iso.get(we) or self.iso(we), et, c) for ws, we, et, c in raw
-        ]
+        return [(ws, we, self.iso(ws), self.iso(we), et, c) for ws, we, et, c in raw]
 
 
 class Refresher(threading.Thread):
