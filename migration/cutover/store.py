@@ -187,8 +187,13 @@ class GcsStateStore:
 
     def _load(self) -> tuple[CutoverState, int]:
         from google.api_core.exceptions import PreconditionFailed
+        from google.cloud.storage.exceptions import DataCorruption
 
-        for _ in range(5):  # the object may be replaced between the metadata read and the download
+        # The object may be replaced between the metadata read and the download: the
+        # generation precondition refuses that, or (fake-gcs-server checks the precondition
+        # before it reads the bytes) the body's checksum does not match its header. Either
+        # way, read again.
+        for _ in range(5):
             blob = self.bucket.get_blob(self.state_name)
             if blob is None:
                 if not self.bucket.exists():  # a misspelt bucket is not a fresh SHADOW state
@@ -199,7 +204,7 @@ class GcsStateStore:
             try:
                 data = blob.download_as_bytes(if_generation_match=blob.generation)
                 break
-            except PreconditionFailed:
+            except (PreconditionFailed, DataCorruption):
                 continue
         else:
             raise ConflictError(f"{self.describe()}/state.json keeps changing: retry")

@@ -79,11 +79,20 @@ def test_concurrent_processes_lose_no_update(location):
 
 
 def test_concurrent_threads_lose_no_update(location):
-    threads = [threading.Thread(target=churn, args=(location, f"t{i}", 6)) for i in range(4)]
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            churn(location, name, 6)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"t{i}",)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    assert not errors, errors
     store = open_store(location)
     assert store.load()[0].seq == 24
     assert [e.seq for e in store.history()] == list(range(1, 25))
