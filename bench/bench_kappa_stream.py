@@ -5,8 +5,10 @@
 its backlog (published - read, from its progress log) did not grow over the second half
 of the run, and the p99 freshness of its windows (first ON_TIME/LATE row readable -
 window_end) stayed <= 5 s. Rates are tried upward from a start rate in `STEP` increments
-until one fails. `..._beside_speed` is the same with the legacy speed job (PyFlink) reading
-the same events from Kafka beside it, on the same two cores; `legacy_speed_events_per_s`
+until one fails (downward in `STEP_DOWN` ones if the start rate fails). `..._beside_speed` is
+the same with the legacy speed job (PyFlink) reading the same events from Kafka beside it,
+on the same two cores, its feed started once that job's source reads (its start-up, a JVM
+and a Flink job submission, is not the steady state measured); `legacy_speed_events_per_s`
 of the same `make bench` run sits next to it in latest.md.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from bench.bench_kappa import _poll
 from bench.figures import Figure
 from kappa.stream import stream_progress
+from lambda_legacy.speed.supervisor import read_progress
 from pipelines.config import Config
 from pipelines.stack.processes import KAPPACTL
 
@@ -31,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECONDS = 60
 FRESHNESS_P99_S = 5.0
 STEP = 300
+STEP_DOWN = 100
 
 
 @dataclass
@@ -121,6 +125,11 @@ def _trial(workdir: Path, rate: int, beside_speed: bool) -> Trial:
             stream_log = logs / "stream.log"
             procs.append(_start(["kappa", "run", *common, "--max-runtime", str(SECONDS + 120)], stream_log))
             _wait_for(lambda: bool(stream_progress(stream_log.read_text(errors="replace"))), 120, stream_log)
+            if beside_speed:
+                progress = Path(config.paths.state_dir) / "legacy_speed" / "progress"
+                _wait_for(
+                    lambda: bool(read_progress(progress)["source_reading_since"]), 400, logs / "speed.log"
+                )
             seen: dict[int, float] = {}
             stop = threading.Event()
             started = time.time()
@@ -159,7 +168,7 @@ def _wait_for(predicate, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the kappa stream did not start: {log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(f"{log.stem} did not start: {log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.5)
 
 
@@ -179,8 +188,8 @@ def _sustained(workdir: Path, start: int, beside_speed: bool, max_trials: int) -
         else:
             if best:
                 break
-            step = -abs(step)
-            rate = max(100, rate + step)
+            step = -STEP_DOWN
+            rate = max(STEP_DOWN, rate + step)
     return best, trials
 
 

@@ -46,7 +46,7 @@ from tests.reliability.support import (
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.flink, pytest.mark.timeout(1500)]
-RATE, SECONDS = 200, 60
+RATE, SECONDS = 200, 40
 
 
 def test_speed_kill_9_recovers_and_batch_stays_exact(stack_config, tmp_path, request):

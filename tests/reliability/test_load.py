@@ -133,7 +133,8 @@ def test_bridge_and_stream_catch_up_after_a_10x_burst_and_lose_nothing(stack_con
         wait_until(lambda: _kappa_read(procs) >= sent, 180, "the stream to read every record")
         caught_up = time.monotonic()
         procs.stop("bridge")
-        assert procs.wait("kappa", 200) == 0, procs.log("kappa")[-3000:]
+        # SIGTERM: the stream writes a pane for every event it read, then exits 0.
+        assert procs.stop("kappa") == 0, procs.log("kappa")[-3000:]
         summary |= {
             "records_sent": sent,
             "stream_read_everything_s_after_burst_end": round(caught_up - burst_end, 1),
