@@ -41,11 +41,13 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.flink, pytest.mar
 RATE, SECONDS = 200, 30
 CHECKPOINT_S, FLUSH_S = 2, 1
 # README (Guarantees): a TaskManager kill -9 on the cluster loses, and counts twice, at most
-# the traffic of three checkpoint intervals and a flush (what was read since the last
-# completed checkpoint, one more interval while a checkpoint is in flight, and the sink's
-# buffer), per key summed, against the no-crash speed layer: the speed layer's own flaw, as
-# in the mini-cluster drill (tests/reliability/test_fault_legacy_speed.py). 1,400 events here.
-MAX_LOST = MAX_EXTRA = RATE * (3 * CHECKPOINT_S + FLUSH_S)
+# what the job read between the barrier of the checkpoint it restores (its trigger) and the
+# kill, plus a checkpoint interval and a flush of traffic, per key summed, against the
+# no-crash speed layer: the speed layer's own flaw, as in the mini-cluster drill
+# (tests/reliability/test_fault_legacy_speed.py). On a quiet machine a checkpoint completes
+# well within its interval and that is about three intervals and a flush (1,400 events);
+# on a loaded one a checkpoint took 14 s, and the bound grows with it.
+SLACK = RATE * (CHECKPOINT_S + FLUSH_S)
 
 
 @pytest.fixture
@@ -81,8 +83,9 @@ def test_taskmanager_kill_9_restarts_from_checkpoint(cluster, stack_config, tmp_
         cluster.start_taskmanager()  # leave the cluster as the fixture made it
     assert summary["job_spread_over_taskmanagers"] == 2, summary
     assert summary["restored_checkpoint"] is not None, summary
-    assert summary["lost"] <= MAX_LOST, summary
-    assert summary["extra"] <= MAX_EXTRA, summary
+    bound = summary["read_since_restored_barrier"] + SLACK
+    assert summary["lost"] <= bound, summary
+    assert summary["extra"] <= bound, summary
 
 
 def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> dict:
@@ -93,16 +96,22 @@ def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> 
     procs.start("speed", "legacy", "speed", "--config", path, "--state-dir", str(state), "--fresh", "--drain",
                 *timing, "--flink-master", flink.master)  # fmt: skip
     procs.start("generate", *generator_args(spec, count), "--config", path)
-    wait_until(lambda: read_progress(state / "progress")["records"] >= 1500, 300, "the job to be busy")
+    reads = _ReadSamples(state / "progress")
+    wait_until(lambda: reads.sample() >= 1500, 300, "the job to be busy")
     job_id = _job(flink)["jid"]
     spread = _taskmanagers_of(flink, job_id)
     taken = _newest_checkpoint(state)
-    wait_until(lambda: _newest_checkpoint(state) > taken, 60, "one more checkpoint while busy")
+    wait_until(
+        lambda: reads.sample() and _newest_checkpoint(state) > taken, 60, "one more checkpoint while busy"
+    )
     victim = flink.taskmanager_pids()[0]
     orphans = _descendants(victim)  # its Python workers outlive a kill -9: stopped below
+    read_at_kill = reads.sample()
     os.kill(victim, signal.SIGKILL)
     killed = time.monotonic()
     wait_until(lambda: _restored_checkpoint(flink, job_id) is not None, 120, "a restore from a checkpoint")
+    restored = _restored_checkpoint(flink, job_id)
+    barrier_s = _trigger_s(flink, job_id, restored)
     wait_until(lambda: _job(flink).get("state") == "RUNNING", 120, "the job to run again")
     restarted_s = round(time.monotonic() - killed, 1)
     assert procs.wait("generate", 180) == 0, procs.log("generate")[-2000:]
@@ -123,7 +132,10 @@ def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> 
     return {
         "records_sent": count,
         "job_spread_over_taskmanagers": spread,
-        "restored_checkpoint": _restored_checkpoint(flink, job_id),
+        "restored_checkpoint": restored,
+        "restored_barrier_s_before_kill": round(reads.times[-1] - barrier_s, 1),
+        "read_at_kill": read_at_kill,
+        "read_since_restored_barrier": read_at_kill - reads.before(barrier_s),
         "restart_s_after_kill": restarted_s,
         "lost": sum(max(0, v - got.get(k, 0)) for k, v in want.items()),
         "extra": sum(max(0, v - want.get(k, 0)) for k, v in got.items()),
@@ -132,6 +144,30 @@ def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> 
             config, "SELECT count(*) - count(DISTINCT (window_start, tweet_id, event_type)) FROM legacy_speed"
         ),
     }
+
+
+class _ReadSamples:
+    """The job's read count over wall-clock time, sampled by the drill's waits."""
+
+    def __init__(self, progress: Path):
+        self.progress, self.times, self.records = progress, [time.time()], [0]
+
+    def sample(self) -> int:
+        self.times.append(time.time())
+        self.records.append(read_progress(self.progress)["records"])
+        return self.records[-1]
+
+    def before(self, at_s: float) -> int:
+        """A lower bound of what was read by `at_s`: the last sample taken before it."""
+        return max((r for t, r in zip(self.times, self.records, strict=True) if t <= at_s), default=0)
+
+
+def _trigger_s(flink: FlinkCluster, job_id: str, checkpoint: int | None) -> float:
+    """When the checkpoint's barrier was injected (its trigger time), in epoch seconds."""
+    history = flink.rest(f"/jobs/{job_id}/checkpoints").get("history", [])
+    triggered = [int(c["trigger_timestamp"]) for c in history if c["id"] == checkpoint]
+    assert triggered, f"checkpoint {checkpoint} is not in the JobManager's history: {history}"
+    return triggered[0] / 1000
 
 
 def _descendants(pid: int) -> list[int]:
