@@ -48,7 +48,9 @@ venv() {  # venv DIR LOCKFILE EDITABLE(yes|no)
   fi
   echo "setup: installing $dir from $lock ..."
   [[ -x "$dir/bin/python" ]] || "$PYTHON" -m venv "$dir"
-  .local/uv/bin/uv pip install -q --python "$dir/bin/python" -r "$lock"
+  # --compile-bytecode: as pip does; with PYTHONDONTWRITEBYTECODE set, nothing else would
+  # write the .pyc files, and every process would compile Beam and its peers from source.
+  .local/uv/bin/uv pip install -q --compile-bytecode --python "$dir/bin/python" -r "$lock"
   if [[ "$editable" == yes ]]; then
     .local/uv/bin/uv pip install -q --python "$dir/bin/python" --no-deps -e .
   fi
