@@ -1,6 +1,6 @@
 """`kappactl demo`, short: the whole dual run on the real stack, judged by its own pass rule.
 
-A 40 s run with a 30 s allowed lateness, so stream windows become final within it
+A one-minute run with a 30 s allowed lateness, so stream windows become final within it
 and still no event is too late for the stream (the demo's late events are at most 20 s
 behind their send time, so they arrive within 20 s and a bridge delay of their window's end).
 The demo exits 0 only when the kappa stream equals truth on every final key, the backfill
@@ -32,7 +32,7 @@ def test_a_short_demo_passes_its_own_rule_with_every_arm_right(local_stack, tmp_
         "--set",
         "time.kappa_allowed_lateness=30s",
         "--duration",
-        "40",
+        "60",
         "--validate-every",
         "10",
         "--report-dir",
