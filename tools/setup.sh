@@ -4,7 +4,7 @@
 #   .venv-flink    apache-flink 2.3 (pins apache-beam<=2.61, hence its own venv)
 #   .venv-checkov  checkov for the Terraform tests (its pins clash with Beam's)
 #   .venv-bq       bqemulator, the BigQuery emulator (it pins sqlglot 30; Ibis 12 needs < 28)
-#   .local/uv      uv, the installer of the four venvs (requirements/uv.lock; ~20x pip's speed)
+#   .local/uv      uv, the installer of the four venvs (requirements/uv.lock)
 #   .local/jars    Kafka broker and Flink Kafka connector jars, by Maven from tools/pom.xml
 #   .local/bin     the Pub/Sub emulator (Go), fake-gcs-server (Go, the Cloud Storage emulator),
 #                  and OpenTofu when no terraform/tofu is on PATH
