@@ -76,6 +76,19 @@ def committed_records(config: Config, group_id: str) -> int:
         probe.close()
 
 
+def topic_records(config: Config) -> int:
+    """Records in the events topic: the partitions' end offsets summed."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer({"bootstrap.servers": config.kafka.bootstrap, "group.id": "probe", "log_level": 3})
+    try:
+        topic = probe.list_topics(config.kafka.topic, timeout=10).topics[config.kafka.topic]
+        partitions = [TopicPartition(config.kafka.topic, p) for p in topic.partitions]
+        return sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
+    finally:
+        probe.close()
+
+
 def generator_spec(seed: int, rate: float, start_ms: int, **overrides: Any) -> GeneratorSpec:
     """The spec `kappactl generate` builds from `generator_args` (same defaults)."""
     return GeneratorSpec(seed=seed, rate=rate, start_ms=start_ms, **overrides)

@@ -32,7 +32,6 @@ from pipelines.stack.private import PrivateStack
 from tests.reliability.support import (
     Procs,
     archived_lines,
-    committed_records,
     counts,
     diff,
     generated,
@@ -40,6 +39,7 @@ from tests.reliability.support import (
     generator_spec,
     kill9_component,
     record_summary,
+    topic_records,
     wait_until,
 )
 
@@ -125,8 +125,7 @@ def drill(stack: PrivateStack, procs: Procs) -> dict:
 def _backlog(config, procs: Procs) -> int:
     """What the emulator can hold unpulled, at most: every record in Kafka (so at most every
     one the bridge published) minus what the stream's newest progress line says it read."""
-    produced = committed_records(config, "bridge") + group_lag(config, "bridge")
-    return produced - stream_progress(procs.log("kappa")).get("read", 0)
+    return topic_records(config) - stream_progress(procs.log("kappa")).get("read", 0)
 
 
 def _supervise(procs: Procs, stack: PrivateStack, killed_at: float) -> tuple[dict[str, list[int]], dict]:
