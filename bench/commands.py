@@ -20,6 +20,7 @@ from bench import (
     bench_legacy_freshness,
     bench_serving,
     bench_validator,
+    bench_validator_bigquery,
     capacity,
 )
 from bench.figures import Figure
@@ -109,6 +110,7 @@ BENCHMARKS: dict[str, Callable[..., list[Figure]]] = {
     "bench_legacy_freshness": bench_legacy_freshness.run,
     "bench_serving": bench_serving.run,
     "bench_validator": bench_validator.run,
+    "bench_validator_bigquery": bench_validator_bigquery.run,
 }
 
 
