@@ -185,18 +185,19 @@ def follow(
     """Run each period once it has ended plus `delay_ms`; returns the number of runs.
 
     Without `start_ms` it starts at the earliest archived period and skips periods that
-    already have a finished run, so restarting `--follow` does not redo work. A due period
-    without parts is waited for (one WAITING ledger row says why), except with `until_ms`:
-    a bounded follow then fails on it like a single run.
+    already have a finished run, so restarting `--follow` does not redo work; an open-ended
+    follow over an archive with no part yet waits for the first one and starts at its
+    period (not at the current one, which may end before any traffic arrives and would then
+    wait forever). A due period without parts is waited for (one WAITING ledger row says
+    why), except with `until_ms`: a bounded follow then fails on it like a single run.
     """
     skip: set[int] = set()
     spans = spans or ArrivalSpans(period_ms)
     if start_ms is None:
-        parts = list_parts(archive_root, spans=spans)
-        if parts:
-            start_ms = period_start_of(parts[0].arrival_start_ms, period_ms)
-        else:
-            start_ms = period_start_of(now_ms(), period_ms)
+        first = _first_arrival_ms(archive_root, spans, stop_requested, wait=until_ms is None)
+        if first is None and until_ms is None:
+            return 0  # stopped while waiting for the first part
+        start_ms = period_start_of(now_ms() if first is None else first, period_ms)
         skip = ledger(destination).finished_periods()
     period = period_start_of(start_ms, period_ms)
     runs = 0
@@ -222,6 +223,30 @@ def follow(
         if stop_requested():
             break
     return runs
+
+
+def _first_arrival_ms(
+    archive_root: str,
+    spans: ArrivalSpans,
+    stop_requested: Callable[[], bool],
+    wait: bool,
+    poll_s: float = 1.0,
+) -> int | None:
+    """The arrival start of the archive's earliest part; with `wait`, blocks until there is
+    one (None if a stop is requested first), else None for an archive without parts."""
+    logged = False
+    while True:
+        parts = list_parts(archive_root, spans=spans)
+        if parts:
+            return parts[0].arrival_start_ms
+        if not wait or stop_requested():
+            return None
+        if not logged:
+            LOG.info(
+                "legacy batch: no archive part under %s yet; --follow waits for the first one", archive_root
+            )
+            logged = True
+        time.sleep(poll_s)
 
 
 def check_archive(archive_root: str) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from lambda_legacy.batch.runs import run_period
+from lambda_legacy.batch.runs import follow, run_period
 from lambda_legacy.merge import connect_with_legacy_views
 from migration.cli import main
 from pipelines.archive import ArchiveWriter, partition_of
@@ -251,3 +252,35 @@ def _kappactl(argv: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def test_follow_started_before_any_part_starts_at_the_first_parts_period(tmp_path):
+    # The demo starts --follow before the archiver's first part, and its traffic may begin
+    # only in the next period: the follow must start where the first part is, not at the
+    # period it was started in (which then never gets a part, and the follow waited forever).
+    archive, warehouse = tmp_path / "archive", tmp_path / "wh"
+    polled, reports = threading.Event(), []
+
+    def stop_requested() -> bool:
+        polled.set()
+        return False
+
+    args = (
+        str(archive),
+        str(warehouse),
+        PERIOD_MS,
+        0,
+        WINDOW_MS,
+        [],
+        None,
+        1,
+        None,
+        reports.append,
+        stop_requested,
+    )
+    worker = threading.Thread(target=follow, args=args, daemon=True)
+    worker.start()
+    assert polled.wait(60), "the follow never polled"
+    write_archive(archive)
+    worker.join(120)
+    assert not worker.is_alive() and [r.period_start_ms for r in reports] == [P0]
