@@ -61,32 +61,32 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.5) -> N
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def committed_records(config: Config, group_id: str) -> int:
-    """Records of the events topic consumer group `group_id` has committed (offsets summed)."""
+@contextlib.contextmanager
+def _topic_probe(config: Config, group_id: str) -> Iterator[tuple[Any, list[Any]]]:
+    """A consumer of group `group_id` (it joins nothing) and the events topic's partitions."""
     from confluent_kafka import Consumer, TopicPartition
 
     probe = Consumer({"bootstrap.servers": config.kafka.bootstrap, "group.id": group_id, "log_level": 3})
     try:
         topic = probe.list_topics(config.kafka.topic, timeout=10).topics[config.kafka.topic]
-        partitions = [TopicPartition(config.kafka.topic, p) for p in topic.partitions]
-        return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
-    except Exception:  # the group's coordinator not ready yet: nothing known to be committed
-        return 0
+        yield probe, [TopicPartition(config.kafka.topic, p) for p in topic.partitions]
     finally:
         probe.close()
+
+
+def committed_records(config: Config, group_id: str) -> int:
+    """Records of the events topic consumer group `group_id` has committed (offsets summed)."""
+    try:
+        with _topic_probe(config, group_id) as (probe, partitions):
+            return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
+    except Exception:  # the group's coordinator not ready yet: nothing known to be committed
+        return 0
 
 
 def topic_records(config: Config) -> int:
     """Records in the events topic: the partitions' end offsets summed."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    probe = Consumer({"bootstrap.servers": config.kafka.bootstrap, "group.id": "probe", "log_level": 3})
-    try:
-        topic = probe.list_topics(config.kafka.topic, timeout=10).topics[config.kafka.topic]
-        partitions = [TopicPartition(config.kafka.topic, p) for p in topic.partitions]
+    with _topic_probe(config, "probe") as (probe, partitions):
         return sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
-    finally:
-        probe.close()
 
 
 def generator_spec(seed: int, rate: float, start_ms: int, **overrides: Any) -> GeneratorSpec:
