@@ -154,7 +154,8 @@ class _ReadingWatch:
     (`source_reading_since` of read_progress), so that drills can wait for it."""
 
     def __init__(self, args: Any, job_id: str, started_wall: float, progress_dir: Path):
-        self.url = f"http://127.0.0.1:{args.rest_port}"
+        # the job's REST API: the cluster's JobManager, or the mini-cluster's own port
+        self.url = f"http://{args.flink_master or f'127.0.0.1:{args.rest_port}'}"
         self.job_id, self.partitions = job_id, args.partitions
         self.started_wall, self.progress_dir = started_wall, progress_dir
         self.since: float | None = None

@@ -4,7 +4,9 @@
 `FLINK_CONF_DIR` (a flat `config.yaml` written here) and a `workers` file listing
 `localhost` once per TaskManager, `start-cluster.sh` runs one JobManager and the
 TaskManagers as daemons, their logs and pid files under `<state_dir>/flink/`. Health comes
-from the JobManager's REST API (`/overview`, `/taskmanagers`), bound to 127.0.0.1.
+from the JobManager's REST API (`/overview`, `/taskmanagers`), bound to 127.0.0.1. A
+supervisor daemon (`flink_supervisor`) starts a lost JobManager or TaskManager again, as YARN
+or Kubernetes would; a standalone cluster has nothing else that does.
 `kappactl legacy speed --flink-master 127.0.0.1:<rest_port>` submits the speed job to it;
 checkpoints go to the job's state directory, which every TaskManager shares (same machine).
 """
@@ -16,6 +18,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +29,7 @@ from pipelines.errors import ConfigError, StackError
 from pipelines.stack.local import ROOT, ComponentStatus, _pid_alive, port_open
 
 HEARTBEAT_TIMEOUT_MS = 20_000  # a killed TaskManager is declared lost after this long
+SUPERVISOR_PID, SUPERVISOR_STATE = "supervisor.pid", "supervisor.json"  # under <state_dir>/flink/run
 
 
 def flink_home() -> Path:
@@ -146,6 +150,7 @@ class FlinkCluster:
     def up(self, timeout_s: float = 180) -> list[ComponentStatus]:
         if self.configured and self.jobmanager_pids():
             self.wait_taskmanagers(self.settings.taskmanagers, timeout_s)
+            self.start_supervisor()
             return self.status()
         for port, option in ((self.settings.rest_port, "rest"), (self.settings.rpc_port, "rpc")):
             if port_open(port):
@@ -157,26 +162,66 @@ class FlinkCluster:
         self.settings_file.write_text(json.dumps(self.settings.__dict__))
         self._script("start-cluster.sh")
         self.wait_taskmanagers(self.settings.taskmanagers, timeout_s)
+        self.start_supervisor()
         return self.status()
 
-    def start_taskmanager(self) -> None:
-        """One more TaskManager (e.g. to replace a lost one)."""
-        self._script("taskmanager.sh", "start")
+    @property
+    def whole(self) -> bool:
+        """The JobManager and every TaskManager have a live process."""
+        return bool(self.jobmanager_pids()) and len(self.taskmanager_pids()) >= self.settings.taskmanagers
+
+    def replace_lost(self) -> list[str]:
+        """Start the JobManager and as many TaskManagers as are not running; what it started."""
+        started = []
+        if not self.jobmanager_pids():
+            self._script("jobmanager.sh", "start")
+            started.append("jobmanager")
+        for _ in range(self.settings.taskmanagers - len(self.taskmanager_pids())):
+            self._script("taskmanager.sh", "start")
+            started.append("taskmanager")
+        return started
+
+    def start_supervisor(self) -> None:
+        """The daemon that restarts a lost JobManager or TaskManager (`flink_supervisor`)."""
+        if self.supervisor_pid():
+            return
+        with open(self.log_dir / "supervisor.log", "ab") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.stack.flink_supervisor", str(self.home.parent)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.pid_dir.joinpath(SUPERVISOR_PID).write_text(str(child.pid))
+
+    def supervisor_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(self.pid_dir.joinpath(SUPERVISOR_PID).read_text())
+            return pid if _pid_alive(pid) else None
+        return None
+
+    def supervisor_restarts(self) -> dict[str, int]:
+        """How many daemons of each kind the supervisor started again."""
+        try:
+            return json.loads(self.pid_dir.joinpath(SUPERVISOR_STATE).read_text())
+        except (OSError, ValueError):
+            return {}
 
     def down(self, timeout_s: float = 30) -> bool:
+        supervisor = self.supervisor_pid()
+        if supervisor:  # first, or it starts again what is stopped below
+            _kill(supervisor, signal.SIGTERM)
+            _wait_gone([supervisor], timeout_s)
         pids = self.jobmanager_pids() + self.taskmanager_pids()
         if not self.configured and not pids:
             return False
         for pid in pids:
             _kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
-            time.sleep(0.2)
+        _wait_gone(pids, timeout_s)
         for pid in pids:
             if _pid_alive(pid):
                 _kill(pid, signal.SIGKILL)
-        for pid_file in self.pid_dir.glob("*.pid"):
-            pid_file.unlink()
+        for pid_file in [*self.pid_dir.glob("*.pid"), self.pid_dir / SUPERVISOR_STATE]:
+            pid_file.unlink(missing_ok=True)
         self.settings_file.unlink(missing_ok=True)
         return True
 
@@ -208,22 +253,17 @@ class FlinkCluster:
         return found
 
     def wait_taskmanagers(self, count: int, timeout_s: float, restarts: int = 3) -> None:
-        """Wait until `count` TaskManagers are registered and healthy. A daemon that died while
-        starting (on a busy machine the JVM's actor system can miss its startup timeout) is
-        started again, at most `restarts` times."""
+        """Wait until `count` TaskManagers are registered and healthy. Without a supervisor
+        running, a daemon that died while starting (on a busy machine the JVM's actor system
+        can miss its startup timeout) is started again here, at most `restarts` times."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if sum(tm["healthy"] for tm in self.taskmanagers()) >= count:
                 return
-            dead = (not self.jobmanager_pids(), count - len(self.taskmanager_pids()))
-            if dead[0] or dead[1] > 0:
+            if not self.supervisor_pid() and self.replace_lost():
                 if restarts <= 0:
                     raise StackError(f"the Flink cluster's daemons keep exiting; see {self.log_dir}")
                 restarts -= 1
-                if dead[0]:
-                    self._script("jobmanager.sh", "start")
-                for _ in range(max(0, dead[1])):
-                    self._script("taskmanager.sh", "start")
             time.sleep(1.0)
         raise StackError(
             f"{count} Flink TaskManager(s) did not register within {timeout_s:.0f}s; see {self.log_dir}"
@@ -254,9 +294,19 @@ class FlinkCluster:
                     f"flink-taskmanager-{i + 1}", False, None, 0, self.configured, "not registered"
                 )
             )
+        supervisor, restarts = self.supervisor_pid(), self.supervisor_restarts()
+        restarted = ", ".join(f"{n} {kind} restart(s)" for kind, n in sorted(restarts.items()))
+        out.append(ComponentStatus("flink-supervisor", supervisor is not None, supervisor, 0, True,
+                                   restarted or "no restart yet"))  # fmt: skip
         return out
 
 
 def _kill(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.2)

@@ -66,9 +66,11 @@ def _restored_checkpoint(flink: FlinkCluster, job_id: str) -> int | None:
     return None if not restored else int(restored["id"])
 
 
-def test_cluster_is_healthy_with_two_taskmanagers(cluster):
+def test_cluster_is_healthy_with_two_taskmanagers_and_a_supervisor(cluster):
     statuses = cluster.status()
-    assert [s.name for s in statuses] == ["flink-jobmanager", "flink-taskmanager-1", "flink-taskmanager-2"]
+    assert [s.name for s in statuses] == [
+        "flink-jobmanager", "flink-taskmanager-1", "flink-taskmanager-2", "flink-supervisor"
+    ]  # fmt: skip
     assert all(s.healthy for s in statuses), statuses
     assert len(cluster.taskmanager_pids()) == 2
 
@@ -81,8 +83,9 @@ def test_taskmanager_kill_9_restarts_from_checkpoint(cluster, stack_config, tmp_
     finally:
         procs.stop_all()
         record_summary(request, tmp_path, "legacy_speed_taskmanager_kill_9", summary)
-        cluster.start_taskmanager()  # leave the cluster as the fixture made it
+        cluster.wait_taskmanagers(2, 300)  # the supervisor's replacement: the cluster as the fixture made it
     assert summary["job_spread_over_taskmanagers"] == 2, summary
+    assert summary["taskmanagers_after"] == 2 and summary["supervisor_restarts"] >= 1, summary
     assert summary["restored_checkpoint"] is not None, summary
     bound = summary["read_since_restored_barrier"] + SLACK
     assert summary["lost"] <= bound, summary
@@ -90,12 +93,14 @@ def test_taskmanager_kill_9_restarts_from_checkpoint(cluster, stack_config, tmp_
 
 
 def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> dict:
-    spec = generator_spec(seed=43, rate=RATE, start_ms=now_ms(), max_lateness_s=20.0)
     count = RATE * SECONDS
-    records = generated(spec, count)
     timing = ("--checkpoint-ms", str(CHECKPOINT_S * 1000), "--flush-ms", str(FLUSH_S * 1000))
     procs.start("speed", "legacy", "speed", "--config", path, "--state-dir", str(state), "--fresh", "--drain",
                 *timing, "--flink-master", flink.master)  # fmt: skip
+    # Traffic starts once the job's source reads, so the job is caught up when it is killed.
+    wait_until(lambda: read_progress(state / "progress")["source_reading_since"], 300, "the source to read")
+    spec = generator_spec(seed=43, rate=RATE, start_ms=now_ms(), max_lateness_s=20.0)
+    records = generated(spec, count)
     procs.start("generate", *generator_args(spec, count), "--config", path)
     reads = _ReadSamples(state / "progress")
     wait_until(lambda: reads.sample() >= 1500, 300, "the job to be busy")
@@ -115,6 +120,7 @@ def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> 
     barrier_s = _trigger_s(flink, job_id, restored)
     wait_until(lambda: _job(flink).get("state") == "RUNNING", 120, "the job to run again")
     restarted_s = round(time.monotonic() - killed, 1)
+    wait_until(lambda: len(flink.taskmanager_pids()) == 2, 120, "the supervisor to start a TaskManager again")
     assert procs.wait("generate", 180) == 0, procs.log("generate")[-2000:]
     wait_until(lambda: group_lag(config, "legacy-speed") == 0, 360,
                f"the job to commit every offset (progress {read_progress(state / 'progress')})")  # fmt: skip
@@ -138,6 +144,8 @@ def drill(procs: Procs, flink: FlinkCluster, config, path: str, state: Path) -> 
         "read_at_kill": read_at_kill,
         "read_since_restored_barrier": read_at_kill - reads.before(barrier_s),
         "restart_s_after_kill": restarted_s,
+        "taskmanagers_after": len(flink.taskmanager_pids()),
+        "supervisor_restarts": flink.supervisor_restarts().get("taskmanager", 0),
         "lost": sum(max(0, v - got.get(k, 0)) for k, v in want.items()),
         "extra": sum(max(0, v - want.get(k, 0)) for k, v in got.items()),
         "speed_vs_no_crash_speed": diff(got, want, window_ms),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.stack.local import _pid_alive
 from pipelines.stack.private import private_config, write_config
 from pipelines.stack.processes import KAPPACTL
 
@@ -38,13 +39,20 @@ def test_up_flink_cluster_status_shows_each_daemon_healthy_then_down(tmp_path, m
         assert status.returncode == 0, status.stdout
         components = {c["name"]: c for c in json.loads(status.stdout)}
         flink = {name: c for name, c in components.items() if name.startswith("flink-")}
-        assert sorted(flink) == ["flink-jobmanager", "flink-taskmanager-1", "flink-taskmanager-2"]
+        assert sorted(flink) == [
+            "flink-jobmanager",
+            "flink-supervisor",
+            "flink-taskmanager-1",
+            "flink-taskmanager-2",
+        ]
         assert all(c["healthy"] for c in flink.values()), flink
+        supervisor = flink["flink-supervisor"]["pid"]
         assert flink["flink-jobmanager"]["port"] == rest and flink["flink-jobmanager"]["pid"] > 0
         assert (tmp_path / "state" / "flink" / "conf" / "workers").read_text() == "localhost\n" * 2
     finally:
         down = kappactl("down", "--config", path)
     assert "flink-cluster" in down.stdout
+    assert not _pid_alive(supervisor), "down stops the supervisor too"
     after = kappactl("status", "--json", "--config", path)
     assert not any(c["name"].startswith("flink-") for c in json.loads(after.stdout))
 
