@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from migration.demo_support import speed_state_args
 from pipelines.archive import ArchivePart
 from pipelines.config import Config, GcpConfig
 from pipelines.stack.private import isolated_config, write_config
@@ -100,11 +101,11 @@ class CloudWiring:
         return self.gcp.project
 
     def arms(self) -> list[tuple[str, list[str]]]:
-        p = self.project
+        p, speed_state = self.project, speed_state_args(self.config_path)
         return [
             ("archiver", ["archive-gcs"]),  # max_duration and alignment: the profile's gcp section
             ("bridge", ["bridge"]),
-            ("legacy-speed", ["legacy", "speed", "--bigquery-dataset", f"{p}:legacy"]),
+            ("legacy-speed", ["legacy", "speed", *speed_state, "--bigquery-dataset", f"{p}:legacy"]),
             ("legacy-batch", ["legacy", "batch", "--follow", "--bigquery-dataset", f"{p}:legacy"]),
             ("kappa-stream", ["kappa", "run", "--bigquery-table", f"{p}:kappa.kappa_stream",
                               "--bigquery-dead-letter-table", f"{p}:migration.dead_letter"]),

@@ -78,6 +78,13 @@ def count_of(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
+def speed_state_args(config_path: Path) -> list[str]:
+    """The speed job's checkpoints in the run's own folder (beside its config), not in the
+    shared `<state_dir>/legacy_speed`: each run reads its own topic, and a run interrupted
+    mid-checkpoint must not leave the next one a restore point it cannot use."""
+    return ["--state-dir", str(config_path.parent / "legacy_speed")]
+
+
 @dataclass
 class LocalWiring:
     """Where the local demo's arms write: the run's own Parquet warehouse and local archive."""
@@ -96,7 +103,7 @@ class LocalWiring:
         return [
             ("archiver", ["archive"]),
             ("bridge", ["bridge"]),
-            ("legacy-speed", ["legacy", "speed"]),
+            ("legacy-speed", ["legacy", "speed", *speed_state_args(self.config_path)]),
             ("legacy-batch", ["legacy", "batch", "--follow"]),
             ("kappa-stream", ["kappa", "run"]),
         ]
