@@ -44,6 +44,7 @@ def test_every_bad_key_is_reported_in_one_line():
     ("changes", "reason"),
     [
         ({"batch_period": "7m"}, "must divide an hour"),
+        ({"batch_period": "30s"}, "must be whole minutes"),
         ({"window_size": "7s"}, "multiple of time.window_size"),
         ({"dedup_horizon": "-1s"}, "time.dedup_horizon"),
     ],
@@ -71,14 +72,14 @@ def test_overrides_and_missing_file(tmp_path):
 
 
 def test_time_config_gives_each_duration_in_the_unit_its_callers_need():
-    t = load_config("config/demo.yaml", {"time.window_size": "1.5s", "time.batch_period": "15s"}).time
+    t = load_config("config/demo.yaml", {"time.window_size": "1.5s", "time.batch_period": "2m"}).time
     assert (t.window_ms, t.window_us, t.window_s) == (1500, 1_500_000, 1.5)
-    assert (t.period_ms, t.batch_period_s) == (15_000, 15)
+    assert (t.period_ms, t.batch_period_s) == (120_000, 120)
     assert (t.batch_delay_ms, t.batch_delay_s) == (15_000, 15)
     assert (t.kappa_allowed_lateness_ms, t.kappa_allowed_lateness_s) == (120_000, 120)
     assert t.speed_out_of_orderness_ms == round(t.speed_out_of_orderness * 1000)
     assert (t.kappa_early_firing_s, t.dedup_horizon_s) == (t.kappa_early_firing, t.dedup_horizon)
-    assert (t.batch_settled_s, t.batch_settled_ms) == (30, 30_000)
+    assert (t.batch_settled_s, t.batch_settled_ms) == (135, 135_000)
 
 
 def test_the_cloud_archive_settings_load_and_bound_max_duration():
