@@ -29,8 +29,8 @@ demo: setup  ## the whole dual run, end to end (DURATION seconds of traffic)
 demo-cloud: setup  ## the same dual run on the BigQuery, Cloud Storage and Pub/Sub emulators
 	$(KAPPACTL) demo --config config/gcp-emulated.yaml --duration $(DURATION) --report-dir reports/demo-cloud
 
-test: setup  ## every test: unit, Beam, Flink, real Kafka + emulator, Terraform
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: setup  ## every test: unit, Beam, Flink, real Kafka + emulator, Terraform (two runs side by side)
+	@tools/test.sh $(PYTEST_ARGS)
 
 test-fast: setup  ## tests that need no local stack and no Flink
 	$(PY) -m pytest -m "not stack and not flink and not slow" $(PYTEST_ARGS)
