@@ -254,7 +254,9 @@ def _check_relations(t: TimeConfig) -> list[str]:
     if t.batch_period <= 3600 and 3600 % t.batch_period:
         errors.append("time.batch_period: must divide an hour (e.g. 60s, 15m, 1h)")
     elif t.batch_period % 60:  # the archive's finest partition is a minute (dt=/hr=/mi=)
-        errors.append("time.batch_period: must be whole minutes, the archive's finest partition (e.g. 60s, 15m)")
+        errors.append(
+            "time.batch_period: must be whole minutes, the archive's finest partition (e.g. 60s, 15m)"
+        )
     if t.batch_period % t.window_size:
         errors.append("time.batch_period: must be a multiple of time.window_size")
     if t.window_size < 1:
