@@ -29,7 +29,8 @@ from migration.demo_support import LocalWiring, Processes, kappactl, run_validat
 from migration.policy import load_policy
 from migration.validator.classes import explained
 from pipelines.cli_common import echo_err, with_config
-from pipelines.config import Config
+from pipelines.config import Config, TimeConfig
+from pipelines.events import now_ms
 from pipelines.stack.local import LocalStack
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     Wiring = LocalWiring | CloudWiring
 
 CAUGHT_UP_S = 15.0
+SETTLE_MARGIN_S = 30.0  # after the last period settled: its batch run and a validation
 
 
 @dataclass
@@ -87,19 +89,37 @@ def _progress(wiring: Wiring, state: DemoState, phase: str, stream: dict) -> Non
     )
 
 
+def last_period_settled_ms(wall_ms: int, t: TimeConfig) -> int:
+    """When the legacy batch may count the period holding `wall_ms` (arrival time): the
+    period's end plus the batch delay."""
+    return (wall_ms // t.period_ms + 1) * t.period_ms + t.batch_delay_ms
+
+
 @dataclass
 class _Settle:
     """When the demo may stop: after `at_least_s`, once the stream has caught up (its
     watermark within `CAUGHT_UP_S` of the clock) and the cutover has left SHADOW or
     the gate has seen the policy's consecutive PASS runs; never after `at_most_s` plus
     `slow_validations` times the longest validation so far (the emulated BigQuery takes
-    minutes per validation where DuckDB takes seconds)."""
+    minutes per validation where DuckDB takes seconds). `at_least_s` starts as the worst
+    case (the traffic's planned end plus a whole period, the batch delay and a margin) and
+    becomes the real one when the traffic ends (`traffic_ended`)."""
 
     at_least_s: float
     at_most_s: float
     slow_validations: int = 0
     passes_needed: int = field(default_factory=lambda: load_policy().consecutive_passes)
     wait_for_gate: bool = True
+    ended: bool = False
+
+    def traffic_ended(self, elapsed_s: float, wall_ms: int, t: TimeConfig) -> None:
+        """The traffic ended (first call): wait until the period of its last arrival has
+        settled for the batch, plus `SETTLE_MARGIN_S` for that batch run and a validation."""
+        if not self.ended:
+            self.ended = True
+            self.at_least_s = (
+                elapsed_s + (last_period_settled_ms(wall_ms, t) - wall_ms) / 1000 + SETTLE_MARGIN_S
+            )
 
     def done(self, state: DemoState, stream: dict, validate_every: float) -> bool:
         elapsed = state.elapsed()
@@ -220,10 +240,10 @@ def run_demo(
             "--malformed-rate",
             "0.01",
         )
-        # After the traffic: wait for the last period's batch run and for kappa windows to
-        # settle; past that, until the stream has read its backlog and the gate has had the
-        # validations it needs (a busy machine delays evidence, it must not lose it).
-        tail = config.time.batch_settled_s + 30
+        # After the traffic: wait for the last period's batch run; past that, until the
+        # stream has read its backlog and the gate has had the validations it needs (a busy
+        # machine delays evidence, it must not lose it).
+        tail = config.time.batch_settled_s + SETTLE_MARGIN_S
         at_most = duration + tail + max(240.0, 4 * validate_every)
         settle = _Settle(duration + tail, at_most, wiring.slow_validations, wait_for_gate=wait_for_gate)
         next_validation = time.monotonic() + validate_every
@@ -239,6 +259,8 @@ def run_demo(
             if time.monotonic() >= next_validation:
                 _validate(wiring, run_dir, state)
                 next_validation = time.monotonic() + validate_every
+            if not traffic:
+                settle.traffic_ended(state.elapsed(), now_ms(), config.time)
             if not traffic and settle.done(state, stream, validate_every):
                 break
         procs.stop_all()

@@ -49,7 +49,7 @@ def test_a_short_cloud_demo_passes_the_local_rule_on_bigquery_and_gcs(tmp_path: 
     reports = tmp_path / "reports"
     env = {k: v for k, v in os.environ.items() if k not in EMULATOR_VARIABLES}  # the config's own
     command = [*KAPPACTL, "demo", "--config", str(config_path), "--set", "time.kappa_allowed_lateness=30s",
-               "--duration", "40", "--validate-every", "10", "--no-wait-for-gate",
+               "--duration", "30", "--validate-every", "10", "--no-wait-for-gate",
                "--report-dir", str(reports)]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1100, env=env)
     summary = json.loads((reports / "demo_summary.json").read_text())

@@ -108,3 +108,19 @@ def test_the_demo_settles_on_a_caught_up_stream_and_waits_for_the_gate_unless_to
     assert not not_waiting.done(state, behind, 20)  # a stream still behind is waited for
     state.elapsed = lambda: 50.0  # type: ignore[method-assign]
     assert not not_waiting.done(state, caught_up, 20)  # never before the last period settled
+
+
+def test_once_the_traffic_ends_the_demo_waits_for_its_last_period_not_the_worst_case():
+    from migration.demo import SETTLE_MARGIN_S, _Settle, last_period_settled_ms
+    from pipelines.config import load_config
+
+    t = load_config("config/demo.yaml").time  # 60 s periods, 15 s batch delay
+    minute = 1_764_000_000_000  # a period's start
+    assert last_period_settled_ms(minute + 10_000, t) == minute + 75_000
+    assert last_period_settled_ms(minute + 59_999, t) == minute + 75_000
+    assert last_period_settled_ms(minute + 60_000, t) == minute + 135_000
+    settle = _Settle(at_least_s=165, at_most_s=1000, passes_needed=3)
+    settle.traffic_ended(64.0, minute + 50_000, t)  # 10 s before its period ends
+    assert settle.at_least_s == 64.0 + 10 + 15 + SETTLE_MARGIN_S
+    settle.traffic_ended(70.0, minute + 55_000, t)  # later calls change nothing
+    assert settle.at_least_s == 64.0 + 10 + 15 + SETTLE_MARGIN_S

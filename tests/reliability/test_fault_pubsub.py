@@ -46,7 +46,7 @@ from tests.reliability.support import (
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(1200)]
 RATE, SECONDS = 200, 45
 HELD_S = 5  # the kill waits until the stream's backlog is at most this much traffic
-KAPPA = ("kappa", "run", "--exit-when-idle", "30", "--max-runtime", "300")
+KAPPA = ("kappa", "run", "--exit-when-idle", "15", "--max-runtime", "300")
 
 
 def test_emulator_kill_9_loses_what_it_held_and_the_backfill_recovers_it(tmp_path, request, monkeypatch):
