@@ -261,8 +261,8 @@ def run_demo(
                 next_validation = time.monotonic() + validate_every
             if not traffic:
                 settle.traffic_ended(state.elapsed(), now_ms(), config.time)
-            if not traffic and settle.done(state, stream, validate_every):
-                break
+                if settle.done(state, stream, validate_every):
+                    break
         procs.stop_all()
         echo_err("demo: arms stopped; running the kappa backfill over the archive ...")
         kappactl("kappa", "backfill", *wiring.backfill_args(), config=config_path, check=True, timeout=1200)
