@@ -50,6 +50,7 @@ class DemoState:
     cutover_state: str = "SHADOW"
     transitions: list[dict] = field(default_factory=list)
     longest_validation_s: float = 0.0
+    last_validation_s: float = -1.0  # elapsed seconds when the latest validation started
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -103,7 +104,9 @@ class _Settle:
     `slow_validations` times the longest validation so far (the emulated BigQuery takes
     minutes per validation where DuckDB takes seconds). `at_least_s` starts as the worst
     case (the traffic's planned end plus a whole period, the batch delay and a margin) and
-    becomes the real one when the traffic ends (`traffic_ended`)."""
+    becomes the real one when the traffic ends (`traffic_ended`). Before stopping, a
+    validation must have started after the last period settled (`needs_validation`): the
+    last verdict covers all the traffic."""
 
     at_least_s: float
     at_most_s: float
@@ -121,13 +124,21 @@ class _Settle:
                 elapsed_s + (last_period_settled_ms(wall_ms, t) - wall_ms) / 1000 + SETTLE_MARGIN_S
             )
 
-    def done(self, state: DemoState, stream: dict, validate_every: float) -> bool:
+    def needs_validation(self, state: DemoState) -> bool:
+        """The last period settled and its batch run had its margin, but no validation has
+        started since it settled: validate now rather than at the next tick."""
+        settled_s = self.at_least_s - SETTLE_MARGIN_S
+        return self.ended and state.elapsed() >= self.at_least_s and state.last_validation_s < settled_s
+
+    def done(self, state: DemoState, stream: dict) -> bool:
         elapsed = state.elapsed()
         if elapsed < self.at_least_s:
             return False
         if elapsed >= self.at_most_s + self.slow_validations * state.longest_validation_s:
             echo_err(f"demo: stopping after {elapsed:.0f}s although the evidence is still settling")
             return True
+        if self.needs_validation(state):
+            return False
         age = stream.get("watermark_age_s")
         caught_up = age is not None and age <= CAUGHT_UP_S
         needed = self.passes_needed
@@ -162,6 +173,7 @@ def _validate(wiring: Wiring, run_dir: Path, state: DemoState) -> None:
     report_dir = run_dir / "reports" / f"validation-{len(state.verdicts) + 1:03d}"
     left, right = wiring.migration_pair
     started = time.monotonic()
+    state.last_validation_s = state.elapsed()
     verdict, _ = run_validation(wiring.config_path, report_dir, left, right, wiring.validation_args())
     state.longest_validation_s = max(state.longest_validation_s, time.monotonic() - started)
     state.verdicts.append(verdict)
@@ -256,13 +268,13 @@ def run_demo(
             traffic = procs.running("generator")
             stream = stream_progress(procs.log("kappa-stream"))
             _progress(wiring, state, "traffic" if traffic else "settling", stream)
-            if time.monotonic() >= next_validation:
-                _validate(wiring, run_dir, state)
-                next_validation = time.monotonic() + validate_every
             if not traffic:
                 settle.traffic_ended(state.elapsed(), now_ms(), config.time)
-                if settle.done(state, stream, validate_every):
-                    break
+            if time.monotonic() >= next_validation or settle.needs_validation(state):
+                _validate(wiring, run_dir, state)
+                next_validation = time.monotonic() + validate_every
+            if not traffic and settle.done(state, stream):
+                break
         procs.stop_all()
         echo_err("demo: arms stopped; running the kappa backfill over the archive ...")
         kappactl("kappa", "backfill", *wiring.backfill_args(), config=config_path, check=True, timeout=1200)

@@ -103,11 +103,11 @@ def test_the_demo_settles_on_a_caught_up_stream_and_waits_for_the_gate_unless_to
     caught_up, behind = {"watermark_age_s": 3.0}, {"watermark_age_s": 90.0}
     waiting = _Settle(at_least_s=100, at_most_s=1000, passes_needed=3)
     not_waiting = _Settle(at_least_s=100, at_most_s=1000, passes_needed=3, wait_for_gate=False)
-    assert not waiting.done(state, caught_up, 20)
-    assert not_waiting.done(state, caught_up, 20)
-    assert not not_waiting.done(state, behind, 20)  # a stream still behind is waited for
+    assert not waiting.done(state, caught_up)
+    assert not_waiting.done(state, caught_up)
+    assert not not_waiting.done(state, behind)  # a stream still behind is waited for
     state.elapsed = lambda: 50.0  # type: ignore[method-assign]
-    assert not not_waiting.done(state, caught_up, 20)  # never before the last period settled
+    assert not not_waiting.done(state, caught_up)  # never before the last period settled
 
 
 def test_once_the_traffic_ends_the_demo_waits_for_its_last_period_not_the_worst_case():
@@ -124,3 +124,26 @@ def test_once_the_traffic_ends_the_demo_waits_for_its_last_period_not_the_worst_
     assert settle.at_least_s == 64.0 + 10 + 15 + SETTLE_MARGIN_S
     settle.traffic_ended(70.0, minute + 55_000, t)  # later calls change nothing
     assert settle.at_least_s == 64.0 + 10 + 15 + SETTLE_MARGIN_S
+
+
+def test_the_demo_does_not_stop_before_a_validation_has_seen_the_settled_traffic():
+    from migration.demo import SETTLE_MARGIN_S, DemoState, _Settle
+    from pipelines.config import load_config
+
+    t = load_config("config/demo.yaml").time  # 60 s periods, 15 s batch delay
+    minute = 1_764_000_000_000
+    state = DemoState(started=0.0)
+    caught_up = {"watermark_age_s": 3.0}
+    settle = _Settle(at_least_s=165, at_most_s=1000, passes_needed=3, wait_for_gate=False)
+    settle.traffic_ended(34.0, minute + 30_000, t)  # settles at 34 + 30 + 15 = 79 s
+    settled_s = 79.0
+    state.elapsed = lambda: settled_s + SETTLE_MARGIN_S  # type: ignore[method-assign]
+    state.last_validation_s = 60.0  # the only validation ran before the last period settled
+    assert settle.needs_validation(state)
+    assert not settle.done(state, caught_up)
+    state.last_validation_s = settled_s + 20  # one that started after it
+    assert not settle.needs_validation(state)
+    assert settle.done(state, caught_up)
+    state.last_validation_s = -1.0  # none at all: only the hard limit stops the demo
+    state.elapsed = lambda: 1000.0  # type: ignore[method-assign]
+    assert settle.done(state, caught_up)
