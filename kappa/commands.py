@@ -44,7 +44,11 @@ def kappa() -> None:
     "--exit-when-idle", type=float, default=None, help="Cancel once idle (no reads, no writes) this long."
 )
 @click.option(
-    "--flush", type=float, default=2.0, show_default=True, help="Seconds rows are buffered per segment."
+    "--flush",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds rows are buffered per segment (more: fewer files, later results).",
 )
 @click.option("--bigquery-table", default=None, help="PROJECT:DATASET.TABLE for pane rows (cloud sink).")
 @click.option(
