@@ -42,6 +42,7 @@ def test_help_lists_every_command():
         (["generate", "--events", "5", "--set", "kafka.nope=1"], "unknown key 'kafka.nope'"),
         (["generate", "--events", "5", "--to", "s3://x"], "--to 's3://x': use kafka or file:PATH"),
         (["generate", "--events", "5", "--start-time", "yesterday"], "not an ISO 8601 time"),
+        (["kappa", "run", "--flush", "0"], "Invalid value for '--flush': 0.0 is not in the range x>0"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_3(args, message):
