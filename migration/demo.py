@@ -172,10 +172,9 @@ def _validate(wiring: Wiring, run_dir: Path, state: DemoState) -> None:
     wiring.before_validation()
     report_dir = run_dir / "reports" / f"validation-{len(state.verdicts) + 1:03d}"
     left, right = wiring.migration_pair
-    started = time.monotonic()
     state.last_validation_s = state.elapsed()
     verdict, _ = run_validation(wiring.config_path, report_dir, left, right, wiring.validation_args())
-    state.longest_validation_s = max(state.longest_validation_s, time.monotonic() - started)
+    state.longest_validation_s = max(state.longest_validation_s, state.elapsed() - state.last_validation_s)
     state.verdicts.append(verdict)
     state.reports.append(report_dir)
     _cutover_step(wiring, state, verdict)
