@@ -6,8 +6,8 @@ API in its own process (`kappactl serve`) in SHADOW state, so every request also
 shadow read of the other arm. An asyncio client (http_load.py) sends requests on a fixed
 schedule over 64 keep-alive connections (open loop: latency is measured from the scheduled
 send time, so a stalled server cannot hide its queueing). Each size is measured without,
-then during, snapshot refreshes (a writer appends a kappa segment every second). The base warehouses are built once and
-cached; each run gets hard links to them.
+then during, snapshot refreshes (a writer process appends a kappa segment every second).
+The base warehouses are built once and cached; each run gets hard links to them.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import select
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from pipelines.rows import AGGREGATE_SCHEMA
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 
+ROOT = Path(__file__).resolve().parent.parent
 WINDOW_US = DEMO_TIME.window_us  # the served config is config/demo.yaml too
 BASE_MS = 1_700_000_000_000
 EVENT_TYPES = ("impression", "like")
@@ -90,31 +91,44 @@ def cached_warehouse(workdir: Path, tweets: int, windows: int) -> tuple[Path, in
     return run, int(done.read_text())
 
 
-class _SegmentWriter(threading.Thread):
-    """Appends one new kappa window segment per second, like a streaming writer."""
+def write_segments(root: Path, tweets: int, window: int) -> None:
+    """Append one new kappa window segment per second until a line (or EOF) arrives on stdin;
+    print `segment` after each. The writer process of `_SegmentWriter`."""
+    warehouse, rng = Warehouse(root), np.random.default_rng(3)
+    print("ready", flush=True)
+    while not select.select([sys.stdin], [], [], 1.0)[0]:
+        warehouse.append("kappa_stream", _segment("kappa_stream", tweets, window, 0, rng), writer="w2")
+        window += 1
+        print("segment", flush=True)
+
+
+class _SegmentWriter:
+    """A process appending a kappa segment every second, as the streaming job does.
+
+    Its own process, like the job it stands for: as a thread of the load client it shared the
+    client's interpreter, and building and writing each segment delayed the client's sends,
+    which the benchmark then reported as server latency.
+    """
 
     def __init__(self, root: Path, tweets: int, first_window: int):
-        super().__init__(daemon=True)
-        self.root, self.tweets, self.window = root, tweets, first_window
-        self.done = threading.Event()
+        self.args = [sys.executable, "-m", "bench.bench_serving", "--write-segments",
+                     str(root.resolve()), str(tweets), str(first_window)]  # fmt: skip
         self.segments = 0
 
-    def run(self) -> None:
-        warehouse, rng = Warehouse(self.root), np.random.default_rng(3)
-        while not self.done.wait(1.0):
-            warehouse.append(
-                "kappa_stream", _segment("kappa_stream", self.tweets, self.window, 0, rng), writer="w2"
-            )
-            self.window += 1
-            self.segments += 1
-
     def __enter__(self) -> _SegmentWriter:
-        self.start()
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        if self.proc.stdout is None or self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the segment writer did not start (exit {self.proc.wait()})")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.join()
+        out, _ = self.proc.communicate("stop\n", timeout=120)
+        self.segments = out.count("segment")
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"the segment writer failed (exit {self.proc.returncode})")
 
 
 def _free_port() -> int:
@@ -216,6 +230,9 @@ def _metric(text: str, series: str) -> float:
 if __name__ == "__main__":
     import json
 
+    if sys.argv[1:2] == ["--write-segments"]:
+        write_segments(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        sys.exit(0)
     for figure in run(
         Path(sys.argv[1] if len(sys.argv) > 1 else ".local/bench/serving"), "--quick" in sys.argv
     ):

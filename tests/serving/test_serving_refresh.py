@@ -4,12 +4,15 @@ segments that appeared since the previous one."""
 
 from __future__ import annotations
 
+import os
 import random
+import sys
+import threading
 
 import pytest
 
 from lambda_legacy.merge import LEGACY_VIEWS
-from migration.serving.data import ServingData
+from migration.serving.data import BACKGROUND_NICE, Refresher, ServingData
 from migration.serving.routing import KAPPA, LEGACY
 from migration.serving.runs import MERGE_FACTOR
 from pipelines.warehouse import Warehouse
@@ -129,3 +132,26 @@ def test_refresh_if_changed_builds_once_per_change(tmp_path, empty):
     assert data.refresh_if_changed() and data.snapshot is not None
     assert not data.refresh_if_changed()  # nothing changed
     assert served(data, KAPPA) == ({} if empty else expected(warehouse, "kappa_stream_current"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_refresher_ticks_at_a_lower_cpu_priority_than_the_request_thread() -> None:
+    """The refresher's ticks (snapshot refresh, console re-read) run BACKGROUND_NICE steps nicer
+    than the thread that started it, so bursts of refresh work yield the CPU to requests."""
+    seen: list[int] = []
+    ticked = threading.Event()
+
+    def tick() -> None:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        ticked.set()
+
+    requests_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    refresher = Refresher(0.01, tick)
+    refresher.start()
+    try:
+        assert ticked.wait(30), "the refresher never ticked"
+    finally:
+        refresher.stop()
+        refresher.join(30)
+    assert seen[0] == min(requests_nice + BACKGROUND_NICE, 19)  # 19 is the nicest there is
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == requests_nice  # only that thread
