@@ -20,6 +20,7 @@ arrived, which is what a backfill is for. `--from/--to` select event times in
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -116,6 +117,14 @@ class ReadArchive(beam.PTransform):
 
 
 def _parts(job: BackfillJob) -> list[tuple[int, str, int]]:
+    """(position in arrival order, path, arrival) of the parts to read, largest first.
+
+    Largest first: FnApiRunner deals a stage's elements to its workers in turn, so an archive
+    whose plain and gzip parts alternate (the benchmark's does) gave every gzip part to one
+    worker, and the other waited for it (0.2 s of a 1.2 s read of 1M events). Dealt largest
+    first, each worker gets its share of each size; on Dataflow, largest first is also what
+    balances best. "First copy" means first in arrival order, whatever order parts are read in.
+    """
     period_ms = job.config.time.period_ms
     first = None if job.start_ms is None else job.start_ms - job.start_ms % period_ms
     parts = list_parts(job.archive, first, None, spans=arrival_spans(job.config))
@@ -123,7 +132,8 @@ def _parts(job: BackfillJob) -> list[tuple[int, str, int]]:
         raise InputError(
             f"no archive parts under {job.archive} (run `kappactl archive` first, or check --from)"
         )
-    return [(i, part.path, part.arrival_end_ms) for i, part in enumerate(parts)]
+    by_size = sorted(enumerate(parts), key=lambda item: -item[1].size)
+    return [(i, part.path, part.arrival_end_ms) for i, part in by_size]
 
 
 def build_backfill(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str, int]]) -> None:
@@ -184,6 +194,10 @@ def run_backfill(job: BackfillJob) -> BackfillResult:
     started = time.perf_counter()
     p = beam.Pipeline(options=pipeline_options(job.beam_args, job.workers, job.processes))
     build_backfill(p, job, parts)
+    # What is loaded by now (Beam and its dependencies: over a million objects) lives as long
+    # as the process; frozen, a full garbage collection during the run does not walk it (one
+    # such pause, which stops every worker thread, was 0.2 s of a 1M-event run).
+    gc.freeze()
     try:
         result = p.run()
         if any("DataflowRunner" in arg for arg in job.beam_args):
@@ -191,6 +205,8 @@ def run_backfill(job: BackfillJob) -> BackfillResult:
         result.wait_until_finish()
     except Exception as exc:  # a Beam job failure of any kind, translated where it enters
         raise PipelineError(f"kappa backfill failed: {exc}") from exc
+    finally:
+        gc.unfreeze()
     return BackfillResult(len(parts), counters_of(result), time.perf_counter() - started)
 
 

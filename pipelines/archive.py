@@ -121,6 +121,7 @@ class ArchivePart:
     path: str
     arrival_start_ms: int  # the part's arrival interval [start, end): see ArrivalSpans
     arrival_end_ms: int
+    size: int = 0  # bytes as stored (compressed, for a gzip part)
 
 
 def list_parts(
@@ -128,20 +129,20 @@ def list_parts(
 ) -> list[ArchivePart]:
     """Parts whose arrival interval overlaps [start_ms, end_ms), by path."""
     if root.startswith("gs://"):
-        from pipelines.gcs_io import list_names
+        from pipelines.gcs_io import list_objects
 
-        paths = list_names(root)
+        objects = list_objects(root)
     else:
         base = Path(root)
-        paths = [str(p) for p in base.rglob("part-*.jsonl*")] if base.exists() else []
+        objects = [(str(p), p.stat().st_size) for p in base.rglob("part-*.jsonl*")] if base.exists() else []
     parts = []
-    for path in sorted(paths):
+    for path, size in sorted(objects):
         interval = spans.interval(path)
         if interval is None:
             continue
         first, end = interval
         if (start_ms is None or end > start_ms) and (end_ms is None or first < end_ms):
-            parts.append(ArchivePart(path, first, end))
+            parts.append(ArchivePart(path, first, end, size))
     return parts
 
 

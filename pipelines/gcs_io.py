@@ -84,11 +84,14 @@ def translate(exc: Exception, what: str) -> Exception:
     )
 
 
-def list_names(uri: str) -> list[str]:
-    """Full gs:// names of every object under a gs:// prefix."""
+def list_objects(uri: str) -> list[tuple[str, int]]:
+    """(full gs:// name, size in bytes) of every object under a gs:// prefix."""
     bucket, prefix = bucket_of(uri)
     try:
-        return [f"gs://{bucket.name}/{b.name}" for b in bucket.client.list_blobs(bucket, prefix=prefix)]
+        return [
+            (f"gs://{bucket.name}/{b.name}", b.size or 0)
+            for b in bucket.client.list_blobs(bucket, prefix=prefix)
+        ]
     except Exception as exc:  # noqa: BLE001 - translated to one line where it enters
         raise translate(exc, f"listing {uri}") from exc
 

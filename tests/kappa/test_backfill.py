@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms import window
 
-from kappa.backfill import BackfillJob, run_backfill
+from kappa.backfill import BackfillJob, _parts, run_backfill
 from kappa.pipeline import KappaRun, build_kappa
 from pipelines.archive import ArchiveWriter, partition_of
 from pipelines.beam.destinations import WarehouseDestination
@@ -203,3 +203,22 @@ def test_cli_backfill_reports_counters_and_rejects_bad_input(tmp_path: Path) -> 
         cwd=Path(__file__).resolve().parents[2],
     )
     assert empty.returncode == 3 and "no archive parts" in empty.stderr
+
+
+def test_parts_are_read_largest_first_and_keep_their_arrival_position(tmp_path: Path) -> None:
+    """The parts are dealt to the workers largest first (plain and gzip parts alternating in
+    arrival order must not all land on one worker); each keeps its position in arrival order,
+    which is what "first copy" is judged by."""
+    events = random_events(600, span_ms=300 * S)
+    for minute in range(6):
+        lines = [e.to_json() for e in events[minute * 100 : (minute + 1) * 100]]
+        ArchiveWriter(tmp_path, "t", 60, compress=minute % 2 == 1).write(
+            partition_of(BASE_MS + minute * 60 * S, 60), lines
+        )
+    parts = _parts(BackfillJob(CONFIG, str(tmp_path), str(tmp_path / "warehouse")))
+    sizes = [Path(path).stat().st_size for _, path, _ in parts]
+    assert sizes == sorted(sizes, reverse=True)
+    assert [path.endswith(".gz") for _, path, _ in parts] == [False] * 3 + [True] * 3
+    by_arrival = sorted(parts, key=lambda part: part[2])
+    assert [index for index, _, _ in by_arrival] == list(range(6))
+    assert [path for _, path, _ in by_arrival] == sorted(path for _, path, _ in parts)
