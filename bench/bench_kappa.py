@@ -28,9 +28,9 @@ from typing import Any
 
 from bench.archive_fixture import DEMO_TIME, build_archive
 from bench.figures import Figure
+from pipelines.stack.local import ROOT
 from pipelines.stack.processes import KAPPACTL
 
-ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 3  # interleaved rounds; each variant and the baseline keep their best time
 # FnApiRunner modes measured: name -> (workers, as processes).
 VARIANTS = {

@@ -28,9 +28,9 @@ from bench.figures import Figure
 from kappa.stream import stream_progress
 from lambda_legacy.speed.supervisor import read_progress
 from pipelines.config import Config
+from pipelines.stack.local import ROOT
 from pipelines.stack.processes import KAPPACTL
 
-ROOT = Path(__file__).resolve().parent.parent
 SECONDS = 60
 FRESHNESS_P99_S = 5.0
 STEP = 300

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from bench.figures import Figure
 from pipelines.instants import utc_iso
+from pipelines.stack.local import ROOT
 from pipelines.stack.private import PrivateStack
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 
-ROOT = Path(__file__).resolve().parent.parent
 RATE = 200
 
 

@@ -31,10 +31,10 @@ from bench.archive_fixture import DEMO_TIME
 from bench.figures import Figure
 from bench.http_load import has_windows, open_loop
 from pipelines.rows import AGGREGATE_SCHEMA
+from pipelines.stack.local import ROOT
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 
-ROOT = Path(__file__).resolve().parent.parent
 WINDOW_US = DEMO_TIME.window_us  # the served config is config/demo.yaml too
 BASE_MS = 1_700_000_000_000
 EVENT_TYPES = ("impression", "like")
