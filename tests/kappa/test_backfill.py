@@ -222,3 +222,29 @@ def test_parts_are_read_largest_first_and_keep_their_arrival_position(tmp_path: 
     by_arrival = sorted(parts, key=lambda part: part[2])
     assert [index for index, _, _ in by_arrival] == list(range(6))
     assert [path for _, path, _ in by_arrival] == sorted(path for _, path, _ in parts)
+
+
+def test_the_run_sees_what_was_loaded_before_it_frozen_and_nothing_stays_frozen(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """While the pipeline runs, the objects loaded before it are frozen for the garbage collector
+    (a full collection does not stop every worker to walk them); after it, nothing is."""
+    import gc
+
+    import kappa.backfill
+
+    frozen_while_reading: list[int] = []
+    original = kappa.backfill.read_part
+
+    def read_part(path: str) -> bytes:
+        frozen_while_reading.append(gc.get_freeze_count())
+        return original(path)
+
+    arrivals, _ = scenario()
+    write_archive(tmp_path / "archive", arrivals)
+    monkeypatch.setattr(kappa.backfill, "read_part", read_part)
+    assert gc.get_freeze_count() == 0
+    result = run_backfill(BackfillJob(CONFIG, str(tmp_path / "archive"), str(tmp_path / "wh"), workers=1))
+    assert len(frozen_while_reading) == result.parts
+    assert min(frozen_while_reading) > 100_000  # Beam and its dependencies, at least
+    assert gc.get_freeze_count() == 0
