@@ -23,6 +23,7 @@ bucket however many part files it is spread over. Window starts are
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ from pipelines.events import (
 )
 from pipelines.rows import AGGREGATE_SCHEMA
 
-_HEX = "[0-9a-fA-F]"
+_HEX = "[0-9a-f]"  # lowercase, as `str(uuid)` writes it: such an event_id packs into its key
 _ID = "[1-9][0-9]{0,17}"  # at most 18 digits: always a positive int64
 # The fields the events table keeps are captured (as named groups, in EVENTS_SCHEMA's order).
 CANONICAL = (
@@ -57,14 +58,22 @@ CANONICAL = (
     + "|".join(CLIENTS)
     + r')"\}\n?$'  # a trailing newline is JSON whitespace: `lines_of_blob` keeps it on each line
 )
+EVENT_TYPE = pa.dictionary(pa.int8(), pa.string())  # over the whole EVENT_TYPES, in its order
 EVENTS_SCHEMA = pa.schema(
     [
-        ("event_id", pa.string()),
+        ("event_key", pa.binary()),  # `event_key(event_id)`: what dedup compares
         ("event_time", pa.int64()),
-        ("event_type", pa.string()),
+        ("event_type", EVENT_TYPE),
         ("tweet_id", pa.int64()),
     ]
 )
+_TYPES = pa.array(EVENT_TYPES, pa.string())
+_TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
+_UUID = re.compile("-".join(f"{_HEX}{{{n}}}" for n in (8, 4, 4, 4, 12)))
+_UUID_HEX_AT = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])  # the dashes' places
+_NIBBLE = np.zeros(256, np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
+PACKED, TEXT = b"\x00", b"\x01"  # the tag byte of a key
 COUNT_KEYS = ["window_start", "tweet_id", "event_type"]
 
 
@@ -133,8 +142,49 @@ def parse_batch(batch: LineBatch, pipeline: str) -> tuple[EventBatch, list[BadRe
 def _canonical_events(fields: pa.StructArray) -> pa.Table:
     """The captured fields of canonical lines as an EVENTS_SCHEMA table (ids of at most 18
     digits always cast to int64)."""
-    columns = [pc.cast(fields.field(f.name), pa.string()).cast(f.type) for f in EVENTS_SCHEMA]
-    return pa.table(columns, schema=EVENTS_SCHEMA)
+    integers = [
+        pc.cast(fields.field(name), pa.string()).cast(pa.int64()) for name in ("event_time", "tweet_id")
+    ]
+    return pa.table(
+        [
+            _packed_keys(fields.field("event_id")),
+            integers[0],
+            event_types(pc.index_in(fields.field("event_type"), value_set=_TYPES)),
+            integers[1],
+        ],
+        schema=EVENTS_SCHEMA,
+    )
+
+
+def event_key(event_id: str) -> bytes:
+    """The dedup key of an event_id: one per distinct string, and short for the usual ones.
+
+    An event_id written the way `str(uuid)` writes it (lowercase, dashed: 36 characters) is
+    the PACKED tag and its 16 bytes; any other is the TEXT tag and its UTF-8. Dedup stays by
+    exact string, and the keys the backfill shuffles are 17 bytes instead of 36 (its rows
+    went from ~67 to ~38 bytes: the runner copies every shuffled byte on one thread).
+    """
+    if _UUID.fullmatch(event_id):
+        return PACKED + bytes.fromhex(event_id.replace("-", ""))
+    return TEXT + event_id.encode()
+
+
+def _packed_keys(event_ids: pa.Array) -> pa.Array:
+    """`event_key` of canonical event_ids (36 lowercase-hex-and-dash bytes each), vectorised."""
+    n = len(event_ids)
+    start = int(_offsets(event_ids)[0])
+    text = np.frombuffer(event_ids.buffers()[2], np.uint8)[start : start + 36 * n].reshape(n, 36)
+    nibbles = _NIBBLE[text[:, _UUID_HEX_AT]]
+    keys = np.empty((n, 17), np.uint8)
+    keys[:, 0] = PACKED[0]
+    keys[:, 1:] = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    offsets = np.arange(0, 17 * n + 1, 17, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(keys)])
+
+
+def event_types(codes: pa.Array | list[int]) -> pa.DictionaryArray:
+    """Positions in EVENT_TYPES as an EVENT_TYPE column."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), _TYPES)
 
 
 def _offsets(values: pa.Array) -> np.ndarray:
@@ -156,7 +206,13 @@ def _parse_slowly(lines: list[bytes], received_at_ms: int, pipeline: str) -> tup
 def events_table(events: list[Interaction]) -> pa.Table:
     """Interactions as an EVENTS_SCHEMA table."""
     return pa.table(
-        {name: [getattr(e, name) for e in events] for name in EVENTS_SCHEMA.names}, schema=EVENTS_SCHEMA
+        [
+            pa.array([event_key(e.event_id) for e in events], pa.binary()),
+            pa.array([e.event_time for e in events], pa.int64()),
+            event_types([_TYPE_CODES[e.event_type] for e in events]),
+            pa.array([e.tweet_id for e in events], pa.int64()),
+        ],
+        schema=EVENTS_SCHEMA,
     )
 
 
@@ -171,9 +227,9 @@ def in_event_time_range(events: pa.Table, start_ms: int | None, end_ms: int | No
     return events if mask is None else events.filter(mask)
 
 
-def bucket_of(event_ids: pa.ChunkedArray | pa.Array, buckets: int) -> pa.Array:
-    """A bucket in [0, buckets) per event_id, from its last two bytes (same id, same bucket)."""
-    chunks = event_ids.chunks if isinstance(event_ids, pa.ChunkedArray) else [event_ids]
+def bucket_of(keys: pa.ChunkedArray | pa.Array, buckets: int) -> pa.Array:
+    """A bucket in [0, buckets) per event key, from its last two bytes (same id, same bucket)."""
+    chunks = keys.chunks if isinstance(keys, pa.ChunkedArray) else [keys]
     codes = [_last_two_bytes(chunk) for chunk in chunks]
     return pa.array(np.concatenate(codes) % buckets if codes else np.zeros(0, np.int64))
 
@@ -209,17 +265,17 @@ def split_by(table: pa.Table, keys: pa.Array) -> dict[int, pa.Table]:
 
 def split_by_bucket(events: pa.Table, buckets: int) -> dict[int, pa.Table]:
     """The events of a batch, split by event_id bucket."""
-    return split_by(events, bucket_of(events["event_id"], buckets)) if events.num_rows else {}
+    return split_by(events, bucket_of(events["event_key"], buckets)) if events.num_rows else {}
 
 
 def first_of_each_id(tables: list[pa.Table]) -> tuple[pa.Table, int]:
-    """Keep the first row of each event_id (in the order given); the duplicates removed."""
+    """Keep the first row of each event key (in the order given); the duplicates removed."""
     events = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     if events.num_rows == 0:
         return events, 0
     # Dictionary codes are numbered in order of first occurrence (one memo over all chunks):
     # a row is a first copy when its code exceeds every code before it.
-    chunks = pc.dictionary_encode(events["event_id"]).chunks
+    chunks = pc.dictionary_encode(events["event_key"]).chunks
     codes = np.concatenate([chunk.indices.to_numpy() for chunk in chunks])
     first = np.empty(len(codes), np.bool_)
     first[0] = True
@@ -256,7 +312,7 @@ def final_rows(counts: pa.Table, window_ms: int, pipeline: str, pane_index: int)
             "window_start": pc.cast(start_us, ts),
             "window_end": pc.cast(pc.add(start_us, window_ms * 1000), ts),
             "tweet_id": counts["tweet_id"],
-            "event_type": counts["event_type"],
+            "event_type": pc.cast(counts["event_type"], pa.string()),
             "count": pc.cast(counts["count"], pa.int64()),
             "pipeline": pa.array([pipeline] * n, pa.string()),
             "emitted_at": pa.array([now_ms() * 1000] * n, pa.int64()).cast(ts),

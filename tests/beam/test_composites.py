@@ -19,7 +19,7 @@ from pipelines.beam import (
     WriteToWarehouse,
     dead_letter_row,
 )
-from pipelines.beam.arrow_events import EventBatch, events_table
+from pipelines.beam.arrow_events import EventBatch, event_key, events_table
 from pipelines.events import BadRecord, parse_event
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import BASE_MS, bad_lines, event, good_variants
@@ -185,8 +185,8 @@ def test_bounded_dedup_keeps_the_first_copy_of_each_event_id_across_batches():
     second = [event(BASE_MS + offset * S, event_id=f"e{offset}") for offset in (9, 1, 3)]
     with TestPipeline(runner="FnApiRunner") as p:
         batches = p | beam.Create([EventBatch(events_table(first), 0), EventBatch(events_table(second), 1)])
-        ids = batches | DedupByEventId(60) | beam.FlatMap(lambda table: table["event_id"].to_pylist())
-        assert_that(ids, equal_to(["e5", "e1", "e9", "e3"]))
+        keys = batches | DedupByEventId(60) | beam.FlatMap(lambda table: table["event_key"].to_pylist())
+        assert_that(keys, equal_to([event_key(f"e{i}") for i in (5, 1, 9, 3)]))
 
 
 def test_bounded_composites_count_like_the_stream_with_one_final_pane() -> None:

@@ -11,6 +11,7 @@ from pipelines.beam.arrow_events import (
     LineBatch,
     bucket_of,
     count_per_key,
+    event_key,
     first_of_each_id,
     lines_of_blob,
     parse_batch,
@@ -64,7 +65,7 @@ def expected(lines: list[bytes]) -> tuple[list[tuple], list[tuple]]:
     for line in lines:
         try:
             e = parse_event(line, RECEIVED)
-            good.append((e.event_id, e.event_time, e.event_type, e.tweet_id))
+            good.append((event_key(e.event_id), e.event_time, e.event_type, e.tweet_id))
         except BadEvent as exc:
             bad.append((line, str(exc)))
     return sorted(good), sorted(bad)
@@ -119,7 +120,7 @@ def test_same_event_id_same_bucket_and_dedup_across_parts() -> None:
         )
     )
     assert got == want
-    ids = part_a["event_id"]
+    ids = part_a["event_key"]
     assert bucket_of(ids, 4).to_pylist() == bucket_of(ids, 4).to_pylist()
     assert set(bucket_of(ids, 4).to_pylist()) == {0, 1, 2, 3}
 
@@ -132,7 +133,7 @@ def test_parse_blob_equals_parse_lines_with_empty_lines_and_no_final_newline() -
     blob_events, blob_rejected, blob_lines = parse_blob(blob, RECEIVED, "k")
     line_events, line_rejected, line_count = parse_lines(lines, RECEIVED, "k")
     assert blob_lines == line_count == len(lines)
-    assert blob_events.sort_by("event_id").equals(line_events.sort_by("event_id"))
+    assert blob_events.sort_by("event_key").equals(line_events.sort_by("event_key"))
     assert sorted((r.payload, r.error) for r in blob_rejected) == sorted(
         (r.payload, r.error) for r in line_rejected
     )
