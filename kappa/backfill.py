@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from kappa.direct_runner import adapt_fn_api_runner
 from kappa.pipeline import KappaRun, build_kappa, destination_of
 from pipelines.archive import arrival_spans, list_parts, read_part
 from pipelines.beam import METRICS_NAMESPACE, KappaCounter
@@ -189,6 +190,8 @@ def _quiet_in_memory_advice(record: logging.LogRecord) -> bool:
 
 
 def run_backfill(job: BackfillJob) -> BackfillResult:
+    if not any(arg.startswith("--runner") for arg in job.beam_args):
+        adapt_fn_api_runner()  # kappa.direct_runner: local-only, before the pipeline is built
     parts = _parts(job)
     log.info("backfill: %d part files from %s", len(parts), job.archive)
     started = time.perf_counter()

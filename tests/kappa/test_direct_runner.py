@@ -1,4 +1,5 @@
-"""The local DirectRunner adaptations: wider pulls, a read-position watermark, cached DoFn specs."""
+"""The local runner adaptations: wider pulls, a read-position watermark, cached DoFn specs, a
+state sampler that does not hold up a bundle's end."""
 
 from datetime import UTC, datetime
 
@@ -8,9 +9,11 @@ from google.cloud.pubsub_v1 import types
 from kappa.direct_runner import (
     CLOCK_SLACK_S,
     PULL_BATCH,
+    SAMPLING_PERIOD_MS,
     _LocalReader,
     _read_position,
     adapt_direct_runner,
+    adapt_fn_api_runner,
     beam_message,
 )
 
@@ -52,6 +55,20 @@ def test_adaptations_target_the_beam_runner_and_are_idempotent():
         assert getattr(func, "__func__", func).__module__ == "kappa.direct_runner"
     assert userstate.is_stateful_dofn.__module__ == "kappa.direct_runner"
     assert transform_evaluator.get_dofn_specs.__module__ == "kappa.direct_runner"
+
+
+def test_fn_api_runner_bundles_sample_state_every_10_ms_and_the_adaptation_is_idempotent():
+    """A bundle's end joins its state sampler's thread: Beam's 200 ms sleeps held up every stage."""
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.transforms import userstate
+    from apache_beam.utils.counters import CounterFactory
+
+    assert adapt_fn_api_runner() is True
+    sampler_class = statesampler.StateSampler
+    assert adapt_fn_api_runner() is True
+    assert statesampler.StateSampler is sampler_class
+    assert sampler_class("step", CounterFactory()).sampling_period_ms == SAMPLING_PERIOD_MS == 10
+    assert userstate.get_dofn_specs.__module__ == "kappa.direct_runner"
 
 
 def test_cached_dofn_specs_still_tell_stateful_from_stateless_dofns():
