@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from isal import igzip
+
 from pipelines.config import MAX_DURATION_S, Config, seconds_to_ms
 
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hr=(\d{2})(?:/mi=(\d{2}))?/part-[^/]+\.jsonl(?:\.gz)?$")
@@ -155,7 +157,7 @@ def read_part(path: str) -> bytes:
     else:
         with open(path, "rb") as handle:
             raw = handle.read()
-    return gzip.decompress(raw) if path.endswith(".gz") else raw
+    return igzip.decompress(raw) if path.endswith(".gz") else raw
 
 
 def read_lines(path: str) -> Iterator[bytes]:
