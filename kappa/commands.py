@@ -96,8 +96,8 @@ def run(
 @click.option(
     "--buckets",
     type=click.IntRange(1, 484),
-    default=8,
-    show_default=True,
+    default=None,
+    show_default="two per worker",
     help="event_id buckets of the dedup shuffle.",
 )
 @click.option(
@@ -120,7 +120,7 @@ def backfill(
     warehouse: str | None,
     start: str | None,
     end: str | None,
-    buckets: int,
+    buckets: int | None,
     workers: int,
     processes: bool,
     bigquery_table: str | None,

@@ -248,3 +248,30 @@ def test_the_run_sees_what_was_loaded_before_it_frozen_and_nothing_stays_frozen(
     assert len(frozen_while_reading) == result.parts
     assert min(frozen_while_reading) > 100_000  # Beam and its dependencies, at least
     assert gc.get_freeze_count() == 0
+
+
+def test_the_dedup_shuffle_has_two_buckets_per_local_worker_unless_told(tmp_path: Path) -> None:
+    """FnApiRunner deals the buckets to its workers in turn: two each by default, --buckets wins."""
+    import apache_beam as beam
+
+    from kappa.backfill import build_backfill, pipeline_options
+    from pipelines.beam.bounded import SplitByBucketFn
+
+    def buckets_of(job: BackfillJob) -> list[int]:
+        p = beam.Pipeline(options=pipeline_options([], job.workers))
+        build_backfill(p, job, parts=[])
+        found: list[int] = []
+
+        class Visitor(beam.pipeline.PipelineVisitor):
+            def visit_transform(self, node) -> None:  # an AppliedPTransform
+                fn = getattr(node.transform, "fn", None)
+                if isinstance(fn, SplitByBucketFn):
+                    found.append(fn.buckets)
+
+        p.visit(Visitor())
+        return found
+
+    archive, warehouse = str(tmp_path), str(tmp_path / "wh")
+    assert buckets_of(BackfillJob(CONFIG, archive, warehouse, workers=3)) == [6]
+    assert buckets_of(BackfillJob(CONFIG, archive, warehouse, workers=1)) == [2]
+    assert buckets_of(BackfillJob(CONFIG, archive, warehouse, workers=3, buckets=5)) == [5]
