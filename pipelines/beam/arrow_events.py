@@ -4,34 +4,29 @@ The verdict on every line is the one `pipelines.events.parse_event` gives (tests
 test_arrow_parser.py checks it over a corpus of good, bad and mutated lines). The rule
 table is `pipelines.events` (EVENT_TYPES, CLIENTS, MIN_EVENT_TIME_MS, MAX_FUTURE_MS):
 
-- a line in the canonical shape `Interaction.to_json()` writes (fixed key order, no
-  whitespace, canonical UUID, known event_type and client, ids of at most 18 digits) is
-  matched by one RE2 expression built from that table, which also captures the fields the
-  events table keeps (one `extract_regex` over the whole batch; it replaced a match followed
-  by NumPy reads at byte offsets, 0.2 s faster per 1M lines); event_time is then checked (not
-  before MIN_EVENT_TIME_MS and at most MAX_FUTURE_MS after arrival). For such a line those
-  are the only checks `parse_event` can fail: it has seven distinct keys, ASCII only, no
-  escapes, integers that are positive and fit in int64;
+- a line in the canonical shape `Interaction.to_json()` writes is found and read by
+  `pipelines.beam.event_lines` (vectorised, mostly NumPy with one RE2 expression built from
+  that table); its event_time is then checked (not before MIN_EVENT_TIME_MS and at most
+  MAX_FUTURE_MS after arrival);
 - every other line (bad ones, and valid ones in another shape) goes through `parse_event`
   itself, one by one, so rejected lines get its exact error message.
 
-Dedup is by exact event_id string, like the stream's; `bucket_of` spreads event_ids over
-buckets by their last two bytes, so every copy of one event_id lands in the same
-bucket however many part files it is spread over. Window starts are
-`pipelines.rows.window_start_ms` over a column (`window_starts`).
+A batch's events stay in line order. Dedup is by exact event_id string, like the stream's,
+through `event_key`; `bucket_of` spreads keys over buckets by their last two bytes, so
+every copy of one event_id lands in the same bucket however many part files it is spread
+over. Window starts are `pipelines.rows.window_start_ms` over a column (`window_starts`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.beam.event_lines import EVENTS_SCHEMA, canonical_events, event_key, event_types, value_offsets
 from pipelines.events import (
-    CLIENTS,
     EVENT_TYPES,
     MAX_FUTURE_MS,
     MIN_EVENT_TIME_MS,
@@ -43,35 +38,7 @@ from pipelines.events import (
 )
 from pipelines.rows import AGGREGATE_SCHEMA
 
-_HEX = "[0-9a-f]"  # lowercase, as `str(uuid)` writes it: such an event_id packs into its key
-_ID = "[1-9][0-9]{0,17}"  # at most 18 digits: always a positive int64
-# The fields the events table keeps are captured (as named groups, in EVENTS_SCHEMA's order).
-CANONICAL = (
-    r'^\{"event_id":"(?P<event_id>'
-    + "-".join(f"{_HEX}{{{n}}}" for n in (8, 4, 4, 4, 12))
-    + rf')","event_time":(?P<event_time>{_ID})'
-    + r',"event_type":"(?P<event_type>'
-    + "|".join(EVENT_TYPES)
-    + ")"
-    + rf'","tweet_id":(?P<tweet_id>{_ID}),"user_id":{_ID},"author_id":{_ID}'
-    + r',"client":"(?:'
-    + "|".join(CLIENTS)
-    + r')"\}\n?$'  # a trailing newline is JSON whitespace: `lines_of_blob` keeps it on each line
-)
-EVENT_TYPE = pa.dictionary(pa.int8(), pa.string())  # over the whole EVENT_TYPES, in its order
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("event_key", pa.binary()),  # `event_key(event_id)`: what dedup compares
-        ("event_time", pa.int64()),
-        ("event_type", EVENT_TYPE),
-        ("tweet_id", pa.int64()),
-    ]
-)
-_TYPES = pa.array(EVENT_TYPES, pa.string())
 _TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
-_UUID = re.compile("-".join(f"{_HEX}{{{n}}}" for n in (8, 4, 4, 4, 12)))
-_UUID_HEX_RUNS = ((0, 8), (9, 13), (14, 18), (19, 23), (24, 36))  # between the dashes
-PACKED, TEXT = b"\x00", b"\x01"  # the tag byte of a key
 COUNT_KEYS = ["window_start", "tweet_id", "event_type"]
 
 
@@ -118,102 +85,38 @@ def lines_of_blob(data: bytes) -> pa.Array:
 
 
 def parse_batch(batch: LineBatch, pipeline: str) -> tuple[EventBatch, list[BadRecord]]:
-    """Validate a batch of raw lines: the valid events, and the rest as BadRecords."""
-    fields = pc.extract_regex(batch.lines, CANONICAL)  # null where a line is not canonical
-    matched = fields.is_valid().to_numpy(zero_copy_only=False)
-    fast_events = _canonical_events(fields.filter(matched))
+    """Validate a batch of raw lines: the valid events (in line order), and the rest as BadRecords."""
+    events, positions = canonical_events(batch.lines)
     in_range = pc.and_(
-        pc.greater_equal(fast_events["event_time"], MIN_EVENT_TIME_MS),
-        pc.less_equal(fast_events["event_time"], batch.received_at_ms + MAX_FUTURE_MS),
+        pc.greater_equal(events["event_time"], MIN_EVENT_TIME_MS),
+        pc.less_equal(events["event_time"], batch.received_at_ms + MAX_FUTURE_MS),
     ).to_numpy(zero_copy_only=False)
-    # Lines left for the exact parser: unmatched ones and matched ones out of range.
-    slow_positions = np.flatnonzero(~matched)
     if not in_range.all():
-        fast_events = fast_events.filter(in_range)
-        slow_positions = np.sort(np.concatenate((slow_positions, np.flatnonzero(matched)[~in_range])))
-    slow = [batch.line(i) for i in slow_positions.tolist()]
-    slow_events, rejected = _parse_slowly(slow, batch.received_at_ms, pipeline)
-    events = pa.concat_tables([fast_events, slow_events]) if slow_events.num_rows else fast_events
+        events, positions = events.filter(in_range), positions[in_range]
+    # Lines left for the exact parser: not canonical, or canonical and out of range.
+    slow_at = np.setdiff1d(np.arange(len(batch.lines)), positions, assume_unique=True)
+    slow_events, good_at, rejected = _parse_slowly(batch, slow_at, pipeline)
+    if slow_events.num_rows:
+        positions = np.concatenate((positions, good_at))
+        events = pa.concat_tables([events, slow_events]).take(np.argsort(positions, kind="stable"))
     return EventBatch(events, batch.order), rejected
 
 
-def _canonical_events(fields: pa.StructArray) -> pa.Table:
-    """The captured fields of canonical lines as an EVENTS_SCHEMA table (ids of at most 18
-    digits always cast to int64)."""
-    integers = [
-        pc.cast(fields.field(name), pa.string()).cast(pa.int64()) for name in ("event_time", "tweet_id")
-    ]
-    return pa.table(
-        [
-            _packed_keys(fields.field("event_id")),
-            integers[0],
-            event_types(pc.index_in(fields.field("event_type"), value_set=_TYPES)),
-            integers[1],
-        ],
-        schema=EVENTS_SCHEMA,
-    )
-
-
-def event_key(event_id: str) -> bytes:
-    """The dedup key of an event_id: one per distinct string, and short for the usual ones.
-
-    An event_id written the way `str(uuid)` writes it (lowercase, dashed: 36 characters) is
-    the PACKED tag and its 16 bytes; any other is the TEXT tag and its UTF-8. Dedup stays by
-    exact string, and the keys the backfill shuffles are 17 bytes instead of 36 (its rows
-    went from ~67 to ~38 bytes: the runner copies every shuffled byte on one thread).
-    """
-    if _UUID.fullmatch(event_id):
-        return PACKED + bytes.fromhex(event_id.replace("-", ""))
-    return TEXT + event_id.encode()
-
-
-def _packed_keys(event_ids: pa.Array) -> pa.Array:
-    """`event_key` of canonical event_ids (36 lowercase-hex-and-dash bytes each), vectorised:
-    the hex digits of each id side by side, read two at a time as one uint16 (`_BYTE_OF_HEX_PAIR`)."""
-    n = len(event_ids)
-    start = int(_offsets(event_ids)[0])
-    text = np.frombuffer(event_ids.buffers()[2], np.uint8)[start : start + 36 * n].reshape(n, 36)
-    hex_digits = np.concatenate([text[:, a:b] for a, b in _UUID_HEX_RUNS], axis=1)  # (n, 32)
-    keys = np.empty((n, 17), np.uint8)
-    keys[:, 0] = PACKED[0]
-    keys[:, 1:] = np.take(_BYTE_OF_HEX_PAIR, hex_digits.view(np.uint16))
-    offsets = np.arange(0, 17 * n + 1, 17, dtype=np.int32)
-    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(keys)])
-
-
-def _byte_of_hex_pair() -> np.ndarray:
-    """uint16 (two hex digits as they lie in memory) -> the byte they write."""
-    table = np.zeros(1 << 16, np.uint8)
-    digits = np.frombuffer(b"0123456789abcdef", np.uint8).astype(np.uint16)
-    pairs = np.frombuffer(
-        np.stack(np.meshgrid(digits, digits, indexing="ij"), -1).astype(np.uint8).tobytes(), np.uint16
-    )
-    table[pairs] = np.arange(256, dtype=np.uint8)
-    return table
-
-
-_BYTE_OF_HEX_PAIR = _byte_of_hex_pair()
-
-
-def event_types(codes: pa.Array | list[int]) -> pa.DictionaryArray:
-    """Positions in EVENT_TYPES as an EVENT_TYPE column."""
-    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), _TYPES)
-
-
-def _offsets(values: pa.Array) -> np.ndarray:
-    """The value offsets of a binary or string array (int32), as numpy, without copying."""
-    return np.frombuffer(values.buffers()[1], np.int32)[values.offset : values.offset + len(values) + 1]
-
-
-def _parse_slowly(lines: list[bytes], received_at_ms: int, pipeline: str) -> tuple[pa.Table, list[BadRecord]]:
+def _parse_slowly(
+    batch: LineBatch, positions: np.ndarray, pipeline: str
+) -> tuple[pa.Table, np.ndarray, list[BadRecord]]:
+    """`parse_event` over the lines at `positions`: the good ones' events and positions, the rest rejected."""
     good: list[Interaction] = []
+    good_at: list[int] = []
     rejected = []
-    for line in lines:
+    for i in positions.tolist():
+        line = batch.line(i)
         try:
-            good.append(parse_event(line, received_at_ms))
+            good.append(parse_event(line, batch.received_at_ms))
+            good_at.append(i)
         except BadEvent as exc:
             rejected.append(BadRecord(line, str(exc), pipeline, now_ms()))
-    return events_table(good), rejected
+    return events_table(good), np.array(good_at, np.int64), rejected
 
 
 def events_table(events: list[Interaction]) -> pa.Table:
@@ -249,7 +152,7 @@ def bucket_of(keys: pa.ChunkedArray | pa.Array, buckets: int) -> pa.Array:
 
 def _last_two_bytes(strings: pa.Array) -> np.ndarray:
     """last byte + 256 * the byte before, per string (0 for a missing byte), read off the buffers."""
-    offsets, data = _offsets(strings), strings.buffers()[2]
+    offsets, data = value_offsets(strings), strings.buffers()[2]
     values = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
     ends, lengths = offsets[1:].astype(np.int64), np.diff(offsets)
     last = np.where(lengths >= 1, values[np.clip(ends - 1, 0, values.size - 1)], 0).astype(np.int64)

@@ -3,6 +3,7 @@ implementations of one rule table, `pipelines.events`), and its dedup and counts
 
 from __future__ import annotations
 
+import json
 import random
 
 import pyarrow as pa
@@ -137,3 +138,29 @@ def test_parse_blob_equals_parse_lines_with_empty_lines_and_no_final_newline() -
     assert sorted((r.payload, r.error) for r in blob_rejected) == sorted(
         (r.payload, r.error) for r in line_rejected
     )
+
+
+def test_events_keep_line_order_whatever_path_each_line_took() -> None:
+    """Canonical lines with a 13-digit event_time are checked in two pieces, other canonical
+    lines by the whole expression, the rest by parse_event: the events come out in line order,
+    with parse_event's verdict on each (received in 2286, so 12, 13 and 14 digits all occur)."""
+    received = 10**13 + 3_600_000
+    times = [10**13 + 5, 9_999_999_999_000, 10**13 + 7, 999_999_999_999, 10**13 + 9]  # 14, 13, 14, 12, 14
+    canonical = [e.to_json() for e in random_events(len(times))]
+    lines = [
+        json.dumps({**json.loads(line), "event_time": t}, separators=(",", ":")).encode()
+        for line, t in zip(canonical, times, strict=True)
+    ]
+    good = json.loads(good_variants()[2])
+    lines.insert(2, json.dumps({**good, "event_time": 10**13 + 6}).encode())  # valid, not canonical
+    events, rejected, _ = parse_lines(lines, received, "k")
+    want = []
+    for line in lines:
+        try:
+            e = parse_event(line, received)
+            want.append((event_key(e.event_id), e.event_time, e.event_type, e.tweet_id))
+        except BadEvent:
+            pass
+    assert list(zip(*(events[c].to_pylist() for c in events.column_names), strict=True)) == want
+    assert [t for _, t, _, _ in want] == [10**13 + 5, 9_999_999_999_000, 10**13 + 6, 10**13 + 7, 10**13 + 9]
+    assert [r.payload for r in rejected] == [lines[4]]  # the 12-digit one: before the first tweet
