@@ -2,7 +2,7 @@
 
 Made once per process, for local runs only; Dataflow is untouched. The stream's
 BundleBasedDirectRunner (`adapt_direct_runner`) gets changes 1-3, the backfill's
-FnApiRunner (`adapt_fn_api_runner`) changes 3-4. The Pub/Sub reader
+FnApiRunner (`adapt_fn_api_runner`) changes 3-5. The Pub/Sub reader
 (`_PubSubReadEvaluator`) gets two:
 
 1. **Wider pulls.** Beam pulls a hard-coded `max_messages=10` per bundle, so every ten
@@ -32,10 +32,19 @@ Nothing else about the read changes: it still acks on read (DESIGN.md section 10
    bundle a `StateSampler` thread that sleeps up to 200 ms between samples, and the
    bundle's end joins it, so each stage of a backfill waited out the sleep: 60-90 ms per
    stage of a 1M-event run, twice per run. Locally it samples every `SAMPLING_PERIOD_MS`.
+
+5. **Freed memory kept for reuse (glibc).** glibc maps large blocks afresh and hands freed
+   memory back to the kernel, so the backfill's part-sized buffers (file bytes, lines,
+   NumPy arrays, coder output) were faulted in page by page over and over: 130,000 page
+   faults and 0.4 s of system time in a 1M-event run, 1.45 s in all. With blocks up to
+   32 MiB served from the heap and up to 64 MiB of free heap kept (`mallopt`), 70,000 and
+   0.2 s, 1.27 s in all, for ~50 MiB more peak memory. Process-wide; a no-op elsewhere.
 """
 
 from __future__ import annotations
 
+import ctypes
+import platform
 import threading
 import time
 from datetime import UTC
@@ -44,6 +53,8 @@ from typing import Any
 PULL_BATCH = 500
 CLOCK_SLACK_S = 1.0
 SAMPLING_PERIOD_MS = 10
+MMAP_THRESHOLD = 32 << 20  # glibc's largest
+TRIM_THRESHOLD = 64 << 20
 _patched = False
 _fn_api_patched = False
 
@@ -139,7 +150,20 @@ def adapt_fn_api_runner(sampling_period_ms: int = SAMPLING_PERIOD_MS) -> bool:
     global _fn_api_patched
     if not _fn_api_patched:
         _fn_api_patched = _cache_dofn_specs() and _sample_state_every(sampling_period_ms)
+        keep_freed_memory()
     return _fn_api_patched
+
+
+def keep_freed_memory() -> bool:
+    """Change 5: glibc serves blocks up to MMAP_THRESHOLD from its heaps and keeps up to
+    TRIM_THRESHOLD of free heap; False where the C library is not glibc."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(
+        libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD) and libc.mallopt(m_trim_threshold, TRIM_THRESHOLD)
+    )
 
 
 def _sample_state_every(period_ms: int) -> bool:

@@ -15,6 +15,7 @@ from kappa.direct_runner import (
     adapt_direct_runner,
     adapt_fn_api_runner,
     beam_message,
+    keep_freed_memory,
 )
 
 
@@ -69,6 +70,13 @@ def test_fn_api_runner_bundles_sample_state_every_10_ms_and_the_adaptation_is_id
     assert statesampler.StateSampler is sampler_class
     assert sampler_class("step", CounterFactory()).sampling_period_ms == SAMPLING_PERIOD_MS == 10
     assert userstate.get_dofn_specs.__module__ == "kappa.direct_runner"
+
+
+def test_glibc_keeps_freed_memory_for_reuse_where_it_is_the_c_library():
+    import platform
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc
 
 
 def test_cached_dofn_specs_still_tell_stateful_from_stateless_dofns():
