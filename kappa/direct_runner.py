@@ -146,7 +146,7 @@ def adapt_direct_runner(batch: int = PULL_BATCH) -> bool:
 
 
 def adapt_fn_api_runner(sampling_period_ms: int = SAMPLING_PERIOD_MS) -> bool:
-    """Apply changes 3 and 4 once per process; False if this Beam version lacks their targets."""
+    """Apply changes 3 to 5 once per process; False if this Beam version lacks the targets of 3 and 4."""
     global _fn_api_patched
     if not _fn_api_patched:
         _fn_api_patched = _cache_dofn_specs() and _sample_state_every(sampling_period_ms)
