@@ -169,6 +169,11 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def runs_locally(beam_args: list[str]) -> bool:
+    """Whether the job runs on the local FnApiRunner (no --runner among the Beam arguments)."""
+    return not any(arg.startswith("--runner") for arg in beam_args)
+
+
 def pipeline_options(beam_args: list[str], workers: int = 1, processes: bool = False) -> PipelineOptions:
     """Local default: FnApiRunner with `workers` in-memory workers; a --runner in beam_args wins.
 
@@ -177,7 +182,7 @@ def pipeline_options(beam_args: list[str], workers: int = 1, processes: bool = F
     (1M events: 1.45 s in memory vs 2.35 s multi_threading vs 3.6 s multi_processing).
     `processes` starts worker processes instead, for DoFns that hold the GIL.
     """
-    if any(arg.startswith("--runner") for arg in beam_args):
+    if not runs_locally(beam_args):
         return PipelineOptions(beam_args)
     mode = "multi_processing" if processes and workers > 1 else "in_memory"
     if mode == "in_memory" and workers > 1:
@@ -201,7 +206,7 @@ def _quiet_in_memory_advice(record: logging.LogRecord) -> bool:
 
 
 def run_backfill(job: BackfillJob) -> BackfillResult:
-    if not any(arg.startswith("--runner") for arg in job.beam_args):
+    if runs_locally(job.beam_args):
         adapt_fn_api_runner()  # kappa.direct_runner: local-only, before the pipeline is built
     parts = _parts(job)
     log.info("backfill: %d part files from %s", len(parts), job.archive)

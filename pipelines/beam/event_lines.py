@@ -86,14 +86,8 @@ def canonical_events(lines: pa.Array) -> tuple[pa.Table, np.ndarray]:
     matched = fields.is_valid().to_numpy(zero_copy_only=False) & fixed_ok
     chosen = np.flatnonzero(matched)
     fields = fields.filter(matched)
-    quick = pa.table(
-        [
-            _packed_keys(id_bytes[chosen]),
-            _integers(heads[chosen, _TIME_AT : _TIME_AT + _TIME_DIGITS]),
-            event_types(pc.index_in(fields.field("event_type"), value_set=TYPES)),
-            pc.cast(pc.cast(fields.field("tweet_id"), pa.string()), pa.int64()),
-        ],
-        schema=EVENTS_SCHEMA,
+    quick = _events(
+        _packed_keys(id_bytes[chosen]), _integers(heads[chosen, _TIME_AT : _TIME_AT + _TIME_DIGITS]), fields
     )
     at = long_at[chosen]
     others = np.setdiff1d(np.arange(n), long_at[fixed_ok], assume_unique=True)
@@ -104,7 +98,10 @@ def canonical_events(lines: pa.Array) -> tuple[pa.Table, np.ndarray]:
     matched = fields.is_valid().to_numpy(zero_copy_only=False)
     if not matched.any():
         return quick, at
-    more = _captured_events(fields.filter(matched))
+    fields = fields.filter(matched)
+    more = _events(
+        _packed_keys(_id_bytes(_matrix(fields.field("event_id"), 36))), _number(fields, "event_time"), fields
+    )
     positions = np.concatenate((at, others[matched]))
     order = np.argsort(positions, kind="stable")
     return pa.concat_tables([quick, more]).take(order), positions[order]
@@ -157,21 +154,23 @@ def _fixed_part_is_canonical(heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return ok, id_bytes
 
 
-def _captured_events(fields: pa.StructArray) -> pa.Table:
-    """The fields `CANONICAL` captured, as an EVENTS_SCHEMA table (ids of at most 18 digits
-    always cast to int64)."""
-    integers = [
-        pc.cast(pc.cast(fields.field(name), pa.string()), pa.int64()) for name in ("event_time", "tweet_id")
-    ]
+def _events(keys: pa.Array, event_times: pa.Array, fields: pa.StructArray) -> pa.Table:
+    """An EVENTS_SCHEMA table of canonical lines: their keys and event times, and the
+    event_type and tweet_id an expression captured (`REST` or `CANONICAL`)."""
     return pa.table(
         [
-            _packed_keys(_id_bytes(_matrix(fields.field("event_id"), 36))),
-            integers[0],
+            keys,
+            event_times,
             event_types(pc.index_in(fields.field("event_type"), value_set=TYPES)),
-            integers[1],
+            _number(fields, "tweet_id"),
         ],
         schema=EVENTS_SCHEMA,
     )
+
+
+def _number(fields: pa.StructArray, name: str) -> pa.Array:
+    """A captured id of at most 18 digits as int64 (it always fits)."""
+    return pc.cast(pc.cast(fields.field(name), pa.string()), pa.int64())
 
 
 def event_key(event_id: str) -> bytes:
