@@ -1,9 +1,13 @@
 """The local runner adaptations: wider pulls, a read-position watermark, cached DoFn specs, a
 state sampler that does not hold up a bundle's end."""
 
+import platform
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import apache_beam as beam
+import pytest
 from google.cloud.pubsub_v1 import types
 
 from kappa.direct_runner import (
@@ -15,7 +19,6 @@ from kappa.direct_runner import (
     adapt_direct_runner,
     adapt_fn_api_runner,
     beam_message,
-    keep_freed_memory,
 )
 
 
@@ -72,11 +75,43 @@ def test_fn_api_runner_bundles_sample_state_every_10_ms_and_the_adaptation_is_id
     assert userstate.get_dofn_specs.__module__ == "kappa.direct_runner"
 
 
-def test_glibc_keeps_freed_memory_for_reuse_where_it_is_the_c_library():
-    import platform
+_MAPPED_BLOCKS = """
+import ctypes, sys
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype, libc.malloc.restype = MallInfo2, ctypes.c_void_p
+libc.malloc.argtypes, libc.free.argtypes = [ctypes.c_size_t], [ctypes.c_void_p]
+if sys.argv[1] == "keep":
+    from kappa.direct_runner import keep_freed_memory
+    assert keep_freed_memory() is True
+before = libc.mallinfo2().hblks
+block = libc.malloc(16 << 20)
+print(libc.mallinfo2().hblks - before)
+libc.free(block)
+"""
 
-    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert keep_freed_memory() is glibc
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's"
+)
+def test_glibc_keeps_freed_memory_for_reuse_where_it_is_the_c_library():
+    """A fresh process maps a 16 MiB block of its own (and unmaps it when freed, so the next
+    one is faulted in again); after keep_freed_memory it comes from the heap."""
+
+    def mapped_blocks(mode: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", _MAPPED_BLOCKS, mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return int(done.stdout.strip())
+
+    assert mapped_blocks("default") == 1
+    assert mapped_blocks("keep") == 0
 
 
 def test_cached_dofn_specs_still_tell_stateful_from_stateless_dofns():
