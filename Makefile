@@ -6,7 +6,7 @@ CONFIG ?= config/demo.yaml
 DURATION ?= 240
 PYTEST_ARGS ?=
 
-.PHONY: setup up down status demo demo-cloud test test-fast bench lint clean help
+.PHONY: setup up down status demo demo-cloud test test-fast fuzz bench lint clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,9 @@ test: setup  ## every test: unit, Beam, Flink, real Kafka + emulator, Terraform 
 
 test-fast: setup  ## tests that need no local stack and no Flink
 	$(PY) -m pytest -m "not stack and not flink and not slow" $(PYTEST_ARGS)
+
+fuzz: setup  ## the property and fuzz targets at length (FUZZ_EXAMPLES inputs each, random seeds)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -m fuzz -p no:cacheprovider -s $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks -> bench/results/<date>.json and latest.md
 	$(KAPPACTL) bench --config $(CONFIG)

@@ -7,8 +7,30 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from pipelines.stack.private import PrivateStack
+
+# Property and fuzz tests (Hypothesis). `make test` runs the "ci" profile: derandomized (the
+# same inputs every run, so a failure reproduces), bounded, no example database on disk.
+# `make fuzz` runs the "fuzz" profile: random inputs, many more of them (FUZZ_EXAMPLES).
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz",
+    derandomize=False,
+    database=None,
+    deadline=None,
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 SHARED = ("local_stack", "flink_cluster")  # the session's services
 
