@@ -3,8 +3,10 @@
 Comparisons run on a small bounded thread pool, never on the request path; when the pool is
 saturated a shadow read is dropped and counted rather than queued without bound. Only
 settled windows are compared (both arms final: `settle_ms` after window_end), so in-flight
-windows do not count as mismatches. Stats are kept per cutover transition (`seq`) and
-written to the cutover folder, where `kappactl cutover check` reads them.
+windows do not count as mismatches. Stats are kept per cutover transition (`seq`): a late
+read made before the current transition is counted as stale and ignored, never allowed to
+replace the current stats. They are written to the cutover folder, where `kappactl cutover
+check` reads them.
 """
 
 from __future__ import annotations
@@ -134,15 +136,20 @@ class ShadowRecorder:
             self.metrics.inc("shadow_keys_pending_total", pending, **labels)
             if mismatched:
                 self.metrics.inc("shadow_mismatched_reads_total", 1, **labels)
-            self._record(seq, compared, mismatched, pending)
+            if not self._record(seq, compared, mismatched, pending):
+                self.metrics.inc("shadow_stale_reads_total", 1, **labels)
         except Exception:  # a failed shadow read must never affect serving; it is counted
             log.exception("shadow read failed")
             self.metrics.inc("shadow_errors_total", primary=primary_arm, shadow=shadow_arm)
         finally:
             self._done()
 
-    def _record(self, seq: int, compared: int, mismatched: int, pending: int) -> None:
+    def _record(self, seq: int, compared: int, mismatched: int, pending: int) -> bool:
+        """Add one read to the stats of transition `seq`; False (and nothing changed) for a
+        read made before the current transition, which must not replace its stats."""
         with self._lock:
+            if seq < self.stats.seq:
+                return False
             stats = self.stats if self.stats.seq == seq else ShadowStats(seq=seq)
             self.stats = replace(
                 stats,
@@ -153,6 +160,7 @@ class ShadowRecorder:
                 updated_ms=time.time_ns() // 1_000_000,
             )
             self._dirty = True
+            return True
 
     def flush(self) -> None:
         """Write the stats file if anything changed (called by the refresher)."""
