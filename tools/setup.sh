@@ -6,6 +6,8 @@
 #   .venv-bq       bqemulator, the BigQuery emulator (it pins sqlglot 30; Ibis 12 needs < 28)
 #   .local/uv      uv, the installer of the four venvs (requirements/uv.lock)
 #   .local/jars    Kafka broker and Flink Kafka connector jars, by Maven from tools/pom.xml
+#   .local/jars-kappa  the Kappa arm's Flink 1.19 cluster, Beam job server, Kafka expansion
+#                  service and Java worker pool, by Maven from tools/kappa-flink/
 #   .local/bin     the Pub/Sub emulator (Go), fake-gcs-server (Go, the Cloud Storage emulator),
 #                  and OpenTofu when no terraform/tofu is on PATH
 set -euo pipefail
@@ -79,6 +81,17 @@ jars() {  # the Kafka broker and Flink connector jars
   fi
 }
 
+kappa_flink_jars() {  # the Kappa arm on Flink: cluster + job server, Kafka expansion service
+  local stamp=.local/jars-kappa/.pom.sha256 want
+  want="$(cat tools/kappa-flink/pom.xml tools/kappa-flink/*/pom.xml | sha256sum | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "setup: fetching the Kappa arm's Flink, Beam job server and Kafka expansion jars with Maven ..."
+    rm -rf .local/jars-kappa
+    mvn -q -B -f tools/kappa-flink/pom.xml package
+    echo "$want" > "$stamp"
+  fi
+}
+
 uv_bootstrap
 export UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy  # the machine's Python; files owned by each venv
 
@@ -91,6 +104,7 @@ step venv .venv-checkov requirements/checkov.lock no
 step venv .venv-bq requirements/bqemulator.lock no
 step fake_gcs
 step jars
+step kappa_flink_jars
 step tools/build_emulator.sh
 failed=0
 for entry in "${steps[@]}"; do
