@@ -40,6 +40,7 @@ from typing import Iterable, Iterator
 from isal import igzip
 
 from pipelines.config import MAX_DURATION_S, Config, seconds_to_ms
+from pipelines.events import one_line
 
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hr=(\d{2})(?:/mi=(\d{2}))?/part-[^/]+\.jsonl(?:\.gz)?$")
 # The Cloud Storage subscription's objects: <prefix>YYYY-MM-DD/hh/mm_ssZ_<uuid>.jsonl
@@ -190,7 +191,7 @@ class ArchiveWriter:
         suffix = ".jsonl.gz" if self.compress else ".jsonl"
         name = f"part-{self.writer_id}-{self._seq:08d}{suffix}"
         tmp = folder / f".{name}.tmp"
-        body = b"".join(one_line(line) + b"\n" for line in lines)
+        body = b"".join(one_line(line) + b"\n" for line in lines)  # the form every arm reads
         with open(tmp, "wb") as handle:
             handle.write(gzip.compress(body, compresslevel=1) if self.compress else body)
             handle.flush()
@@ -198,14 +199,3 @@ class ArchiveWriter:
         final = folder / name
         os.replace(tmp, final)
         return final
-
-
-def one_line(raw: bytes) -> bytes:
-    """A raw record as one archive line.
-
-    Records are stored as received, except that a CR or LF (JSON whitespace between
-    tokens) becomes a space so a record always stays on one line. Inside a string it
-    could never be part of a valid event anyway: every string field is a UUID or an
-    enumerated value, so the verdict of the parser is unchanged.
-    """
-    return raw.replace(b"\r", b" ").replace(b"\n", b" ")

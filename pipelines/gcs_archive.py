@@ -8,7 +8,10 @@ subscription would write, by its documented rules (CloudStorageConfig in the Pub
   the datetime is the UTC time the object is started;
 - batching: a new object once `max_duration` (60 s to 600 s, default 300 s) has passed or
   `max_bytes` (default 128 MiB, terraform's value) would be exceeded, whichever first;
-- text format: each message's data, newline-terminated; an object appears only complete.
+- text format: each message's data verbatim, newline-terminated; an object appears only
+  complete. A message holding a newline would be split into several lines, as by the real
+  subscription: the bridge publishes every record in its one-line form (pipelines/events.py,
+  `one_line`), which is what keeps a record one line here.
 
 `max_duration` is an upper bound: the subscription may start an object sooner. With
 `gcp.archive_aligned_to_period` the stand-in also starts one at each batch-period boundary, so
@@ -29,7 +32,7 @@ from typing import Any, Callable, Iterable
 
 import click
 
-from pipelines.archive import one_line, subscription_object_name
+from pipelines.archive import subscription_object_name
 from pipelines.cli_common import exit_when_idle_option, with_config
 from pipelines.config import MAX_DURATION_S, Config
 from pipelines.errors import ConfigError
@@ -101,9 +104,14 @@ class SubscriptionObjectWriter:
         return uri
 
 
+def object_body(bodies: Iterable[bytes]) -> bytes:
+    """What the subscription writes for these messages: each one's data as is, newline-terminated."""
+    return b"".join(raw + b"\n" for raw in bodies)
+
+
 def write_object(root: str, bodies: Iterable[bytes], started_ms: int) -> str:
     """One subscription object holding the message `bodies`, one per line."""
-    body = b"".join(one_line(raw) + b"\n" for raw in bodies)
+    body = object_body(bodies)
     bucket_root = root.removeprefix("gs://")
     bucket, _, prefix = bucket_root.partition("/")
     name = subscription_object_name(prefix, started_ms, str(uuid.uuid4()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from pipelines.events import BadRecord, Interaction, now_ms, parse_or_reject
+from pipelines.events import BadRecord, Interaction, now_ms, one_line, parse_or_reject, raw_bytes
 from pipelines.rows import (
     AGGREGATE_SCHEMA,
     DEAD_LETTER_SCHEMA,
@@ -41,9 +41,14 @@ class SpeedEvent(NamedTuple):
 
 
 def parse_record(payload: bytes | str, received_at_ms: int | None) -> SpeedEvent | BadRecord:
-    """The event in one Kafka record, or its dead-letter record (never raises)."""
+    """The event in one Kafka record, or its dead-letter record (never raises).
+
+    The record is judged in its one-line form, the bytes the bridge publishes and the
+    archiver writes, so that every arm dead-letters the same payload with the same reason."""
     result = parse_or_reject(
-        payload, PIPELINE, received_at_ms if received_at_ms and received_at_ms > 0 else None
+        one_line(raw_bytes(payload)),
+        PIPELINE,
+        received_at_ms if received_at_ms and received_at_ms > 0 else None,
     )
     if isinstance(result, Interaction):
         return SpeedEvent(result.tweet_id, result.event_type, result.event_time, result.event_id)

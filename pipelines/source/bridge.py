@@ -1,8 +1,12 @@
 """The bridge ("event processors"): Kafka -> Pub/Sub, at least once.
 
-Each record is published with attributes `event_id` and `event_time` (what Dataflow's
-id_label and timestamp_attribute read). A record that does not parse is forwarded
-unchanged with attributes taken from its Kafka metadata, so the Kappa job dead-letters
+Each record is published in its one-line form (`pipelines.events.one_line`: a CR or LF
+becomes a space) with attributes `event_id` and `event_time` (what Dataflow's id_label and
+timestamp_attribute read). One line because the Cloud Storage subscription writes each
+message's data verbatim, newline-terminated, and the archive's readers take a line for a
+record: a pretty-printed event would be counted by the stream and dead-lettered in pieces
+by the backfill and the legacy batch. A record that does not parse is forwarded (in the
+same form) with attributes taken from its Kafka metadata, so the Kappa job dead-letters
 it: nothing is dropped here. Offsets are committed only after Pub/Sub acknowledged
 every publish of the batch; a crash re-sends the unacknowledged tail (duplicates,
 exactly as in production).
@@ -19,7 +23,7 @@ import click
 from pipelines.cli_common import exit_when_idle_option, with_config
 from pipelines.config import Config
 from pipelines.errors import StackError
-from pipelines.events import BadEvent, parse_event
+from pipelines.events import BadEvent, one_line, parse_event
 from pipelines.source.consumer_loop import run_consumer_loop
 
 FLUSH_RECORDS = 5000
@@ -39,6 +43,14 @@ def attributes_for(payload: bytes | None, topic: str, partition: int, offset: in
     return event.attributes()
 
 
+def message_for(
+    payload: bytes | None, topic: str, partition: int, offset: int, timestamp_ms: int
+) -> tuple[bytes, dict]:
+    """The Pub/Sub message (data, attributes) the bridge publishes for a Kafka record."""
+    data = one_line(payload or b"")
+    return data, attributes_for(data, topic, partition, offset, timestamp_ms)
+
+
 class PubSubOutput:
     def __init__(self, config: Config):
         from pipelines.pubsub_io import publisher
@@ -50,8 +62,8 @@ class PubSubOutput:
 
     def add(self, msg) -> None:
         _, timestamp_ms = msg.timestamp()
-        attrs = attributes_for(msg.value(), msg.topic(), msg.partition(), msg.offset(), timestamp_ms)
-        self.pending.append(self.client.publish(self.topic, msg.value() or b"", **attrs))
+        data, attrs = message_for(msg.value(), msg.topic(), msg.partition(), msg.offset(), timestamp_ms)
+        self.pending.append(self.client.publish(self.topic, data, **attrs))
 
     def due(self) -> bool:
         return len(self.pending) >= FLUSH_RECORDS or (
