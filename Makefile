@@ -6,7 +6,7 @@ CONFIG ?= config/demo.yaml
 DURATION ?= 240
 PYTEST_ARGS ?=
 
-.PHONY: setup up down status demo demo-cloud test test-fast fuzz bench lint clean help
+.PHONY: setup up down status demo demo-cloud test test-fast fuzz bench lint docs clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ lint: setup  ## ruff, the mypy type check and terraform fmt
 	.venv/bin/mypy
 	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; \
 	 elif [ -x .local/bin/tofu ]; then .local/bin/tofu fmt -check -recursive terraform; fi
+
+docs: setup  ## the documentation site (mkdocs --strict: a broken link fails) -> .local/site
+	.venv/bin/mkdocs build --strict --site-dir .local/site
 
 clean:  ## remove local state (stack data, archive, warehouse, reports); keeps venvs and jars
 	-$(KAPPACTL) down --config $(CONFIG)
