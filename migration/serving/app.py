@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -37,7 +41,7 @@ from migration.serving.status import MigrationSource
 from pipelines.config import Config
 from pipelines.errors import ConfigError, InputError, KappaError, StackError
 from pipelines.events import EVENT_TYPES
-from pipelines.instants import parse_optional_instant, utc_iso
+from pipelines.instants import parse_instant, utc_iso
 from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -70,32 +74,63 @@ class ServingSettings:
         return cls(root, t.window_ms, t.period_ms, settle_ms, refresh_s)
 
 
+TWEET_ID = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²" and "١٢"
+EPOCH_MS = re.compile(r"-?[0-9]{1,19}")
+# The instants utc_iso can write back (datetime's range): 0001-01-01 to 9999-12-31 UTC.
+MIN_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MAX_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A parameter for an error message: its repr, cut to `limit` characters."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit] + "...'"
+
+
 def parse_time(name: str, text: str | None) -> int | None:
     """A query-string instant; a '+' of an offset arrives decoded as a space."""
-    if text and "T" in text:
-        text = text.replace(" ", "+", 1)
-    try:
-        return parse_optional_instant(text, name)
-    except ConfigError as exc:  # a bad request parameter, like every other one the API rejects
-        raise InputError(str(exc)) from exc
+    if text is None or text == "":
+        return None
+    bad = InputError(
+        f"{name}: not epoch ms or an ISO 8601 time from 0001-01-01 to 9999-12-31 UTC: {_shown(text)}"
+    )
+    if not text.isascii():
+        raise bad
+    if EPOCH_MS.fullmatch(text.strip()):
+        ms = int(text)
+    else:
+        if "T" in text:
+            text = text.replace(" ", "+", 1)
+        try:
+            ms = parse_instant(text, name)
+        except (ConfigError, ValueError, OverflowError) as exc:
+            raise bad from exc
+    if not MIN_MS <= ms <= MAX_MS:
+        raise bad
+    return ms
 
 
 def parse_tweet_id(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0 or int(text) >= 2**63:
-        raise InputError(f"tweet_id: must be a positive 64-bit integer, got {text!r}")
+    if not TWEET_ID.fullmatch(text) or not 0 < int(text) < 2**63:
+        raise InputError(f"tweet_id: must be a positive 64-bit integer in ASCII digits, got {_shown(text)}")
     return int(text)
 
 
 def parse_query(request: Request) -> tuple[int, str | None, int | None, int | None]:
-    unknown = sorted(set(request.query_params) - QUERY_PARAMS)
+    names = Counter(name for name, _ in request.query_params.multi_items())
+    unknown = sorted(set(names) - QUERY_PARAMS)
     if unknown:
         raise InputError(
-            f"unknown query parameter(s) {', '.join(unknown)}: use {', '.join(sorted(QUERY_PARAMS))}"
+            f"unknown query parameter(s) {', '.join(map(_shown, unknown[:5]))}: "
+            f"use {', '.join(sorted(QUERY_PARAMS))}"
         )
+    repeated = sorted(name for name, n in names.items() if n > 1)
+    if repeated:
+        raise InputError(f"query parameter(s) given more than once: {', '.join(repeated)}")
     tweet_id = parse_tweet_id(request.path_params["tweet_id"])
     event_type = request.query_params.get("event_type") or None
     if event_type is not None and event_type not in EVENT_TYPES:
-        raise InputError(f"event_type: unknown {event_type!r}; use one of {', '.join(EVENT_TYPES)}")
+        raise InputError(f"event_type: unknown {_shown(event_type)}; use one of {', '.join(EVENT_TYPES)}")
     start = parse_time("start", request.query_params.get("start"))
     end = parse_time("end", request.query_params.get("end"))
     if start is not None and end is not None and start > end:
@@ -126,6 +161,8 @@ class ServingService:
                 Warehouse(settings.warehouse_root), settings.window_ms, settings.period_ms
             )
         self.watcher = StateWatcher(store)
+        self.metrics.describe("cutover_state_unreadable", "gauge",
+                              "1 while the cutover state cannot be read (reads use the last good one).")  # fmt: skip
         stats_dir = store.directory if isinstance(store, LocalStateStore) else None
         self.shadow = ShadowRecorder(
             self.metrics, settings.settle_ms, stats_dir, tolerance=settings.shadow_tolerance
@@ -195,25 +232,34 @@ class ServingService:
         return JSONResponse(body, headers={"X-Served-By": chosen.primary})
 
     async def health(self, request: Request) -> Response:
-        state = self.watcher.current()
+        """200 when reads are served from a data snapshot and a readable cutover state; 503 with
+        the reason otherwise (reads may still be served from the last good state meanwhile)."""
+        state = self.watcher.last_good()
         snap: Snapshot | None = self.data.snapshot
+        status = "ok" if snap else "loading"
+        if self.watcher.error:
+            status = "cutover_state_unreadable"
+        cutover = state and {"state": state.label, "stage": state.stage.value, "seq": state.seq}
         body: dict[str, Any] = {
-            "status": "ok" if snap else "loading",
-            "cutover": {"state": state.label, "stage": state.stage.value, "seq": state.seq},
-            "shadow": self.shadow.stats.as_json() if self.shadow.stats.seq == state.seq else None,
+            "status": status,
+            "cutover": cutover,
+            "cutover_error": self.watcher.error,
+            "shadow": self.shadow.stats.as_json() if state and self.shadow.stats.seq == state.seq else None,
             "snapshot_error": self.data.last_error,
         }
         if snap:
             body["snapshot"] = {"built": _iso(snap.built_ms), "build_seconds": round(snap.build_seconds, 3),
                                 "rows": snap.rows, "legacy_view": snap.legacy_view,
                                 "new_rows": snap.new_rows, "runs": snap.runs}  # fmt: skip
-        return JSONResponse(body, status_code=200 if snap else 503)
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     async def render_metrics(self, request: Request) -> Response:
-        state = self.watcher.current()
-        for stage in ("SHADOW", "CANARY", "FULL", "DECOMMISSIONED"):
-            self.metrics.set("cutover_stage", 1.0 if state.stage.value == stage else 0.0, stage=stage)
-        self.metrics.set("canary_percent", float(state.canary_percent or 0))
+        state = self.watcher.last_good()
+        self.metrics.set("cutover_state_unreadable", float(self.watcher.error is not None))
+        if state is not None:
+            for stage in ("SHADOW", "CANARY", "FULL", "DECOMMISSIONED"):
+                self.metrics.set("cutover_stage", 1.0 if state.stage.value == stage else 0.0, stage=stage)
+            self.metrics.set("canary_percent", float(state.canary_percent or 0))
         snap = self.data.snapshot
         if snap:
             self.metrics.set("snapshot_age_seconds", max(0.0, time.time() - snap.built_ms / 1000))
@@ -261,9 +307,16 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (and any HTTPException) as the JSON errors of the rest."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        path = _shown(request.url.path, 80)
+        return JSONResponse(
+            {"error": f"no route {path}: try {COUNTS_ROUTE} or /console", "type": "NotFound"}, 404
+        )
     return JSONResponse(
-        {"error": f"no route {request.url.path}: try {COUNTS_ROUTE} or /console", "type": "NotFound"}, 404
+        {"error": exc.detail, "type": "HTTPError"}, exc.status_code, headers=dict(exc.headers or {})
     )
 
 
@@ -286,7 +339,7 @@ def create_app(settings: ServingSettings, store: StateStore) -> Starlette:
             Route("/metrics", service.render_metrics, methods=["GET"]),
             *service.console.routes(),
         ],
-        exception_handlers={KappaError: _kappa_error, 404: _not_found, Exception: _unexpected},
+        exception_handlers={KappaError: _kappa_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)

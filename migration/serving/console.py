@@ -10,7 +10,13 @@ The source is the local warehouse unless one is given: the serving API passes a
 `POST /v1/migration/advance` and `/v1/migration/rollback` exist only when the server was
 started with `--allow-actions` (otherwise 403): they take a JSON body with a `reason` and
 `"confirm": true` (the page asks first) and call the cutover controller, its gate and its
-audit log exactly as `kappactl cutover advance|rollback` does.
+audit log exactly as `kappactl cutover advance|rollback` does. They are accepted only from
+this server's own console page (same origin, JSON, the page's token: see action_guard.py),
+and the actor recorded is the OS user running the server, never a value of the request.
+
+Blocking reads (DuckDB, BigQuery, files) never run on the event loop: a request that needs
+one runs it on the thread pool, and a report id the evidence does not know forces a re-read
+at most once per `report_refresh_s`, so unknown ids cannot queue reads behind each other.
 """
 
 from __future__ import annotations
@@ -29,9 +35,18 @@ from starlette.routing import Route
 
 from migration.cutover.controller import advance, default_actor, rollback
 from migration.cutover.gate import ShadowStats
-from migration.cutover.model import parse_stage
 from migration.cutover.store import StateStore
 from migration.policy import Policy, same_arms
+from migration.serving.action_guard import (
+    ActionBody,
+    check_media_type,
+    check_same_origin,
+    check_token,
+    host_is_own,
+    new_token,
+    parse_action,
+    read_body,
+)
 from migration.serving.metrics import Metrics
 from migration.serving.shadow import ShadowRecorder
 from migration.serving.status import (
@@ -41,12 +56,24 @@ from migration.serving.status import (
     build_status,
     gather,
 )
-from pipelines.errors import InputError, KappaError
+from pipelines.errors import KappaError, StackError
 from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 ASSETS = {"console.js": "application/javascript", "console.css": "text/css"}
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+REPORT_REFRESH_S = 5.0  # an unknown report id forces a re-read at most this often
+MAX_RUN_ID_CHARS = 200
+TOKEN_PLACEHOLDER = "{{console_token}}"
+# The page loads only its own files and cannot be framed (a framed page's buttons can be
+# clicked by the framing site).
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 # The gauges deploy/prometheus/ alerts on and deploy/grafana/ draws (prefix kappa_serving_).
 GAUGES = {
     "migration_validation_last_verdict": "1 for the verdict of the newest validation run of the gate arms.",
@@ -99,11 +126,20 @@ class Console:
         self._read_at = 0.0
         self._read_seconds = 0.0
         self.last_error: str | None = None
+        self.token = new_token()  # the console page carries it; actions must send it back
+        self.actor = f"{default_actor()} (console)"  # who runs the server, never the client's say
+        self.report_refresh_s = REPORT_REFRESH_S
+        self._forced_at = -float("inf")
+        self._forced_lock = threading.Lock()
+        self._first_lock = threading.Lock()
         for name, text in GAUGES.items():
             metrics.describe(name, "gauge", text)
+        metrics.describe(
+            "console_status_reads_total", "counter", "Reads of the migration evidence, by trigger."
+        )
 
     # -- reading ---------------------------------------------------------------------------
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self, force: bool = False, trigger: str = "tick") -> None:
         """Re-read the sources if they changed or the last read is older than max_age_s."""
         since = time.monotonic() - self._read_at
         if not force and self._evidence is not None and since < 5 * self._read_seconds:
@@ -113,6 +149,7 @@ class Console:
             return
         started = time.monotonic()
         with self._lock:
+            self.metrics.inc("console_status_reads_total", trigger=trigger)
             try:
                 evidence = gather(self.source, _now_ms())
             except Exception as exc:  # e.g. DuckDB on a segment being replaced: retried next tick
@@ -123,11 +160,23 @@ class Console:
             self._read_seconds = self._read_at - started
             self.last_error = None
 
+    def _may_force(self) -> bool:
+        """True at most once per report_refresh_s (for every caller together)."""
+        with self._forced_lock:
+            now = time.monotonic()
+            if now - self._forced_at < self.report_refresh_s:
+                return False
+            self._forced_at = now
+            return True
+
     def evidence(self) -> Evidence:
+        """The evidence read last (blocking: call it off the event loop)."""
         if self._evidence is None:
-            self.refresh(force=True)
+            with self._first_lock:  # one first read; requests arriving meanwhile wait for it
+                if self._evidence is None and (self.last_error is None or self._may_force()):
+                    self.refresh(force=True, trigger="first")
         if self._evidence is None:
-            raise InputError(f"the migration status cannot be read: {self.last_error}")
+            raise StackError(f"the migration status cannot be read yet: {self.last_error or 'retrying'}")
         return self._evidence
 
     def shadow_stats(self, seq: int) -> ShadowStats | None:
@@ -149,58 +198,53 @@ class Console:
         return JSONResponse(doc, headers={"Cache-Control": "no-store"})
 
     async def page(self, request: Request) -> Response:
-        return HTMLResponse(_asset("console.html"), headers={"Cache-Control": "no-store"})
+        # The token only for the server's own Host: a page fetched through another name (DNS
+        # rebinding) gets none, and its actions are refused anyway.
+        token = self.token if self.allow_actions and host_is_own(request) else ""
+        return HTMLResponse(_asset("console.html").replace(TOKEN_PLACEHOLDER, token), headers=PAGE_HEADERS)
 
     async def asset(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ASSETS:
-            return JSONResponse({"error": f"no console asset {name!r}", "type": "NotFound"}, 404)
-        return Response(_asset(name), media_type=ASSETS[name])
+            return JSONResponse({"error": f"no console asset {name[:80]!r}", "type": "NotFound"}, 404)
+        return Response(_asset(name), media_type=ASSETS[name], headers={"X-Content-Type-Options": "nosniff"})
 
     async def report_html(self, request: Request) -> Response:
         """The full report of a recorded run (only paths `validation_runs` holds are served)."""
         run_id = request.path_params["run_id"]
-        runs = {r.run_id: r for r in self.evidence().runs}
-        run = runs.get(run_id)
-        if run is None:
-            self.refresh(force=True)
-            run = {r.run_id: r for r in self.evidence().runs}.get(run_id)
-        path: Path | None = run.report_html if run else None
-        if path is None or not path.is_file():
-            return JSONResponse({"error": f"no report.html for run {run_id!r}", "type": "NotFound"}, 404)
+        path = await run_in_threadpool(self._report_path, run_id)
+        if path is None:
+            shown = repr(run_id[:80])
+            return JSONResponse({"error": f"no report.html for run {shown}", "type": "NotFound"}, 404)
         return FileResponse(path, media_type="text/html")
 
-    async def _action_body(self, request: Request) -> dict[str, Any]:
+    def _report_path(self, run_id: str) -> Path | None:
+        def find() -> Path | None:
+            run = next((r for r in self.evidence().runs if r.run_id == run_id), None)
+            return run.report_html if run else None
+
+        path = find()
+        if path is None and len(run_id) <= MAX_RUN_ID_CHARS and self._may_force():
+            self.refresh(force=True, trigger="report")  # a run recorded since the last read
+            path = find()
+        return path if path is not None and path.is_file() else None
+
+    async def _action_body(self, request: Request) -> ActionBody:
         if not self.allow_actions:
             raise ActionsDisabled(
                 "actions are disabled: start the server with `kappactl serve --allow-actions`"
             )
-        try:
-            body = await request.json()
-        except ValueError as exc:
-            raise InputError("the body must be a JSON object with 'reason' and 'confirm': true") from exc
-        if not isinstance(body, dict):
-            raise InputError("the body must be a JSON object with 'reason' and 'confirm': true")
-        if body.get("confirm") is not True:
-            raise InputError("not confirmed: send 'confirm': true once the operator confirmed the move")
-        if not isinstance(body.get("reason"), str) or not body["reason"].strip():
-            raise InputError("a reason is required (it goes into the audit log)")
-        return body
-
-    def _actor(self, body: dict[str, Any]) -> str:
-        who = str(body.get("actor") or "").strip()[:80] or default_actor()
-        return f"{who} (console)"
+        check_same_origin(request)
+        check_media_type(request.headers)
+        check_token(request.headers, self.token)
+        return parse_action(await read_body(request))
 
     async def advance(self, request: Request) -> Response:
         body = await self._action_body(request)
-        target = parse_stage(str(body["to"])) if body.get("to") else None
-        percent = body.get("percent")
-        if percent is not None and (not isinstance(percent, int) or isinstance(percent, bool)):
-            raise InputError(f"percent must be an integer from 1 to 99, got {percent!r}")
 
         def act() -> dict[str, Any]:
             runs = self.source.gate_runs(self.policy.gate_arms)
-            new = advance(self.store, self.policy, runs, body["reason"], self._actor(body), target, percent)
+            new = advance(self.store, self.policy, runs, body.reason, self.actor, body.to, body.percent)
             return self._after_move(new.as_json(), request)
 
         return JSONResponse(await run_in_threadpool(act))
@@ -209,7 +253,7 @@ class Console:
         body = await self._action_body(request)
 
         def act() -> dict[str, Any]:
-            new = rollback(self.store, body["reason"], self._actor(body))
+            new = rollback(self.store, body.reason, self.actor)
             return self._after_move(new.as_json(), request)
 
         return JSONResponse(await run_in_threadpool(act))
@@ -217,7 +261,7 @@ class Console:
     def _after_move(self, state: dict[str, Any], request: Request) -> dict[str, Any]:
         client = request.client.host if request.client else "?"
         log.warning("console action from %s: %s", client, state["last_transition"])
-        self.refresh(force=True)
+        self.refresh(force=True, trigger="action")
         return {"state": state}
 
     def routes(self) -> list[Route]:

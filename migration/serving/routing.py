@@ -3,6 +3,7 @@ watcher that re-reads the state only when its file changes."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -11,7 +12,9 @@ from typing import NamedTuple
 
 from migration.cutover.model import CutoverState, Stage
 from migration.cutover.store import LocalStateStore, StateStore
+from pipelines.errors import InputError, StackError
 
+log = logging.getLogger(__name__)
 LEGACY, KAPPA = "legacy", "kappa"
 
 
@@ -37,32 +40,70 @@ def route(state: CutoverState, tweet_id: int) -> Route:
     return Route(KAPPA, None)
 
 
+def check_routable(state: CutoverState) -> CutoverState:
+    """The state, if reads can be routed by it; InputError saying what is wrong otherwise."""
+    percent = state.canary_percent
+    if state.stage is Stage.CANARY and (
+        not isinstance(percent, int) or isinstance(percent, bool) or not 1 <= percent <= 99
+    ):
+        raise InputError(f"canary_percent must be an integer from 1 to 99 in CANARY, got {percent!r}")
+    return state
+
+
 class StateWatcher:
     """The current cutover state: a stat() per call for a local store, a reload every
-    `poll_s` for any other store (e.g. GCS)."""
+    `poll_s` for any other store (e.g. GCS).
+
+    A state that cannot be read (a partly written or hand-edited state.json, a store that is
+    unreachable) does not stop the reads: they keep being routed by the last good state, and
+    `error` says what is wrong until a good state is read again. Before any good state was
+    read, `current()` raises StackError (503): routing by a guess could serve the wrong arm.
+    """
 
     def __init__(self, store: StateStore, poll_s: float = 5.0):
         self.store = store
         self.poll_s = poll_s
         self._lock = threading.Lock()
-        self._token: object = None
-        self._state, self.generation = store.load()
-        self._token = self._fingerprint()
+        self._state: CutoverState | None = None
+        self.generation = 0
+        self.error: str | None = None
+        # Taken before the read: a change made while it runs is seen by the next call.
+        self._token: object = self._fingerprint()
+        self._reload()
 
     def _fingerprint(self) -> object:
         if isinstance(self.store, LocalStateStore):
             try:
                 st = os.stat(self.store.state_path)
-            except FileNotFoundError:
+            except OSError:  # absent (never moved), or the folder is unreadable: load() says which
                 return None
             return (st.st_ino, st.st_mtime_ns, st.st_size)
         return int(time.monotonic() // self.poll_s)
 
-    def current(self) -> CutoverState:
+    def _reload(self) -> None:
+        try:
+            state, generation = self.store.load()
+            check_routable(state)
+        except Exception as exc:  # whatever the file or the store holds, reads go on (see the doc)
+            error = f"cutover state unreadable, serving the last good one: {type(exc).__name__}: {exc}"
+            if error != self.error:
+                log.warning("%s", error)
+            self.error = error
+            return
+        self._state, self.generation, self.error = state, generation, None
+
+    def last_good(self) -> CutoverState | None:
+        """The state reads are routed by (None before a good one was read); re-read if changed."""
         token = self._fingerprint()
         if token != self._token:
             with self._lock:
                 if token != self._token:
-                    self._state, self.generation = self.store.load()
                     self._token = token
+                    self._reload()
         return self._state
+
+    def current(self) -> CutoverState:
+        state = self.last_good()
+        if state is None:
+            raise StackError(f"no cutover state to route reads by: {self.error}")
+        return state

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from migration.cutover.controller import advance, rollback
+from migration.cutover.controller import advance, default_actor, rollback
 from migration.cutover.gate import read_bigquery_validation_runs
 from migration.cutover.store import open_store
 from migration.policy import load_policy
@@ -29,6 +29,7 @@ from pipelines.instants import utc_iso
 from pipelines.stack.local import ROOT
 from pipelines.stack.private import free_port, write_config
 from pipelines.stack.processes import KAPPACTL
+from tests.serving.actions import console_headers
 from tests.serving.browser import poll
 from tests.serving.test_serving_api import aggregate_rows
 
@@ -195,15 +196,17 @@ def check_a_rollback_shows(env: Cloud, http: httpx.Client) -> None:
 
 def check_a_console_advance(env: Cloud, http: httpx.Client) -> None:
     """An advance from the page counts BigQuery's runs, as `kappactl cutover advance` does."""
-    body = {"reason": "three passes after f1", "confirm": True, "actor": "operator"}
-    assert http.post("/v1/migration/advance", json=body).status_code == 409  # no PASS since
+    body = {"reason": "three passes after f1", "confirm": True}
+    page = console_headers(http)  # what the console page sends: its origin and token
+    assert http.post("/v1/migration/advance", json=body, headers=page).status_code == 409  # no PASS since
     at = now_ms()
     env.insert("migration.validation_runs", [run_row(f"q{i}", at + i, "PASS") for i in range(3)])
-    moved = http.post("/v1/migration/advance", json=body)
+    moved = http.post("/v1/migration/advance", json=body, headers=page)
     assert moved.status_code == 200, moved.text
     status, history = cli_view(env)
     assert status["state"]["stage"] == "CANARY"
-    assert (history[-1]["actor"], history[-1]["evidence"]) == ("operator (console)", ["q0", "q1", "q2"])
+    actor = f"{default_actor()} (console)"  # the user running kappactl serve
+    assert (history[-1]["actor"], history[-1]["evidence"]) == (actor, ["q0", "q1", "q2"])
     assert http.get("/v1/migration/status").json()["history"] == history
 
 

@@ -7,6 +7,8 @@
                    ["unexplained", "var(--unexplained)"], ["pending", "var(--pending)"]];
   const VERDICT_COLOUR = { PASS: "var(--pass)", FAIL: "var(--fail)", INCONCLUSIVE: "var(--inconclusive)" };
   const SVG = "http://www.w3.org/2000/svg";
+  // This server's token (see action_guard.py): actions send it back, other sites cannot read it.
+  const TOKEN = document.querySelector("meta[name=console-token]").content;
   const $ = (id) => document.getElementById(id);
   let last = null;
   let pendingAction = null;
@@ -207,7 +209,7 @@
   }
 
   async function act(action) {
-    const body = { reason: $("confirm-reason").value, confirm: true, actor: $("confirm-actor").value };
+    const body = { reason: $("confirm-reason").value.trim(), confirm: true };
     const percent = $("confirm-percent").value;
     if (action === "advance" && percent && !$("percent-row").hidden) {
       body.percent = Number(percent);
@@ -216,7 +218,8 @@
     const result = $("action-result");
     result.textContent = action + "…";
     const response = await fetch("/v1/migration/" + action, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      method: "POST", headers: { "Content-Type": "application/json", "X-Console-Token": TOKEN },
+      body: JSON.stringify(body) });
     const doc = await response.json();
     result.textContent = response.ok ? "done: " + doc.state.last_transition.from_stage + " → " + doc.state.stage
                                      : "refused (" + response.status + "): " + doc.error;
