@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pipelines.errors import ConflictError, InputError
 from pipelines.instants import utc_iso
@@ -78,10 +78,27 @@ class Transition:
         return out
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Transition:
-        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
-        known["evidence"] = tuple(known.get("evidence", ()))
-        return cls(**known)
+    def from_json(cls, raw: Any) -> Transition:
+        """An audit entry, every field checked: InputError naming the first bad one."""
+        if not isinstance(raw, Mapping):
+            raise InputError(f"an audit entry must be a JSON object, got {_shown(raw)}")
+        evidence = _field(raw, "evidence", lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+                          "a list of run ids")  # fmt: skip
+        from_stage = _field(raw, "from_stage", _is_stage, "a stage name")
+        to_stage = _field(raw, "to_stage", _is_stage, "a stage name")
+        return cls(
+            seq=_field(raw, "seq", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+            at_ms=_field(raw, "at_ms", lambda v: _is_int(v) and v >= 0, "epoch milliseconds"),
+            action=_field(raw, "action", lambda v: v in ("advance", "rollback"), "advance or rollback"),
+            from_stage=from_stage,
+            to_stage=to_stage,
+            from_percent=_percent(raw, "from_percent", from_stage),
+            to_percent=_percent(raw, "to_percent", to_stage),
+            reason=_field(raw, "reason", lambda v: isinstance(v, str), "a string"),
+            evidence=tuple(evidence),
+            actor=_field(raw, "actor", lambda v: isinstance(v, str), "a string"),
+            automatic=_field(raw, "automatic", lambda v: isinstance(v, bool), "true or false", False),
+        )
 
 
 @dataclass(frozen=True)
@@ -107,18 +124,63 @@ class CutoverState:
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> CutoverState:
+    def from_json(cls, raw: Any) -> CutoverState:
+        """The state record, every field checked (a hand-edited `"canary_percent": "50"` or
+        `250` must not route reads): InputError naming the first bad field."""
+        if not isinstance(raw, Mapping):
+            raise InputError(f"cutover state must be a JSON object, got {_shown(raw)}")
+        stage = _field(raw, "stage", _is_stage, "one of " + ", ".join(s.value for s in Stage))
+        seq = _field(raw, "seq", lambda v: _is_int(v) and v >= 0, "an integer >= 0", 0)
+        since = _field(raw, "since_ms", lambda v: _is_int(v) and v >= 0, "epoch milliseconds", 0)
+        state = cls(Stage(stage), _percent(raw, "canary_percent", stage), since, seq)
+        last = raw.get("last_transition")
+        if last is None:
+            return state
         try:
-            last = raw.get("last_transition")
-            return cls(
-                stage=Stage(raw["stage"]),
-                canary_percent=raw.get("canary_percent"),
-                since_ms=int(raw.get("since_ms", 0)),
-                seq=int(raw.get("seq", 0)),
-                last_transition=Transition.from_json(last) if last else None,
+            entry = Transition.from_json(last)
+        except InputError as exc:
+            raise InputError(f"cutover state field 'last_transition': {exc}") from exc
+        if entry.seq > seq:
+            raise InputError(
+                f"cutover state field 'last_transition' is transition {entry.seq}, after the state's {seq}"
             )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InputError(f"cutover state is unreadable ({exc}): fix or restore state.json") from exc
+        return replace(state, last_transition=entry)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_stage(value: Any) -> bool:
+    return isinstance(value, str) and value in Stage.__members__
+
+
+def _field(
+    raw: Mapping[str, Any], name: str, ok: Callable[[Any], bool], what: str, default: Any = ...
+) -> Any:
+    if name not in raw:
+        if default is ...:
+            raise InputError(f"cutover state field {name!r} is missing")
+        return default
+    value = raw[name]
+    if not ok(value):
+        raise InputError(f"cutover state field {name!r} must be {what}, got {_shown(value)}")
+    return value
+
+
+def _percent(raw: Mapping[str, Any], name: str, stage: str) -> int | None:
+    """A canary percent: an integer from 1 to 99 in CANARY, null in every other stage."""
+    if stage == Stage.CANARY:
+        return int(
+            _field(raw, name, lambda v: _is_int(v) and 1 <= v <= 99, "an integer from 1 to 99 in CANARY")
+        )
+    _field(raw, name, lambda v: v is None, f"null in {stage}", None)
+    return None
 
 
 def parse_stage(text: str) -> Stage:

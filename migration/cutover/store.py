@@ -7,42 +7,57 @@ transition to the append-only audit log; `history()` reads that log back.
 
 - LocalStateStore: `<dir>/state.json` (atomic replace), `<dir>/audit.jsonl`, guarded by an
   fcntl lock on `<dir>/state.lock`; the generation is a counter kept in state.json.
-- GcsStateStore: one object `<prefix>/state.json` written with `if_generation_match`
-  (the object's generation is the CAS token) and one create-only object per audit entry.
+- GcsStateStore (store_gcs.py): one object `<prefix>/state.json` written with
+  `if_generation_match` (the object's generation is the CAS token) and one create-only
+  object per audit entry.
+
+Both write the state first and its audit entry after; both seal each record with a digest
+(records.py). `current()` says what the store holds: a state.json that is unreadable, lost
+while the audit log has entries, or behind the log is not read as a fresh SHADOW: `load()`
+raises InputError saying so and how to recover, and a rollback (`controller.rollback`)
+rebuilds the state from the last good audit entry. A torn last audit line (a writer died
+mid-append) is skipped by readers and moved aside by the next save.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
+import logging
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from migration.cutover.model import CutoverState, Transition
-from pipelines.errors import ConflictError, InputError, KappaError
+from migration.cutover.records import (
+    Current,
+    check_not_behind,
+    conflict,
+    damage_message,
+    read_entry,
+    read_state,
+    rebuilt,
+    seal,
+)
+from migration.cutover.store_gcs import GcsStateStore
+from pipelines.errors import InputError
+
+__all__ = ["GcsStateStore", "LocalStateStore", "StateStore", "default_state_location", "open_store"]
+log = logging.getLogger(__name__)
 
 
 class StateStore(Protocol):
     def load(self) -> tuple[CutoverState, int]: ...
+
+    def current(self) -> Current: ...
 
     def save(self, state: CutoverState, expected_generation: int) -> int: ...
 
     def history(self) -> list[Transition]: ...
 
     def describe(self) -> str: ...
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    return (json.dumps(payload, sort_keys=True) + "\n").encode()
-
-
-def _conflict(expected: int, current: int, where: str) -> ConflictError:
-    return ConflictError(
-        f"cutover state in {where} changed while you were deciding (expected generation {expected}, "
-        f"now {current}): someone else moved it; run `kappactl cutover status` and retry"
-    )
 
 
 class LocalStateStore:
@@ -53,28 +68,34 @@ class LocalStateStore:
         self.state_path = self.directory / "state.json"
         self.audit_path = self.directory / "audit.jsonl"
         self.lock_path = self.directory / "state.lock"
+        self.torn_path = self.directory / "audit.jsonl.torn"  # lines taken off the log's end, kept
 
     def describe(self) -> str:
         return str(self.directory)
 
     def load(self) -> tuple[CutoverState, int]:
-        raw = self._read_raw()
-        if raw is None:
-            return CutoverState(), 0
-        return CutoverState.from_json(raw["state"]), int(raw["generation"])
+        return self.current().readable()
 
-    def _read_raw(self) -> dict[str, Any] | None:
+    def current(self) -> Current:
+        """The state as written; rebuilt from the audit log (with the damage said) when
+        state.json is unreadable, lost while the log has entries, or behind the log."""
+        last = _last_good(self._audit_bytes(), str(self.audit_path))
         try:
-            text = self.state_path.read_text(encoding="utf-8")
+            data = self.state_path.read_bytes()
         except FileNotFoundError:
-            return None
+            if last is None:
+                return Current(CutoverState(), 0)
+            problem = f"{self.state_path} is missing but the audit log records transitions"
+            return Current(rebuilt(last), last.seq, damage_message(problem, last))
         try:
-            raw = json.loads(text)
-            int(raw["generation"])
-            raw["state"]["stage"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{self.state_path} is not a cutover state file ({exc})") from exc
-        return raw
+            state, generation = read_state(data, str(self.state_path), with_generation=True)
+        except InputError as exc:
+            return Current(rebuilt(last), last.seq if last else 0, damage_message(str(exc), last))
+        assert generation is not None
+        if last is not None and state.seq < last.seq:
+            problem = f"{self.state_path} is at transition {state.seq}, behind the audit log (an old copy?)"
+            return Current(rebuilt(last), max(generation, last.seq), damage_message(problem, last))
+        return Current(state, generation)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -89,165 +110,132 @@ class LocalStateStore:
 
     def save(self, state: CutoverState, expected_generation: int) -> int:
         with self._locked():
-            raw = self._read_raw()
-            current = int(raw["generation"]) if raw else 0
-            if current != expected_generation:
-                raise _conflict(expected_generation, current, str(self.state_path))
-            if raw:  # a writer that crashed between replace and append left its entry out
-                self._append_audit(CutoverState.from_json(raw["state"]).last_transition)
-            generation = current + 1
+            now = self.current()
+            if now.generation != expected_generation:
+                raise conflict(expected_generation, now.generation, str(self.state_path))
+            last = self._repair_tail()
+            if now.damage is None:  # a writer that crashed between replace and append left its entry out
+                last = self._append_audit(now.state.last_transition, last)
+            check_not_behind(state, last, str(self.audit_path))
+            if now.damage and self.state_path.exists():
+                self._keep_damaged()
+            generation = now.generation + 1
             self._replace_state({"generation": generation, "state": state.as_json()})
-            self._append_audit(state.last_transition)
+            self._append_audit(state.last_transition, last)
             return generation
 
+    def _keep_damaged(self) -> None:
+        kept = self.directory / f"state.json.damaged-{time.time_ns() // 1_000_000}"
+        os.replace(self.state_path, kept)
+        log.warning(
+            "cutover state %s was damaged: kept as %s, rebuilt from the audit log", self.state_path, kept
+        )
+
     def _replace_state(self, payload: dict[str, Any]) -> None:
-        tmp = self.directory / f".state.json.{os.getpid()}.tmp"
+        tmp = self.directory / f".state.json.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "wb") as handle:
-            handle.write(_encode(payload))
+            handle.write(seal(payload))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.state_path)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
+        _fsync_dir(self.directory)
+
+    def _audit_bytes(self) -> bytes:
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            return self.audit_path.read_bytes()
+        except FileNotFoundError:
+            return b""
 
-    def _last_audit_seq(self) -> int:
-        entries = self.history()
-        return entries[-1].seq if entries else 0
+    def _repair_tail(self) -> Transition | None:
+        """The log's last good entry, after moving a torn or damaged last line (a writer that
+        died mid-append) to audit.jsonl.torn: the next append must not be glued onto it, and
+        the entry it held is in state.json, which re-appends it."""
+        while True:
+            data = self._audit_bytes()
+            start, line = _last_line(data)
+            if line is None:
+                return None
+            try:
+                entry = read_entry(line, f"{self.audit_path} (last line)")
+            except InputError as exc:
+                log.warning("%s: skipping a torn last line, kept in %s", exc, self.torn_path)
+                with open(self.torn_path, "ab") as kept:
+                    kept.write(line + b"\n")
+                    kept.flush()
+                    os.fsync(kept.fileno())
+                os.truncate(self.audit_path, start)
+                continue
+            if not data.endswith(b"\n"):  # complete but for its newline
+                self._write_audit(b"\n")
+            return entry
 
-    def _append_audit(self, entry: Transition | None) -> None:
-        if entry is None or entry.seq <= self._last_audit_seq():
-            return
+    def _append_audit(self, entry: Transition | None, last: Transition | None) -> Transition | None:
+        """Append `entry` unless the log already has it; the log's last entry after."""
+        if entry is None or (last is not None and entry.seq <= last.seq):
+            return last
+        if last is not None and entry.seq > last.seq + 1:
+            log.warning(
+                "%s: transitions %d..%d are missing from the log",
+                self.audit_path,
+                last.seq + 1,
+                entry.seq - 1,
+            )
+        self._write_audit(seal(entry.as_json()))
+        return entry
+
+    def _write_audit(self, data: bytes) -> None:
         with open(self.audit_path, "ab") as handle:
-            handle.write(_encode(entry.as_json()))
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
 
     def history(self) -> list[Transition]:
-        try:
-            lines = self.audit_path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
+        """The log, oldest first: a torn last line is skipped (with a warning) and the entry
+        state.json holds but the log does not yet is added; any other unreadable line is an
+        error naming it."""
+        lines = self._audit_bytes().split(b"\n")
+        numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
         entries = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
+        for number, line in numbered:
             try:
-                entries.append(Transition.from_json(json.loads(line)))
-            except (ValueError, TypeError) as exc:
-                raise InputError(f"{self.audit_path}:{number}: unreadable audit entry ({exc})") from exc
+                entries.append(read_entry(line, f"{self.audit_path}:{number}"))
+            except InputError as exc:
+                if number != numbered[-1][0]:
+                    raise
+                log.warning("%s: skipped as a torn last line", exc)
+        now = self.current()
+        pending = now.state.last_transition
+        if now.damage is None and pending and (not entries or pending.seq > entries[-1].seq):
+            entries.append(pending)
         return entries
 
 
-class GcsStateStore:
-    """State in a GCS bucket: `bucket` is a google.cloud.storage Bucket. Cloud Storage and
-    connection errors become one-line InputError/StackError (what to fix), never a traceback."""
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
-    def __init__(self, bucket: Any, prefix: str = "cutover"):
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.state_name = f"{self.prefix}/state.json"
 
-    @classmethod
-    def from_uri(cls, uri: str) -> GcsStateStore:
-        """`gs://bucket/prefix` with the default Google credentials (anonymous against the
-        emulator named by STORAGE_EMULATOR_HOST)."""
-        from pipelines.gcs_io import split_uri, storage_client
+def _last_line(data: bytes) -> tuple[int, bytes | None]:
+    """(offset, bytes) of the last non-blank line of `data`; (0, None) if there is none."""
+    pos = len(data)
+    while pos > 0:
+        start = data.rfind(b"\n", 0, pos) + 1
+        if (line := data[start:pos]).strip():
+            return start, line
+        pos = start - 1
+    return 0, None
 
-        bucket_name, prefix = split_uri(uri)
-        return cls(storage_client().bucket(bucket_name), prefix or "cutover")
 
-    def describe(self) -> str:
-        return f"gs://{self.bucket.name}/{self.prefix}"
-
-    @contextlib.contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except KappaError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Cloud Storage errors, translated where they enter
-            from pipelines.gcs_io import translate
-
-            raise translate(exc, f"{what} {self.describe()}/state.json") from exc
-
-    def load(self) -> tuple[CutoverState, int]:
-        with self._translated("reading"):
-            return self._load()
-
-    def save(self, state: CutoverState, expected_generation: int) -> int:
-        with self._translated("writing"):
-            return self._save(state, expected_generation)
-
-    def history(self) -> list[Transition]:
-        with self._translated("reading the audit of"):
-            return self._history()
-
-    def _load(self) -> tuple[CutoverState, int]:
-        from google.api_core.exceptions import PreconditionFailed
-        from google.cloud.storage.exceptions import DataCorruption
-
-        # The object may be replaced between the metadata read and the download: the
-        # generation precondition refuses that, or (fake-gcs-server checks the precondition
-        # before it reads the bytes) the body's checksum does not match its header. Either
-        # way, read again.
-        for _ in range(5):
-            blob = self.bucket.get_blob(self.state_name)
-            if blob is None:
-                if not self.bucket.exists():  # a misspelt bucket is not a fresh SHADOW state
-                    raise InputError(
-                        f"{self.describe()}: bucket not found; check the name or create it (Terraform, `kappactl up`)"
-                    )
-                return CutoverState(), 0
-            try:
-                data = blob.download_as_bytes(if_generation_match=blob.generation)
-                break
-            except (PreconditionFailed, DataCorruption):
-                continue
-        else:
-            raise ConflictError(f"{self.describe()}/state.json keeps changing: retry")
-        try:
-            raw = json.loads(data)
-        except ValueError as exc:
-            raise InputError(f"{self.describe()}/state.json is not JSON ({exc})") from exc
-        return CutoverState.from_json(raw["state"]), int(blob.generation)
-
-    def _save(self, state: CutoverState, expected_generation: int) -> int:
-        from google.api_core.exceptions import PreconditionFailed
-
-        blob = self.bucket.blob(self.state_name)
-        try:
-            blob.upload_from_string(
-                _encode({"state": state.as_json()}),
-                content_type="application/json",
-                if_generation_match=expected_generation,
-            )
-        except PreconditionFailed as exc:
-            current = self.bucket.get_blob(self.state_name)
-            raise _conflict(
-                expected_generation, current.generation if current else 0, self.describe()
-            ) from exc
-        self._append_audit(state.last_transition)
-        return int(blob.generation)
-
-    def _append_audit(self, entry: Transition | None) -> None:
-        from google.api_core.exceptions import PreconditionFailed
-
-        if entry is None:
-            return
-        blob = self.bucket.blob(f"{self.prefix}/audit/{entry.seq:08d}.json")
-        with contextlib.suppress(PreconditionFailed):  # already written: entries are immutable
-            blob.upload_from_string(
-                _encode(entry.as_json()), content_type="application/json", if_generation_match=0
-            )
-
-    def _history(self) -> list[Transition]:
-        state, _ = self._load()
-        self._append_audit(state.last_transition)  # repair an entry a crashed writer left out
-        blobs = sorted(self.bucket.list_blobs(prefix=f"{self.prefix}/audit/"), key=lambda b: b.name)
-        return [Transition.from_json(json.loads(b.download_as_bytes())) for b in blobs]
+def _last_good(data: bytes, where: str) -> Transition | None:
+    """The last audit entry that reads, scanning back from the end (None: none does)."""
+    for line in reversed(data.split(b"\n")):
+        if line.strip():
+            with contextlib.suppress(InputError):
+                return read_entry(line, where)
+    return None
 
 
 def open_store(location: str) -> StateStore:
