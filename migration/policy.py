@@ -35,6 +35,9 @@ class Policy:
     # a check against truth or the backfill never opens (or breaks) the migration's streak.
     # Arms are compared by name (`arm_name`): a BigQuery table's dataset does not matter.
     gate_arms: tuple[str, str] = ("legacy_serving", "kappa_stream")
+    # Whether a validation spec's run with a `filter` or its own `policy:` overrides counts
+    # for the gate: off, so a narrowed or loosened comparison never opens (or breaks) it.
+    gate_counts_restricted_runs: bool = False
 
 
 def arm_name(label: str) -> str:
@@ -79,8 +82,8 @@ def _check(name: str, value: Any) -> str | None:
             and value[0] != value[1]
         )
         return None if ok else f"gate_arms: must be two different arm names [left, right], got {value!r}"
-    if name == "auto_rollback":
-        return None if isinstance(value, bool) else f"auto_rollback: must be true or false, got {value!r}"
+    if name in ("auto_rollback", "gate_counts_restricted_runs"):
+        return None if isinstance(value, bool) else f"{name}: must be true or false, got {value!r}"
     return f"unknown key '{name}'"
 
 

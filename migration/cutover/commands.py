@@ -9,10 +9,9 @@ from typing import Any, Callable
 
 import click
 
-from migration.cutover.controller import advance, check, default_actor, rollback
+from migration.cutover.controller import advance, check, default_actor, gate_for, rollback
 from migration.cutover.gate import (
     ValidationRun,
-    check_gate,
     read_bigquery_validation_runs,
     read_shadow_stats,
     read_validation_runs,
@@ -88,7 +87,7 @@ def cutover() -> None:
 def status(ctx: Context, as_json: bool) -> None:
     """The current state, the gate for the next move, and the last transition."""
     state, generation = ctx.store.load()
-    gate = check_gate(state, ctx.policy.consecutive_passes, _gate_runs(ctx))
+    gate = gate_for(ctx.store, state, ctx.policy, _gate_runs(ctx))
     if as_json:
         out = {"state": state.as_json(), "generation": generation, "store": ctx.store.describe()}
         out["gate"] = {"ok": gate.ok, "message": gate.message, "evidence": list(gate.evidence)}

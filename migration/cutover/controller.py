@@ -8,12 +8,22 @@ instead of silently overwriting it.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from migration.cutover.gate import MIN_SHADOW_KEYS, ShadowStats, ValidationRun, check_gate, runs_since
+from migration.cutover.gate import (
+    MIN_SHADOW_KEYS,
+    GateResult,
+    ShadowStats,
+    ValidationRun,
+    check_gate,
+    cited_runs,
+    counted,
+    runs_since,
+)
 from migration.cutover.model import (
     ROLLBACK_FROM,
     CutoverState,
@@ -27,6 +37,7 @@ from migration.policy import Policy
 from pipelines.errors import ConflictError
 
 Runs = Iterable[ValidationRun | Mapping[str, Any]]
+log = logging.getLogger(__name__)
 
 
 def default_actor() -> str:
@@ -48,12 +59,18 @@ def advance(
     goal, goal_percent = check_advance(state, to, percent)
     if goal is Stage.CANARY and goal_percent is None:
         goal_percent = policy.canary_percent
-    gate = check_gate(state, policy.consecutive_passes, runs)
+    gate = gate_for(store, state, policy, runs)
     if not gate.ok:
         raise ConflictError(f"cannot advance {state.label} -> {goal.value}: {gate.message}")
     new = apply_move(state, "advance", goal, goal_percent, reason, gate.evidence, actor or default_actor())
     store.save(new, generation)
     return new
+
+
+def gate_for(store: StateStore, state: CutoverState, policy: Policy, runs: Runs) -> GateResult:
+    """The policy's gate over `runs`, less the runs earlier transitions cited (the audit log)."""
+    chosen = counted(runs, policy.gate_counts_restricted_runs)
+    return check_gate(state, policy.consecutive_passes, chosen, cited_runs(store.history()))
 
 
 def rollback(
@@ -64,13 +81,26 @@ def rollback(
     automatic: bool = False,
     expected_generation: int | None = None,
 ) -> CutoverState:
-    """Return to SHADOW from CANARY or FULL (never gated: going back is always allowed)."""
-    state, generation = store.load()
+    """Return to SHADOW from CANARY or FULL (never gated: going back is always allowed).
+
+    It works on a damaged or lost state.json too: the state is then the one the last good
+    audit entry leaves, and the entry says it was rebuilt. Rebuilt as SHADOW, the state is
+    written back as the log has it and ConflictError says there was nothing to roll back."""
+    now = store.current()
+    state, generation = now.state, now.generation
     if expected_generation is not None and generation != expected_generation:
         raise ConflictError(
             f"cutover state moved (generation {expected_generation} -> {generation}) since the decision "
             "to roll back: re-run the check"
         )
+    if now.damage:
+        log.warning("rolling back from a rebuilt cutover state: %s", now.damage)
+        reason = f"{reason} (state rebuilt from the audit log: {now.damage.split('; ')[0]})"
+        if state.stage is Stage.SHADOW:
+            store.save(state, generation)
+            raise ConflictError(
+                "already SHADOW by the audit log: nothing to roll back; the state was rebuilt from it"
+            )
     check_rollback(state)
     new = apply_move(
         state, "rollback", Stage.SHADOW, None, reason, evidence, actor or default_actor(), automatic
@@ -118,7 +148,7 @@ def evaluate(
     store: StateStore, policy: Policy, latest_runs: Runs, shadow_stats: ShadowStats | None
 ) -> Decision:
     """Rollback if CANARY/FULL saw a FAIL or too many shadow mismatches; else hold or ready."""
-    runs = list(latest_runs)
+    runs = counted(latest_runs, policy.gate_counts_restricted_runs)
     state, generation = store.load()
     notes = []
     if stats_stale := (shadow_stats is not None and shadow_stats.seq != state.seq):
@@ -145,7 +175,7 @@ def evaluate(
             )
     if state.stage is Stage.DECOMMISSIONED:
         return Decision("hold", "DECOMMISSIONED is final", state, generation, (), False, tuple(notes))
-    gate = check_gate(state, policy.consecutive_passes, runs)
+    gate = gate_for(store, state, policy, runs)
     action = "advance_ready" if gate.ok else "hold"
     return Decision(action, gate.message, state, generation, gate.evidence, False, tuple(notes))
 

@@ -2,11 +2,13 @@
 
 Only runs comparing `policy.gate_arms` (legacy_serving vs kappa_stream) count, matched by
 arm name (`migration.policy.arm_name`: a run of `kappa.kappa_stream` on BigQuery is a run of
-`kappa_stream`). Advancing
-needs `policy.consecutive_passes` PASS runs that finished after the last transition with
-no FAIL after them (INCONCLUSIVE runs neither count nor break the streak:
-they carry no evidence either way). A FAIL since the last transition, or a shadow-read
-mismatch rate above `policy.max_shadow_mismatch_rate`, during CANARY or FULL means rollback.
+`kappa_stream`), and no spec run with a filter or a policy override unless the policy's
+`gate_counts_restricted_runs` says so. Advancing needs `policy.consecutive_passes` PASS runs
+that started after the last transition and finished no later than now (give or take
+CLOCK_SKEW_MS), with no FAIL after them, none cited by an earlier transition (INCONCLUSIVE
+runs neither count nor break the streak: they carry no evidence either way). A FAIL
+finished since the last transition, or a shadow-read mismatch rate above
+`policy.max_shadow_mismatch_rate`, during CANARY or FULL means rollback.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow.parquet as pq
 
-from migration.cutover.model import CutoverState
+from migration.cutover.model import CutoverState, Transition, now_ms
 from migration.policy import same_arms
 from pipelines.errors import InputError
 from pipelines.instants import utc_iso
@@ -29,6 +31,21 @@ from pipelines.warehouse import Warehouse
 # Below this many compared keys a mismatch rate is noise, not evidence.
 MIN_SHADOW_KEYS = 100
 SHADOW_STATS_FILE = "shadow_stats.json"
+# How far a validator host's clock may run ahead of this one: a run that claims to have
+# finished later than now plus this is not evidence yet (an hour-ahead clock must not open
+# every gate at once).
+CLOCK_SKEW_MS = 5_000
+_RUN_COLUMNS = ["run_id", "started_at", "finished_at", "verdict", "left_arm", "right_arm"]
+# What makes a spec run not count toward a gate (null in every other run; absent in older rows).
+_RESTRICTION_COLUMNS = ["spec_filter", "policy_overrides"]
+
+
+def _epoch_ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,13 @@ class ValidationRun:
     run_id: str
     finished_at_ms: int
     verdict: str  # PASS | FAIL | INCONCLUSIVE
+    started_at_ms: int | None = None  # None: not known, taken as the finish
+    # Why the run may not count toward a gate: a spec run with a filter or a policy override.
+    restricted: str | None = None
+
+    @property
+    def start_ms(self) -> int:
+        return self.finished_at_ms if self.started_at_ms is None else self.started_at_ms
 
     def describe(self) -> str:
         return f"run {self.run_id} ({self.verdict} at {utc_iso(self.finished_at_ms)})"
@@ -44,21 +68,32 @@ class ValidationRun:
     def coerce(cls, row: ValidationRun | Mapping[str, Any]) -> ValidationRun:
         if isinstance(row, ValidationRun):
             return row
-        finished = row["finished_at"] if "finished_at" in row else row["finished_at_ms"]
-        if isinstance(finished, datetime):
-            finished = int(finished.timestamp() * 1000)
-        return cls(str(row["run_id"]), int(finished), str(row["verdict"]).upper())
+        finished = _epoch_ms(row["finished_at"] if "finished_at" in row else row["finished_at_ms"])
+        assert finished is not None
+        started = _epoch_ms(row.get("started_at", row.get("started_at_ms")))
+        return cls(str(row["run_id"]), finished, str(row["verdict"]).upper(), started, restriction(row))
+
+
+def restriction(row: Mapping[str, Any]) -> str | None:
+    """Why a recorded run may not count toward a gate (None: it may)."""
+    parts = []
+    if row.get("spec_filter"):
+        parts.append(f"spec filter {row['spec_filter']!r}")
+    if row.get("policy_overrides"):
+        parts.append(f"spec policy overrides {row['policy_overrides']}")
+    return "; ".join(parts) or None
 
 
 def read_validation_runs(warehouse: Warehouse, arms: tuple[str, str] | None = None) -> list[ValidationRun]:
     """The rows of the `validation_runs` table (those comparing `arms`, left and right, by
     arm name, if given), oldest first."""
     runs: list[ValidationRun] = []
-    columns = ["run_id", "finished_at", "verdict", "left_arm", "right_arm"]
     for segment in warehouse.segments("validation_runs"):
         try:
+            names = set(pq.read_schema(segment).names)
+            columns = _RUN_COLUMNS + [c for c in _RESTRICTION_COLUMNS if c in names]
             rows = pq.read_table(segment, columns=columns).to_pylist()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"{segment}: unreadable validation_runs segment ({exc})") from exc
         chosen = (r for r in rows if arms is None or same_arms(r["left_arm"], r["right_arm"], arms))
         runs.extend(ValidationRun.coerce(row) for row in chosen)
@@ -73,8 +108,9 @@ def read_bigquery_validation_runs(
     matched here, not in SQL: one rule for both; the table holds one row per run)."""
     from pipelines.bigquery_io import bigquery_client, query_rows
 
+    columns = ", ".join(_RUN_COLUMNS + _RESTRICTION_COLUMNS)
     sql = (
-        f"SELECT run_id, finished_at, verdict, left_arm, right_arm FROM `{project}.{table_id}` "
+        f"SELECT {columns} FROM `{project}.{table_id}` "
         "WHERE finished_at IS NOT NULL ORDER BY finished_at, run_id"
     )
     rows = query_rows(bigquery_client(project), sql, f"BigQuery {project}.{table_id}")
@@ -96,18 +132,45 @@ class GateResult:
 
 
 def runs_since(runs: Iterable[ValidationRun | Mapping[str, Any]], since_ms: int) -> list[ValidationRun]:
+    """The runs that finished after `since_ms` (whenever they started), oldest first."""
     chosen = [r for r in map(ValidationRun.coerce, runs) if r.finished_at_ms > since_ms]
     return sorted(chosen, key=lambda r: (r.finished_at_ms, r.run_id))
 
 
+def counted(runs: Iterable[ValidationRun | Mapping[str, Any]], count_restricted: bool) -> list[ValidationRun]:
+    """The runs a gate may weigh: restricted spec runs only if the policy says so."""
+    return [r for r in map(ValidationRun.coerce, runs) if count_restricted or not r.restricted]
+
+
+def cited_runs(history: Iterable[Transition]) -> frozenset[str]:
+    """The run ids earlier transitions cited: each run opens one gate at most."""
+    return frozenset(run_id for entry in history for run_id in entry.evidence)
+
+
+def in_window(run: ValidationRun, since_ms: int, now: int) -> bool:
+    """Whether a run may count toward the next transition: started after the last one, and
+    finished no later than now (plus CLOCK_SKEW_MS), and not before it started."""
+    return since_ms < run.start_ms <= run.finished_at_ms <= now + CLOCK_SKEW_MS
+
+
 def check_gate(
-    state: CutoverState, needed: int, runs: Iterable[ValidationRun | Mapping[str, Any]]
+    state: CutoverState,
+    needed: int,
+    runs: Iterable[ValidationRun | Mapping[str, Any]],
+    cited: frozenset[str] = frozenset(),
+    now: int | None = None,
 ) -> GateResult:
-    """Whether the PASS streak since the last transition is long enough to advance."""
-    recent = runs_since(runs, state.since_ms)
+    """Whether the PASS streak since the last transition is long enough to advance. Runs
+    outside the window (`in_window`) neither count nor break the streak; PASS runs an earlier
+    transition cited (`cited`) do not count again."""
+    now = now_ms() if now is None else now
+    given = sorted(map(ValidationRun.coerce, runs), key=lambda r: (r.finished_at_ms, r.run_id))
+    recent = [r for r in given if in_window(r, state.since_ms, now)]
+    ahead = [r for r in given if r.finished_at_ms > now + CLOCK_SKEW_MS]
     fails = tuple(r for r in recent if r.verdict == "FAIL")
     after_fail = [r for r in recent if not fails or r.finished_at_ms > fails[-1].finished_at_ms]
-    passes = tuple(r for r in after_fail if r.verdict == "PASS")
+    reused = [r for r in after_fail if r.verdict == "PASS" and r.run_id in cited]
+    passes = tuple(r for r in after_fail if r.verdict == "PASS" and r.run_id not in cited)
     since = f"since {utc_iso(state.since_ms)} (the last transition)" if state.since_ms else "so far"
     if len(passes) >= needed:
         shown = "; ".join(r.describe() for r in passes[-needed:]) if needed else "none needed"
@@ -121,8 +184,14 @@ def check_gate(
         parts.append(
             f"run {last.run_id} was FAIL at {utc_iso(last.finished_at_ms)} (only PASS runs after it count)"
         )
+    if reused:
+        parts.append(f"{len(reused)} PASS run(s) already cited by an earlier transition do not count again")
+    if ahead:
+        parts.append(
+            f"{len(ahead)} run(s) finish after now (+{CLOCK_SKEW_MS // 1000} s clock skew): not evidence yet"
+        )
     if not recent:
-        parts.append("no validation run has finished since then: run `kappactl validate`")
+        parts.append("no validation run started and finished since then: run `kappactl validate`")
     return GateResult(False, needed, passes, fails, "; ".join(parts))
 
 

@@ -33,10 +33,10 @@ class Env:
         self.clock = 0
 
     def run(self, run_id: str, verdict: str, right_arm: str = "kappa_stream") -> None:
-        time.sleep(0.003)  # a run finishes strictly after the transition made just before it
-        self.clock = max(self.clock + 1, int(time.time() * 1000))
+        time.sleep(0.003)  # a run starts strictly after the transition made just before it
+        self.clock = max(self.clock + 2, int(time.time() * 1000))
         row = {
-            "run_id": run_id, "started_at": self.clock - 500, "finished_at": self.clock, "verdict": verdict,
+            "run_id": run_id, "started_at": self.clock - 1, "finished_at": self.clock, "verdict": verdict,
             "left_arm": "legacy_serving", "right_arm": right_arm, "reference_arm": None,
             "keys_total": 5000, "keys_final": 4000, "keys_unexplained": 0, "unexplained_rate": 0.0,
             "report_path": f"/reports/{run_id}/report.json",

@@ -80,7 +80,7 @@ def test_apply_move_records_the_transition():
 
 
 def runs(*spec: tuple[str, int, str]) -> list[ValidationRun]:
-    return [ValidationRun(run_id, at, verdict) for run_id, at, verdict in spec]
+    return [ValidationRun(run_id, at, verdict, at - 50) for run_id, at, verdict in spec]
 
 
 def test_gate_counts_passes_after_the_last_transition_and_the_last_fail():
@@ -108,5 +108,6 @@ def test_gate_with_no_runs_says_what_to_do():
 def test_gate_accepts_warehouse_style_dict_rows():
     from datetime import UTC, datetime
 
-    rows = [{"run_id": "x", "finished_at": datetime(2026, 1, 1, tzinfo=UTC), "verdict": "pass"}]
+    rows = [{"run_id": "x", "started_at": datetime(2026, 1, 1, tzinfo=UTC),
+             "finished_at": datetime(2026, 1, 1, 0, 1, tzinfo=UTC), "verdict": "pass"}]  # fmt: skip
     assert check_gate(SHADOW, 1, rows).evidence == ("x",)
