@@ -1,30 +1,28 @@
-"""A few Prometheus metrics in the text exposition format (no client library needed)."""
+"""The serving API's Prometheus metrics, exposed by `prometheus_client`.
+
+The server keeps its figures in one small thread-safe store (`Metrics`: counters, gauges
+and the request-latency histogram, each by label set, updated on the request path without
+any registry lookup), and `prometheus_client` writes them: `Metrics.render` collects
+`MetricsCollector` (and any other collector registered beside it, e.g. the cutover gate's
+gauges) through a `CollectorRegistry` and `generate_latest`. Names carry the prefix
+`kappa_serving_`; counters are named with their `_total` suffix.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import Iterable
+from typing import Iterable, Iterator
+
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format Prometheus and promtool read
 Labels = tuple[tuple[str, str], ...]
-
-
-def _labels(labels: Labels, extra: Iterable[tuple[str, str]] = ()) -> str:
-    pairs = [*labels, *extra]
-    if not pairs:
-        return ""
-    body = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in pairs
-    )
-    return "{" + body + "}"
-
-
-def _number(value: float) -> str:
-    """Integers as integers, anything else exactly (a timestamp in `:g` loses its seconds)."""
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
 
 
 class Metrics:
@@ -35,11 +33,16 @@ class Metrics:
         self._lock = threading.Lock()
         self._counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
         self._gauges: dict[str, dict[Labels, float]] = defaultdict(dict)
-        self._hist: dict[Labels, list[float]] = {}  # bucket counts..., sum, count
+        self._hist: dict[Labels, list[float]] = {}  # cumulative bucket counts..., sum, count
         self._help: dict[str, tuple[str, str]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(MetricsCollector(self))
 
     def describe(self, name: str, kind: str, text: str) -> None:
         self._help[name] = (kind, text)
+
+    def help_of(self, name: str) -> str:
+        return self._help.get(name, ("", name))[1]
 
     def clear(self, name: str) -> None:
         """Forget every label set of a gauge (one whose label values come and go)."""
@@ -68,25 +71,56 @@ class Metrics:
         with self._lock:
             return self._counters[name].get(tuple(sorted(labels.items())), 0.0)
 
-    def render(self) -> str:
-        with self._lock:
-            lines: list[str] = []
-            for kind, series in (("counter", self._counters), ("gauge", self._gauges)):
-                for name in sorted(series):
-                    full = f"{self.prefix}_{name}"
-                    lines.append(f"# HELP {full} {self._help.get(name, (kind, name))[1]}")
-                    lines.append(f"# TYPE {full} {kind}")
-                    lines += [f"{full}{_labels(k)} {_number(v)}" for k, v in sorted(series[name].items())]
-            lines += self._render_histogram()
-        return "\n".join(lines) + "\n"
+    def register(self, collector: Collector) -> None:
+        """Another source of metrics on the same /metrics (its names are its own business)."""
+        self.registry.register(collector)
 
-    def _render_histogram(self) -> list[str]:
-        full = f"{self.prefix}_request_duration_seconds"
-        lines = [f"# HELP {full} Request latency by route.", f"# TYPE {full} histogram"]
-        for key, slot in sorted(self._hist.items()):
-            for bound, count in zip(LATENCY_BUCKETS, slot, strict=False):
-                lines.append(f"{full}_bucket{_labels(key, [('le', f'{bound:g}')])} {count:g}")
-            lines.append(f"{full}_bucket{_labels(key, [('le', '+Inf')])} {slot[-1]:g}")
-            lines.append(f"{full}_sum{_labels(key)} {slot[-2]:.6f}")
-            lines.append(f"{full}_count{_labels(key)} {slot[-1]:g}")
-        return lines
+    def snapshot(self) -> tuple[dict[str, dict[Labels, float]], dict[str, dict[Labels, float]],
+                                dict[Labels, list[float]]]:  # fmt: skip
+        """Copies of the counters, gauges and histogram slots, taken under the lock."""
+        with self._lock:
+            counters = {name: dict(series) for name, series in self._counters.items() if series}
+            gauges = {name: dict(series) for name, series in self._gauges.items()}
+            hist = {key: list(slot) for key, slot in self._hist.items()}
+        return counters, gauges, hist
+
+    def render(self) -> str:
+        """Every registered collector in the Prometheus text format (version 0.0.4)."""
+        return generate_latest(self.registry).decode("utf-8")
+
+
+def _family(metric: Metric, sample: str, series: dict[Labels, float]) -> Metric:
+    for labels, value in sorted(series.items()):
+        metric.add_sample(sample, dict(labels), value)
+    return metric
+
+
+class MetricsCollector(Collector):
+    """`Metrics`' counters, gauges and histogram as prometheus_client metric families."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        counters, gauges, hist = m.snapshot()
+        for name in sorted(counters):
+            full = f"{m.prefix}_{name.removesuffix('_total')}"
+            yield _family(CounterMetricFamily(full, m.help_of(name)), f"{full}_total", counters[name])
+        for name in sorted(gauges):
+            full = f"{m.prefix}_{name}"
+            yield _family(GaugeMetricFamily(full, m.help_of(name)), full, gauges[name])
+        yield from self._histogram(hist)
+
+    def _histogram(self, hist: dict[Labels, list[float]]) -> Iterable[Metric]:
+        if not hist:
+            return
+        names = sorted({k for key in hist for k, _ in key})
+        family = HistogramMetricFamily(
+            f"{self.metrics.prefix}_request_duration_seconds", "Request latency by route.", labels=names
+        )
+        for key, slot in sorted(hist.items()):
+            labels = dict(key)
+            buckets = [(floatToGoString(b), n) for b, n in zip(LATENCY_BUCKETS, slot, strict=False)]
+            family.add_metric([labels.get(n, "") for n in names], [*buckets, ("+Inf", slot[-1])], slot[-2])
+        yield family
