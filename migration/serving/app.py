@@ -2,8 +2,7 @@
 
     GET /v1/tweets/{tweet_id}/counts?event_type=&start=&end=   counts per window + source
     GET /healthz                                               state, snapshot, shadow stats
-    GET /metrics                                               Prometheus text (prometheus_client)
-    GET /v1/migration/gate[/promote|rollback|check]            the cutover gate (gate_api.py)
+    GET /metrics                                               Prometheus text exposition
     GET /console, GET /v1/migration/status                     the migration console (console.py)
     POST /v1/migration/advance|rollback                        only with --allow-actions
 
@@ -20,15 +19,14 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,15 +34,14 @@ from migration.cutover.store import LocalStateStore, StateStore
 from migration.policy import Policy, load_policy
 from migration.serving.console import Console
 from migration.serving.data import Refresher, ServingData, Snapshot
-from migration.serving.gate_api import GateApi
-from migration.serving.metrics import CONTENT_TYPE, Metrics
+from migration.serving.metrics import Metrics
 from migration.serving.routing import StateWatcher, route
 from migration.serving.shadow import Finality, ShadowRecorder
 from migration.serving.status import MigrationSource
 from pipelines.config import Config
 from pipelines.errors import ConfigError, InputError, KappaError, StackError
 from pipelines.events import EVENT_TYPES
-from pipelines.instants import parse_instant, utc_iso
+from pipelines.instants import parse_instant
 from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -79,9 +76,11 @@ class ServingSettings:
 
 TWEET_ID = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²" and "١٢"
 EPOCH_MS = re.compile(r"-?[0-9]{1,19}")
-# The instants utc_iso can write back (datetime's range): 0001-01-01 to 9999-12-31 UTC.
-MIN_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
-MAX_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+# The instants a datetime can hold, so every one can be written back: 0001-01-01 to 9999-12-31 UTC.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MS = timedelta(milliseconds=1)
+MIN_MS = (datetime.min.replace(tzinfo=UTC) - EPOCH) // MS
+MAX_MS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // MS
 
 
 def _shown(text: str, limit: int = 40) -> str:
@@ -142,7 +141,10 @@ def parse_query(request: Request) -> tuple[int, str | None, int | None, int | No
 
 
 def _iso(ms: int | None) -> str | None:
-    return None if ms is None else utc_iso(ms)
+    """Exact at every millisecond of the range (utc_iso goes through a float: .999 -> .998)."""
+    if ms is None:
+        return None
+    return (EPOCH + ms * MS).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class ServingService:
@@ -172,8 +174,6 @@ class ServingService:
         )
         self.console = Console(self.data.warehouse, store, settings.policy or load_policy(), self.shadow,
                                self.metrics, settings.allow_actions, source=source)  # fmt: skip
-        self.gate = GateApi(self.console)  # GET /v1/migration/gate and Flagger's hooks, read-only
-        self.metrics.register(self.gate.collector())
         self.refresher = Refresher(settings.refresh_s, self.refresh, self.shadow.flush, self.console.refresh)
 
     def refresh(self) -> None:
@@ -269,8 +269,7 @@ class ServingService:
         if snap:
             self.metrics.set("snapshot_age_seconds", max(0.0, time.time() - snap.built_ms / 1000))
         self.console.export_metrics()
-        # Off the event loop: the gate's gauges may read its evidence (at most once a second).
-        return Response(await run_in_threadpool(self.metrics.render), media_type=CONTENT_TYPE)
+        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 class MetricsMiddleware:
@@ -344,7 +343,6 @@ def create_app(settings: ServingSettings, store: StateStore) -> Starlette:
             Route("/healthz", service.health, methods=["GET"]),
             Route("/metrics", service.render_metrics, methods=["GET"]),
             *service.console.routes(),
-            *service.gate.routes(),
         ],
         exception_handlers={KappaError: _kappa_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,

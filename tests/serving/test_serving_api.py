@@ -3,6 +3,7 @@ a temporary Parquet warehouse and a real local cutover state file."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -198,7 +199,7 @@ def test_unknown_route_is_a_json_404_and_metrics_count_it(env):
     assert 'kappa_serving_requests_total{route="unmatched",status="404"}' in metrics
     assert 'kappa_serving_requests_total{route="/v1/tweets/{tweet_id}/counts",status="400"}' in metrics
     assert (
-        'kappa_serving_request_duration_seconds_bucket{le="+Inf",route="/v1/tweets/{tweet_id}/counts"}'
+        'kappa_serving_request_duration_seconds_bucket{route="/v1/tweets/{tweet_id}/counts",le="+Inf"}'
         in metrics
     )
     assert 'kappa_serving_reads_total{source="kappa",stage="FULL"}' in metrics
@@ -259,3 +260,52 @@ def test_kappactl_serve_runs_on_loopback(tmp_path: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+HOSTILE = [
+    ("/v1/tweets/%C2%B2/counts", "tweet_id"),  # "²": str.isdigit() is true, int() fails
+    ("/v1/tweets/%D9%A1%D9%A2/counts", "tweet_id"),  # Arabic-Indic "12": ASCII digits only
+    ("/v1/tweets/%EF%BC%91/counts", "tweet_id"),  # a fullwidth "1"
+    ("/v1/tweets/" + "1" * 4301 + "/counts", "tweet_id"),  # over int()'s 4,300-digit limit
+    ("/v1/tweets/9223372036854775808/counts", "tweet_id"),  # 2**63
+    ("/v1/tweets/1/counts?start=100000000000000000000", "start"),  # beyond int64 and datetime
+    ("/v1/tweets/1/counts?start=" + "1" * 4301, "start"),
+    ("/v1/tweets/1/counts?end=253402300800000", "end"),  # 10000-01-01: past datetime's range
+    ("/v1/tweets/1/counts?start=-62135596800001", "start"),  # just before 0001-01-01
+    ("/v1/tweets/1/counts?start=0001-01-01T00:00:00%2B01:00", "start"),  # before year 1 in UTC
+    ("/v1/tweets/1/counts?start=%D9%A1%D9%A2", "start"),  # Arabic-Indic digits as epoch ms
+    ("/v1/tweets/1/counts?start=1&start=2", "more than once"),  # which one? neither: 400
+    ("/v1/tweets/1/counts?event_type=like&event_type=retweet", "more than once"),
+    ("/v1/tweets/1/counts?" + "x" * 5000 + "=1", "unknown query parameter"),
+]
+
+
+def keep_alive_get(conn: http.client.HTTPConnection, path: str) -> tuple[int, dict, tuple]:
+    """GET on an open keep-alive connection: (status, JSON body, the socket's local address)."""
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    assert conn.sock is not None and not response.will_close, f"{path[:80]}: the server closed the connection"
+    return response.status, body, conn.sock.getsockname()
+
+
+@pytest.mark.parametrize(("path", "words"), HOSTILE, ids=[p[:60] for p, _ in HOSTILE])
+def test_hostile_values_get_400_and_keep_the_connection(env, path, words):
+    server, _, _, _ = env
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        status, body, local = keep_alive_get(conn, path)
+        assert (status, body["type"]) == (400, "InputError") and words in body["error"], body
+        assert len(body["error"]) < 300  # the value is cut, not echoed whole
+        status, body, again = keep_alive_get(conn, "/v1/tweets/12/counts")  # the same connection
+        assert status == 200 and body["tweet_id"] == 12 and again == local
+    finally:
+        conn.close()
+
+
+def test_the_ends_of_the_representable_range_are_served(env):
+    _, client, _, _ = env
+    body = client.get("/v1/tweets/7/counts", params={"start": -62135596800000, "end": 253402300799999}).json()
+    assert (body["start"], body["end"]) == ("0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z")
+    assert body["total"] == 6
