@@ -63,6 +63,16 @@ def test_the_site_builds_strict_with_every_page_of_the_nav(site: Path) -> None:
     assert sources == set(pages)
 
 
+def test_the_readme_is_a_short_guide_whose_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    assert "make demo" in readme and "make test" in readme
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [t for t in targets if "://" not in t]
+    assert local and not [t for t in local if not (ROOT / t).is_file()]
+    assert "../" not in "".join(local)  # nothing outside the repository
+
+
 def _commands(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
