@@ -157,7 +157,7 @@ def config_keys() -> str:
     out = []
     for section, cls, optional in _sections(config.Config):
         doc = _docstring(cls)
-        title = f"### `{section}`" + (" (optional: only in a profile that has it)" if optional else "")
+        title = f"### `{section}`" + (" (cloud profile only)" if optional else "")
         header = "| key | type | default | " + " | ".join(f"`{n}`" for n in names) + " | meaning |"
         out += [title, "", " ".join(doc.split("\n\n")[0].split()), "", header]
         out.append("|---|---|---|" + "---|" * len(names) + "---|")
