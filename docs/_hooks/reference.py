@@ -129,6 +129,11 @@ def _default(f: dataclasses.Field[Any]) -> Any:
     return dataclasses.MISSING
 
 
+def _meta(f: dataclasses.Field[Any]) -> str:
+    """A field's own description, where it declares one (`field(metadata={"doc": ...})`)."""
+    return str(f.metadata.get("doc") or f.metadata.get("help") or "")
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -165,7 +170,7 @@ def config_keys() -> str:
         for f in dataclasses.fields(cls):
             values = [(profiles[p].get(section) or {}).get(f.name, "") for p in PROFILES]
             shown = [_show(v) if v != "" else "" for v in values]
-            meaning = notes.get(f.name) or yaml_notes.get(f"{section}.{f.name}", "")
+            meaning = _meta(f) or notes.get(f.name) or yaml_notes.get(f"{section}.{f.name}", "")
             out.append(
                 f"| `{section}.{f.name}` | `{f.type}` | {_show(_default(f))} | "
                 + " | ".join(_cell(s) for s in shown)
@@ -182,7 +187,7 @@ def policy_keys() -> str:
     yaml_notes = _yaml_comments(ROOT / "config/policy.yaml")
     out = ["| key | type | default | `config/policy.yaml` | meaning |", "|---|---|---|---|---|"]
     for f in dataclasses.fields(policy.Policy):
-        meaning = notes.get(f.name) or yaml_notes.get(f.name, "")
+        meaning = _meta(f) or notes.get(f.name) or yaml_notes.get(f.name, "")
         value = _show(shipped[f.name]) if f.name in shipped else ""
         out.append(f"| `{f.name}` | `{f.type}` | {_show(_default(f))} | {value} | {_cell(meaning)} |")
     return "\n".join(out)
