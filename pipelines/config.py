@@ -193,28 +193,56 @@ class GcpConfig:
 
 
 @dataclass(frozen=True)
+class KappaFlinkConfig:
+    """The Kappa arm's Flink 1.19 cluster and Beam services on 127.0.0.1 (`kappactl up
+    --kappa-cluster`, `kappactl kappa run --runner flink`); its own ports, apart from the
+    legacy speed job's cluster (`up --flink-cluster`, 8081/6123)."""
+
+    rest_port: int = 8091  # the JobManager's REST API
+    rpc_port: int = 6133  # the JobManager's RPC
+    job_port: int = 8099  # Beam's Flink job server (PortableRunner's --job_endpoint)
+    expansion_port: int = 8097  # the Kafka expansion service (ReadFromKafka)
+    worker_pool_port: int = 8096  # the Java SDK worker pool that runs ReadFromKafka's Java side
+    taskmanagers: int = 2
+    slots: int = 2  # per TaskManager
+    jobmanager_memory: str = "768m"
+    taskmanager_memory: str = "1024m"
+    checkpointing_interval: float = 5.0  # seconds; Kafka reads emit nothing on Flink without it
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
     time: TimeConfig
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    kappa_flink: KappaFlinkConfig = field(default_factory=KappaFlinkConfig)
     source: str = "<defaults>"
     gcp: GcpConfig | None = None  # present only in the cloud profile
 
 
-_SECTIONS = {"time": TimeConfig, "kafka": KafkaConfig, "pubsub": PubSubConfig, "paths": PathsConfig}
+_SECTIONS = {
+    "time": TimeConfig,
+    "kafka": KafkaConfig,
+    "pubsub": PubSubConfig,
+    "paths": PathsConfig,
+    "kappa_flink": KappaFlinkConfig,
+}
+_PORTS = ("rest_port", "rpc_port", "job_port", "expansion_port", "worker_pool_port")
 _OPTIONAL_SECTIONS = {"gcp": GcpConfig}
 _TOP_KEYS = {"profile", *_SECTIONS, *_OPTIONAL_SECTIONS}
 
 
 def _convert(section: str, name: str, value: Any) -> Any:
     """The typed value of one key, or ValueError saying what is wrong with it."""
-    if section == "time":
+    if section == "time" or name == "checkpointing_interval":
         return parse_duration(value)
-    if name in ("partitions", "controller_port", "bigquery_grpc_port"):
+    if name in ("partitions", "controller_port", "bigquery_grpc_port", "taskmanagers", "slots", *_PORTS):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"must be a positive integer, got {value!r}")
+        if name.endswith("port") and value > 65535:
+            raise ValueError(f"must be a port (1-65535), got {value!r}")
         return value
     if name in ("bootstrap", "emulator_host", "storage_emulator_host", "bigquery_emulator_host"):
         if not isinstance(value, str) or not _HOST_PORT.match(value):
@@ -240,6 +268,10 @@ def _convert(section: str, name: str, value: Any) -> Any:
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
             raise ValueError("must be a non-empty list of names")
         return tuple(value)
+    if name in ("jobmanager_memory", "taskmanager_memory"):
+        if not isinstance(value, str) or not re.fullmatch(r"[1-9]\d*[mg]", value):
+            raise ValueError(f"must be a size such as 768m or 1g, got {value!r}")
+        return value
     if name in ("state_dir", "warehouse_root"):
         return Path(str(value))
     if not isinstance(value, str) or not value:

@@ -9,6 +9,7 @@ import click
 from pipelines.cli_common import with_config
 from pipelines.config import Config
 from pipelines.stack.flink_cluster import ClusterSettings, FlinkCluster
+from pipelines.stack.kappa_cluster import KappaCluster
 from pipelines.stack.local import LocalStack
 
 
@@ -38,9 +39,20 @@ def _cluster(config: Config, settings: ClusterSettings | None = None) -> FlinkCl
               help="With --flink-cluster: the JobManager's RPC port on 127.0.0.1.")  # fmt: skip
 @click.option("--flink-slots", type=click.IntRange(min=1), default=4, show_default=True,
               help="With --flink-cluster: task slots per TaskManager.")  # fmt: skip
+@click.option(
+    "--kappa-cluster",
+    is_flag=True,
+    help="Also start the Kappa arm's Flink 1.19 cluster, Beam job server and Kafka expansion service "
+    "(`kappa run --runner flink`; ports in the config's kappa_flink section).",
+)
 @with_config
 def up(
-    config: Config, flink_cluster: bool, flink_rest_port: int, flink_rpc_port: int, flink_slots: int
+    config: Config,
+    flink_cluster: bool,
+    flink_rest_port: int,
+    flink_rpc_port: int,
+    flink_slots: int,
+    kappa_cluster: bool,
 ) -> None:
     """Start Kafka (KRaft, 127.0.0.1) and the Pub/Sub emulator; create the topic and subscriptions.
 
@@ -52,6 +64,11 @@ def up(
     if flink_cluster:
         click.echo("starting the Flink cluster ...", err=True)
         statuses += _cluster(config, ClusterSettings(flink_rest_port, flink_rpc_port, slots=flink_slots)).up()
+    if kappa_cluster:
+        click.echo(
+            "starting the Kappa cluster (Flink 1.19 + Beam job server + Kafka expansion) ...", err=True
+        )
+        statuses += KappaCluster.of(config).up()
     _print_table(statuses)
 
 
@@ -62,6 +79,8 @@ def down(config: Config) -> None:
     stopped = LocalStack(config).down()
     if _cluster(config).down():
         stopped.append("flink-cluster")
+    if KappaCluster.of(config).down():
+        stopped.append("kappa-cluster")
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop")
 
 
@@ -70,11 +89,15 @@ def down(config: Config) -> None:
 @with_config
 def status(config: Config, as_json: bool) -> None:
     """Health, pid and port of each component (and of the Flink cluster once `up --flink-cluster`
-    started it: the JobManager and each TaskManager, from its REST API). Exits 4 when one is down."""
+    started it: the JobManager and each TaskManager, from its REST API; likewise the Kappa cluster
+    and its Beam services once `up --kappa-cluster` started them). Exits 4 when one is down."""
     statuses = LocalStack(config).status()
     cluster = _cluster(config)
     if cluster.configured:
         statuses += cluster.status()
+    kappa_cluster = KappaCluster.of(config)
+    if kappa_cluster.configured:
+        statuses += kappa_cluster.status()
     if as_json:
         click.echo(json.dumps([s.as_json() for s in statuses], indent=2))
     else:

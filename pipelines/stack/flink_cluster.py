@@ -60,6 +60,8 @@ class ClusterSettings:
 class FlinkCluster:
     """`up`, `down`, `status` of the standalone cluster whose files are under state_dir/flink."""
 
+    prefix = "flink"  # of its components' names in `kappactl status`
+
     def __init__(self, state_dir: Path, settings: ClusterSettings | None = None):
         self.home = Path(state_dir).resolve() / "flink"  # absolute: the Flink scripts change directory
         self.conf_dir, self.log_dir, self.pid_dir = self.home / "conf", self.home / "log", self.home / "run"
@@ -86,11 +88,10 @@ class FlinkCluster:
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.rest_port}"
 
-    def write_conf(self) -> None:
+    def conf(self) -> dict[str, object]:
+        """The cluster's Flink configuration: loopback only, quick to notice a lost daemon."""
         s = self.settings
-        for folder in (self.conf_dir, self.log_dir, self.pid_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        lines = {
+        return {
             "jobmanager.rpc.address": "127.0.0.1",
             "jobmanager.rpc.port": s.rpc_port,
             "jobmanager.bind-host": "127.0.0.1",
@@ -115,6 +116,12 @@ class FlinkCluster:
             "env.log.dir": str(self.log_dir),
             "env.pid.dir": str(self.pid_dir),
         }
+
+    def write_conf(self) -> None:
+        s = self.settings
+        for folder in (self.conf_dir, self.log_dir, self.pid_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        lines = self.conf()
         self.conf_dir.joinpath("config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in lines.items()))
         self.conf_dir.joinpath("workers").write_text("localhost\n" * s.taskmanagers)
         self.conf_dir.joinpath("masters").write_text(f"127.0.0.1:{s.rest_port}\n")
@@ -187,11 +194,14 @@ class FlinkCluster:
             return
         with open(self.log_dir / "supervisor.log", "ab") as log:
             child = subprocess.Popen(
-                [sys.executable, "-m", "pipelines.stack.flink_supervisor", str(self.home.parent)],
+                self.supervisor_command(),
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
         self.pid_dir.joinpath(SUPERVISOR_PID).write_text(str(child.pid))
+
+    def supervisor_command(self) -> list[str]:
+        return [sys.executable, "-m", "pipelines.stack.flink_supervisor", str(self.home.parent)]
 
     def supervisor_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):
@@ -279,24 +289,26 @@ class FlinkCluster:
             )
         except (OSError, ValueError, urllib.error.URLError) as exc:
             jm_ok, detail = False, str(exc)
-        out = [ComponentStatus("flink-jobmanager", jm_ok, jm[0] if jm else None, self.settings.rest_port, bool(jm),
-                               detail)]  # fmt: skip
+        out = [ComponentStatus(f"{self.prefix}-jobmanager", jm_ok, jm[0] if jm else None,
+                               self.settings.rest_port, bool(jm), detail)]  # fmt: skip
         tms = self.taskmanagers()
         for i, tm in enumerate(tms):
             slots = f"{tm.get('id')}: {tm.get('freeSlots')}/{tm.get('slotsNumber')} slots free"
             port = int(tm.get("dataPort", 0))
             out.append(
-                ComponentStatus(f"flink-taskmanager-{i + 1}", bool(tm["healthy"]), None, port, True, slots)
+                ComponentStatus(
+                    f"{self.prefix}-taskmanager-{i + 1}", bool(tm["healthy"]), None, port, True, slots
+                )
             )
         for i in range(len(tms), self.settings.taskmanagers):  # expected but not registered
             out.append(
                 ComponentStatus(
-                    f"flink-taskmanager-{i + 1}", False, None, 0, self.configured, "not registered"
+                    f"{self.prefix}-taskmanager-{i + 1}", False, None, 0, self.configured, "not registered"
                 )
             )
         supervisor, restarts = self.supervisor_pid(), self.supervisor_restarts()
         restarted = ", ".join(f"{n} {kind} restart(s)" for kind, n in sorted(restarts.items()))
-        out.append(ComponentStatus("flink-supervisor", supervisor is not None, supervisor, 0, True,
+        out.append(ComponentStatus(f"{self.prefix}-supervisor", supervisor is not None, supervisor, 0, True,
                                    restarted or "no restart yet"))  # fmt: skip
         return out
 

@@ -58,17 +58,24 @@ def supervise(cluster: FlinkCluster, stop: list[int]) -> None:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if len(argv) != 1:
-        print("usage: python -m pipelines.stack.flink_supervisor STATE_DIR", file=sys.stderr)
+    if len(argv) not in (1, 2) or argv[1:] not in ([], ["--kappa"]):
+        print("usage: python -m pipelines.stack.flink_supervisor STATE_DIR [--kappa]", file=sys.stderr)
         return 3
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda sig, _: stop.append(sig))
     signal.signal(signal.SIGINT, lambda sig, _: stop.append(sig))
-    cluster = FlinkCluster(Path(argv[0]))
+    cluster = FlinkCluster(Path(argv[0])) if len(argv) == 1 else _kappa_cluster(Path(argv[0]))
     LOG.info("supervising %s (%d TaskManagers)", cluster.home, cluster.settings.taskmanagers)
     supervise(cluster, stop)
     LOG.info("stopped")
     return 0
+
+
+def _kappa_cluster(state_dir: Path) -> FlinkCluster:
+    """The Kappa arm's cluster (`up --kappa-cluster`), whose settings are the config's it saved."""
+    from pipelines.stack.kappa_cluster import KappaCluster
+
+    return KappaCluster.saved(state_dir)
 
 
 if __name__ == "__main__":
