@@ -34,14 +34,14 @@ def seal(payload: dict[str, Any]) -> bytes:
     return (json.dumps({**payload, DIGEST: digest}, sort_keys=True) + "\n").encode()
 
 
-def unseal(data: bytes | str, where: str) -> tuple[dict[str, Any], bool]:
+def unseal(data: bytes | str) -> tuple[dict[str, Any], bool]:
     """(payload, whether its digest matches: True also when it has none), or InputError."""
     try:
         raw = json.loads(data)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InputError(f"{where} is not JSON ({str(exc)[:80]})") from exc
+        raise InputError(f"not JSON ({str(exc)[:80]})") from exc
     if not isinstance(raw, dict):
-        raise InputError(f"{where} is not a JSON object")
+        raise InputError("not a JSON object")
     digest = raw.pop(DIGEST, None)
     return raw, digest is None or digest == hashlib.sha256(_canonical(raw)).hexdigest()
 
@@ -53,7 +53,10 @@ def _digest_error(where: str) -> InputError:
 def read_state(data: bytes | str, where: str, with_generation: bool) -> tuple[CutoverState, int | None]:
     """(state, generation kept in the record) of a state record: InputError naming the first
     bad field (checked before the digest, so a hand edit is told what is wrong)."""
-    raw, sound = unseal(data, where)
+    try:
+        raw, sound = unseal(data)
+    except InputError as exc:
+        raise InputError(f"{where} is {exc}") from exc
     generation = raw.get("generation")
     if with_generation and not (isinstance(generation, int) and not isinstance(generation, bool)):
         raise InputError(f"{where}: field 'generation' must be an integer, got {str(generation)[:40]!r}")
@@ -68,7 +71,7 @@ def read_state(data: bytes | str, where: str, with_generation: bool) -> tuple[Cu
 
 def read_entry(data: bytes | str, where: str) -> Transition:
     try:
-        raw, sound = unseal(data, where)
+        raw, sound = unseal(data)
         entry = Transition.from_json(raw)
     except InputError as exc:
         raise InputError(f"{where}: unreadable audit entry ({exc})") from exc
