@@ -250,7 +250,23 @@ def exit_codes() -> str:
     return "\n".join(out)
 
 
+PLOTS = "bench/results/plots"
+
+
+def _plots() -> list[Path]:
+    return sorted((ROOT / PLOTS).glob("*.png"))
+
+
+def bench_plots() -> str:
+    """One section per plot `make bench` drew, named by its figure."""
+    out = []
+    for plot in _plots():
+        out += [f"### `{plot.stem}`", "", f"![{plot.stem}](../assets/plots/{plot.name})", ""]
+    return "\n".join(out) or "No plots yet: `make bench` draws them."
+
+
 GENERATED: dict[str, Callable[[], str]] = {
+    "bench-plots": bench_plots,
     "config-keys": config_keys,
     "policy-keys": policy_keys,
     "spec-keys": spec_keys,
@@ -321,6 +337,8 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     for source, dest in ASSETS.items():
         files.append(File.generated(config, dest, abs_src_path=str(ROOT / source)))
+    for plot in _plots():
+        files.append(File.generated(config, f"assets/plots/{plot.name}", abs_src_path=str(plot)))
     return files
 
 
