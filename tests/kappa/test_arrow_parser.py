@@ -23,6 +23,7 @@ from pipelines.beam.arrow_events import (
 from pipelines.events import BadEvent, parse_event
 from pipelines.rows import window_start_ms
 from tests.beam.sample import BASE_MS, bad_lines, good_variants, random_events
+from tests.fuzz.hostile import boundary_events, hostile_payloads
 
 RECEIVED = BASE_MS + 3_600_000
 
@@ -78,7 +79,9 @@ def test_batched_parser_equals_parse_event_on_good_bad_and_mutated_lines() -> No
         e.to_json()
         for e in random_events(5, start_ms=RECEIVED + 86_400_000 - 2, span_ms=4)  # at the future bound
     ] + [e.to_json() for e in random_events(3, start_ms=1_142_899_199_998, span_ms=4)]  # first-tweet bound
-    corpus = valid + edge + bad_lines() + mutations(valid[:200] + good_variants(), 3000)
+    hostile = [v for v in hostile_payloads(RECEIVED - 60_000).values() if v is not None]
+    hostile += boundary_events(random_events(2, seed=9))  # valid, of 64 KiB - 1 and 64 KiB
+    corpus = valid + edge + bad_lines() + hostile + mutations(valid[:200] + good_variants(), 3000)
     random.Random(1).shuffle(corpus)
     events, rejected, lines = parse_lines(corpus, RECEIVED, "kappa_backfill")
     good = sorted(zip(*(events[c].to_pylist() for c in events.column_names), strict=True))

@@ -54,11 +54,56 @@ def test_valid_event_round_trips():
         (payload(event_id=5), "'event_id' must be a string"),
         (payload(event_time=NOW + 2 * 86_400_000), "more than 1 day in the future"),
         (payload(event_time=1000), "before 2006-03-21"),
+        (b"[" * 30_000, "JSON nested deeper than 32 levels"),
+        (b'{"a":' * 33 + b"1" + b"}" * 33, "JSON nested deeper than 32 levels"),
+        (b'["' + b"[" * 100 + b'"]', "not a JSON object"),  # brackets inside a string do not nest
+        (
+            payload(tweet_id=...).replace(b"}", b', "tweet_id": ' + b"1" * 4301 + b"}"),
+            "an integer of more than 4300 digits",
+        ),
+        (
+            payload(tweet_id=10**300),
+            r"'tweet_id' must be a positive int64, got 10000000000000000000\.\.\. \(301 digits\)",
+        ),
+        ("\ud800", "invalid UTF-8 at byte 0"),
+        (b'{"event_id": "\xed\xa0\x80"}', "invalid UTF-8 at byte 14"),
+        (b"\xef\xbb\xbf" + payload(), "Unexpected UTF-8 BOM"),
+        (
+            payload(tweet_id=...).replace(b"}", b', "tweet_id": 1e400}'),
+            "'tweet_id' must be an integer, got float",
+        ),
+        (
+            payload(tweet_id=...).replace(b"}", b', "tweet_id": -0}'),
+            "'tweet_id' must be a positive int64, got 0",
+        ),
+        (payload(event_id="\ud800"), r"event_id is not a UUID: '\\ud800'"),
+        (payload(event_id=" " + "a" * 31), "not a UUID"),
+        (payload(event_id="0x" + "a" * 30), "not a UUID"),
+        (payload(event_id="a" * 16 + "_" + "a" * 15), "not a UUID"),
+        (payload(event_id="\u0661" * 32), "not a UUID"),
+        (
+            payload(extra=...).replace(b"}", b', "' + b"k" * 1000 + b'": 1}'),
+            r"unexpected field 'kkkk.*\.\.\. \(1002 characters\)$",
+        ),
     ],
 )
 def test_bad_events_are_rejected_with_their_reason(raw, reason):
-    with pytest.raises(BadEvent, match=reason.replace("(", r"\(")):
+    pattern = reason if "\\" in reason or reason.endswith("$") else reason.replace("(", r"\(")
+    with pytest.raises(BadEvent, match=pattern):
         parse_event(raw, received_at_ms=NOW)
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        GOOD["event_id"].upper(),
+        "{" + GOOD["event_id"] + "}",
+        "urn:uuid:" + GOOD["event_id"],
+        GOOD["event_id"].replace("-", ""),
+    ],
+)
+def test_the_uuid_spellings_uuid_module_reads_stay_valid(event_id):
+    assert parse_event(payload(event_id=event_id), received_at_ms=NOW).event_id == event_id
 
 
 def test_future_check_is_relative_to_arrival_not_to_the_replay_clock():
