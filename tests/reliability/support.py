@@ -138,7 +138,9 @@ def counts(config: Config, view: str, where: str = "") -> dict[Key, int]:
 
 
 def scalar(config: Config, sql: str) -> Any:
-    return Warehouse(config.paths.warehouse_root).connect(config.time.window_ms).execute(sql).fetchone()[0]
+    row = Warehouse(config.paths.warehouse_root).connect(config.time.window_ms).execute(sql).fetchone()
+    assert row is not None, sql
+    return row[0]
 
 
 def diff(got: dict[Key, int], want: dict[Key, int], window_ms: int) -> dict[str, Any]:

@@ -1,12 +1,16 @@
-"""Issue 9, bad input: malformed and hostile records through EVERY arm on the real stack.
+"""Issues 9 and 27, bad input: malformed and hostile records through EVERY arm on the real stack.
 
-One Kafka topic carries good events, one duplicate and more than twenty kinds of bad
-record (a 1 MB one and a Kafka tombstone among them); the bridge forwards it to Pub/Sub,
-where a hostile publisher adds valid payloads with missing, unparseable or lying
-attributes. Then every arm reads it: the kappa stream (Pub/Sub), the legacy speed layer
-(Kafka, PyFlink), the legacy batch layer and the kappa backfill (the archive). Each arm
-must dead-letter every bad record under its own pipeline name with a reason, count the
-good ones exactly, conserve its input, and keep running.
+One Kafka topic carries good events (pretty-printed over LF and CRLF lines, and padded to
+64 KiB - 1 and exactly 64 KiB among them), one duplicate and the kinds of bad record of
+tests/fuzz/hostile.py (more than sixty: a 1 MB one, a Kafka tombstone, deep nesting,
+over-limit integers, lone surrogates, BOMs, NUL bytes, one byte over 64 KiB...); the bridge
+forwards it to Pub/Sub, where a hostile publisher adds valid payloads with missing,
+unparseable or lying attributes. Then every arm reads it: the kappa stream (Pub/Sub), the
+legacy speed layer (Kafka, PyFlink), the legacy batch layer and the kappa backfill (the
+archive). The bridge must forward every record in its one-line form, each bad one (and no
+other) marked `malformed=1`; each arm must dead-letter every bad record under its own
+pipeline name, in that form, with the same reason as every other arm, count the good ones
+exactly, conserve its input, and keep running.
 """
 
 from __future__ import annotations
@@ -20,56 +24,14 @@ from pathlib import Path
 import pytest
 
 from pipelines import pubsub_io
-from pipelines.events import Interaction, now_ms
+from pipelines.events import Interaction, now_ms, one_line
 from pipelines.kafka_io import produce
+from tests.fuzz.hostile import boundary_events, good_event, hostile_payloads
 from tests.reliability.support import Procs, archived_lines, counts, record_summary
 
+__all__ = ["dead_letters", "hostile_payloads"]  # the demo's hostile drill sends the same records
+
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.flink, pytest.mark.timeout(1200)]
-
-
-def good_event(at_ms: int, i: int) -> Interaction:
-    return Interaction(
-        str(uuid.uuid4()), at_ms + i, ("like", "retweet")[i % 2], 900 + i % 5, 7 + i, 11, "ios"
-    )
-
-
-def hostile_payloads(at_ms: int) -> dict[str, bytes | None]:
-    """kind -> a bad Kafka record value (None: a tombstone). Every one is rejected by parse_event."""
-    base = json.loads(good_event(at_ms, 0).to_json())
-
-    def with_(**changes: object) -> bytes:
-        return json.dumps({**base, **changes}).encode()
-
-    padded = json.dumps({**base, "pad": ""})
-    return {
-        "truncated_json": good_event(at_ms, 1).to_json()[:37],
-        "wrong_type": with_(tweet_id=str(base["tweet_id"])),
-        "bool_as_int": with_(event_time=True),
-        "float_id": with_(user_id=1.5),
-        "over_64_kib": padded.replace('"pad": ""', '"pad": "' + "x" * 70_000 + '"').encode(),
-        "near_1_mb": padded.replace('"pad": ""', '"pad": "' + "y" * 1_000_000 + '"').encode(),
-        "unknown_event_type": with_(event_type="superlike"),
-        "unknown_client": with_(client="fax"),
-        "negative_id": with_(author_id=-3),
-        "zero_id": with_(tweet_id=0),
-        "int64_overflow": with_(tweet_id=2**63),
-        "far_future": with_(event_time=at_ms + 3 * 86_400_000),
-        "far_past": with_(event_time=946_684_800_000),  # 2000-01-01, before the first tweet
-        "invalid_utf8": b'{"event_id": "\xff\xfe\xfd", "event_type": "like"}',
-        "duplicate_keys": good_event(at_ms, 2).to_json().replace(b'"client"', b'"client":"web","client"'),
-        "nan": with_(event_time=float("nan")),
-        "infinity": with_(tweet_id=float("inf")),
-        "nested_junk": with_(extra={"nested": [1, {"junk": [None, {"deeper": True}]}]}),
-        "missing_field": json.dumps({k: v for k, v in base.items() if k != "event_id"}).encode(),
-        "not_a_uuid": with_(event_id="'; DROP TABLE dead_letter; --"),
-        "control_chars": b'{"event_id": "\x00\x01", "event_type": "like"}',
-        "json_array": b"[1, 2, 3]",
-        "json_string": b'"like"',
-        "not_json": b"<xml>not json</xml>",
-        "whitespace_only": b"   \t ",
-        "empty_message": b"",
-        "kafka_tombstone": None,
-    }
 
 
 def hostile_publishes(at_ms: int) -> dict[str, tuple[bytes, dict[str, str]]]:
@@ -119,9 +81,13 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
     good = [good_event(at, i) for i in range(20)]
     bad = hostile_payloads(at)
     direct = hostile_publishes(at)
-    # good[0] pretty-printed over several lines: still a valid event (the archive keeps it one line)
-    values = [json.dumps(json.loads(good[0].to_json()), indent=2).encode()] + [e.to_json() for e in good[1:]]
-    values += [good[3].to_json()] + list(bad.values())  # one duplicate
+    assert len(bad) >= 40
+    # good[0] and good[1] pretty-printed over LF and CRLF lines: still valid events (every arm
+    # reads them as one line); good[2] and good[3] padded to 64 KiB - 1 and exactly 64 KiB.
+    pretty = [json.dumps(json.loads(e.to_json()), indent=2).encode() for e in good[:2]]
+    values = [pretty[0], pretty[1].replace(b"\n", b"\r\n"), *boundary_events(good[2:4])]
+    values += [e.to_json() for e in good[4:]] + [good[5].to_json()] + list(bad.values())  # one duplicate
+    good_values = values[: len(good)]
     produce(config, values, [str(900 + i % 5).encode() for i in range(len(values))])
     unique_truth = Counter(
         (e.event_time - e.event_time % config.time.window_ms, e.tweet_id, e.event_type) for e in good
@@ -129,9 +95,9 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
     with_duplicate = unique_truth + Counter(
         {
             (
-                good[3].event_time - good[3].event_time % config.time.window_ms,
-                good[3].tweet_id,
-                good[3].event_type,
+                good[5].event_time - good[5].event_time % config.time.window_ms,
+                good[5].tweet_id,
+                good[5].event_type,
             ): 1
         }
     )
@@ -153,11 +119,13 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
         assert procs.wait("archive", 300) == 0, procs.log("archive")
         assert procs.last_json("bridge")["forwarded"] == n_in
         assert procs.last_json("archive")["archived"] == n_in
-        # The bad records themselves, not only how many: archived raw, forwarded unchanged.
-        bad_raw = Counter(v or b"" for v in bad.values())
-        assert not bad_raw - archived_lines(config), "a bad record is missing from the archive, or altered"
-        forwarded = Counter(m.data for m in pubsub_io.pull_all(config, check))
-        assert not bad_raw - forwarded, "the bridge did not forward every bad record unchanged"
+        # The bad records themselves, not only how many: archived and forwarded as every arm
+        # reads them (one line: a CR or LF is a space), the bad ones, and only they, malformed.
+        bad_lines = Counter(one_line(v or b"") for v in bad.values())
+        assert not bad_lines - archived_lines(config), "a bad record is missing from the archive, or altered"
+        summary["bridge"] = _check_forwarded(
+            config, pubsub_io.pull_all(config, check), bad_lines, good, good_values
+        )
 
         # kappa stream: Pub/Sub (bridge-forwarded plus direct hostile publishes)
         assert procs.wait("kappa", 200) == 0, procs.log("kappa")[-4000:]
@@ -168,10 +136,12 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
         assert stream["dead_lettered"] == n_bad + len(direct)
         assert stream["duplicates_removed"] == 1
         assert stream["counted"] == sum(unique_truth.values()) and stream["too_late"] == 0
-        assert counts(config, "kappa_stream_current") == dict(unique_truth)
-        _check_dead_letters(
-            config, "kappa_stream", [v or b"" for v in bad.values()] + [d for d, _ in direct.values()]
+        assert stream["read"] == (
+            stream["dead_lettered"] + stream["too_late"] + stream["duplicates_removed"] + stream["counted"]
         )
+        assert counts(config, "kappa_stream_current") == dict(unique_truth)
+        bad_payloads = [one_line(v or b"") for v in bad.values()]
+        _check_dead_letters(config, "kappa_stream", bad_payloads + [d for d, _ in direct.values()])
 
         # legacy speed: Kafka through PyFlink, bounded run (no dedup: the duplicate counts)
         procs.start(
@@ -201,7 +171,7 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
         # record the speed layer neither counts nor dead-letters (it used to crash-loop on it).
         assert speed["status"] == "FINISHED" and speed["records"] == n_in - 1 and speed["bad"] == n_bad - 1
         assert counts(config, "legacy_speed_current") == dict(with_duplicate)
-        _check_dead_letters(config, "legacy_speed", [v for v in bad.values() if v is not None])
+        _check_dead_letters(config, "legacy_speed", [one_line(v) for v in bad.values() if v is not None])
 
         # legacy batch and kappa backfill: the archive
         batch = _run_batch(procs, config, path)
@@ -210,8 +180,14 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
         assert batch["dead_lettered"] == n_bad and batch["duplicates_removed"] == 1
         assert batch["events_counted"] + batch["late_dropped"] == len(good)
         assert batch["late_dropped"] == 0  # unless the run straddled a period boundary
+        assert batch["lines_read"] == (
+            batch["events_counted"]
+            + batch["duplicates_removed"]
+            + batch["late_dropped"]
+            + batch["dead_lettered"]
+        )
         assert counts(config, "legacy_batch") == dict(unique_truth)
-        _check_dead_letters(config, "legacy_batch", [v or b"" for v in bad.values()])
+        _check_dead_letters(config, "legacy_batch", bad_payloads)
 
         procs.start("backfill", "kappa", "backfill", "--config", str(path))
         assert procs.wait("backfill", 180) == 0, procs.log("backfill")[-4000:]
@@ -220,7 +196,8 @@ def test_every_arm_dead_letters_hostile_input_and_counts_the_rest(stack_config, 
         assert backfill["read"] == n_in and backfill["dead_lettered"] == n_bad
         assert backfill["duplicates_removed"] == 1
         assert counts(config, "kappa_backfill_current") == dict(unique_truth)
-        _check_dead_letters(config, "kappa_backfill", [v or b"" for v in bad.values()])
+        _check_dead_letters(config, "kappa_backfill", bad_payloads)
+        _check_one_reason_per_record(config, {d for d, _ in direct.values()})
         summary["dead_letter_reasons"] = _reasons(config)
     finally:
         procs.stop_all()
@@ -262,6 +239,39 @@ def _check_dead_letters(config, pipeline: str, payloads: list[bytes]) -> None:
     assert len(got) == len(payloads), (pipeline, len(got), len(payloads))
     assert all(error for _, error in got), pipeline
     assert Counter(p for p, _ in got) == Counter(payloads), f"{pipeline}: dead letters not as received"
+
+
+def _check_forwarded(
+    config, messages: list, bad_lines: Counter, good: list[Interaction], good_values: list[bytes]
+) -> dict[str, int]:
+    """What the README's Guarantees table says of the bridge: every record forwarded (in its
+    one-line form), each bad one marked `malformed=1` with its Kafka coordinates as event_id
+    and the Kafka timestamp as event_time, each good one with its own event_id and event_time."""
+    topic = config.kafka.topic
+    malformed = [m for m in messages if m.attributes.get("malformed") == "1"]
+    assert Counter(m.data for m in malformed) == bad_lines, "malformed=1 on exactly the bad records"
+    ids = [m.attributes["event_id"] for m in malformed]
+    assert all(i.startswith(f"kafka:{topic}:") for i in ids) and len(set(ids)) == len(ids), ids[:5]
+    assert all(m.attributes["event_time"].isdigit() for m in malformed)
+    lines = set(map(one_line, good_values))
+    forwarded_good = {m.data: dict(m.attributes) for m in messages if m.data in lines}
+    for event, value in zip(good, good_values, strict=True):
+        assert b"\n" not in one_line(value) and forwarded_good.get(one_line(value)) == event.attributes(), (
+            event
+        )
+    return {"malformed": len(malformed), "pulled": len(messages)}
+
+
+def _check_one_reason_per_record(config, direct_payloads: set[bytes]) -> None:
+    """Every arm dead-lettered each bad Kafka record with the same reason (the speed layer
+    skips the tombstone, and the stream also rejects the direct publishes, by attributes)."""
+    rows = {
+        p: Counter(dead_letters(config, p))
+        for p in ("kappa_stream", "legacy_speed", "legacy_batch", "kappa_backfill")
+    }
+    stream = Counter({row: n for row, n in rows["kappa_stream"].items() if row[0] not in direct_payloads})
+    assert rows["legacy_batch"] == rows["kappa_backfill"] == stream
+    assert rows["legacy_speed"] + Counter({(b"", "empty message"): 1}) == stream
 
 
 def _reasons(config) -> dict[str, dict[str, int]]:
