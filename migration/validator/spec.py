@@ -7,7 +7,7 @@
     metrics:
       - {column: revenue, tolerance: {relative: 0.001}}
       - {column: orders}
-    filter: "day >= DATE '2026-01-01'"
+    filter: "day >= DATE '2026-01-01'"   # a restricted predicate, see spec_filter
     finality: {column: day, lateness: 1d}
 
 Every problem of a file is collected and reported in one ConfigError (exit 3), each
@@ -23,8 +23,9 @@ from typing import Any, Mapping
 
 import yaml
 
+from migration.validator.spec_filter import parse_filter
 from pipelines.config import parse_duration, seconds_to_ms
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, InputError
 
 # The keys of a spec file, in one place.
 NAME, KIND, LEFT, RIGHT, KEYS, METRICS = "name", "kind", "left", "right", "keys", "metrics"
@@ -320,8 +321,11 @@ def parse_spec(raw: Any, origin: str = "<dict>") -> Spec:
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0:
         errors.append(f"top_n: must be a non-negative integer, got {top_n!r}")
     flt = raw.get(FILTER)
-    if flt is not None and (not isinstance(flt, str) or not flt.strip()):
-        errors.append(f"filter: must be an SQL predicate string, got {flt!r}")
+    if flt is not None:
+        try:
+            parse_filter(flt)
+        except InputError as exc:
+            errors.append(str(exc))
     group_by = raw.get(GROUP_BY)
     if group_by is not None and not isinstance(group_by, str):
         errors.append(f"group_by: must be one column name, got {group_by!r}")

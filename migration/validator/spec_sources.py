@@ -2,8 +2,8 @@
 
 DuckDB reads Parquet globs, CSV files and the local warehouse's tables and views; BigQuery
 reads `PROJECT.DATASET.TABLE`. Both sides of a spec run in one engine, so the join is
-pushed down whole. The spec's `filter` is SQL in DuckDB's dialect, transpiled by sqlglot
-for BigQuery.
+pushed down whole. The spec's `filter` is a restricted predicate (spec_filter) turned into
+an Ibis expression, which each engine compiles in its own dialect.
 
 The type-compatibility table (`compatibility`) is shared by the schema kind and by the
 checks of key and metric columns.
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from migration.validator.backends import WAREHOUSE_VIEWS
+from migration.validator.backends import WAREHOUSE_VIEWS, bigquery_connection
 from migration.validator.duckdb_compat import ibis_connection
 from migration.validator.spec import COLUMN_AGGREGATES, METRIC_DIFF, ROW_HASH, Source, Spec
+from migration.validator.spec_filter import filter_predicate
 from pipelines.errors import ConfigError, InputError
 from pipelines.warehouse import Warehouse
 
@@ -75,16 +75,9 @@ class SpecEngine:
         self.warehouse_root = warehouse_root
         self._cached: list[ir.Table] = []
         self.raw: Any = None
+        self.emulated = False
         if self.name == "bigquery":
-            project = spec.left.value.split(".")[0]
-            try:
-                self.con: Any = ibis.bigquery.connect(project_id=project)
-            except (ImportError, AttributeError) as exc:
-                raise ConfigError(
-                    "BigQuery sides need the driver: pip install 'ibis-framework[bigquery]'"
-                ) from exc
-            except Exception as exc:  # google.auth / API errors
-                raise ConfigError(f"BigQuery {project}: cannot connect: {_first_line(exc)}") from exc
+            self.con, self.emulated = bigquery_connection(spec.left.value.split(".")[0])
             return
         import duckdb
 
@@ -131,6 +124,8 @@ class SpecEngine:
             raise InputError(f"{role}: cannot read {source.label}: {_first_line(exc)}") from exc
 
     def cache(self, expr: ir.Table) -> ir.Table:
+        if self.emulated:  # bqemulator has no anonymous dataset for Ibis's cache: recompute instead
+            return expr
         try:
             cached = expr.cache()
         except Exception as exc:
@@ -146,13 +141,22 @@ class SpecEngine:
             self.raw.close()
 
 
-def apply_filter(t: ir.Table, predicate: str | None, role: str) -> ir.Table:
-    if not predicate:
+def apply_filter(t: ir.Table, text: str | None, role: str) -> ir.Table:
+    """`t` with the spec's filter, an Ibis predicate (spec_filter): no SQL text reaches the engine."""
+    if not text:
         return t
     try:
-        return t.alias(f"{role}_rows").sql(f"SELECT * FROM {role}_rows WHERE {predicate}", dialect="duckdb")
-    except Exception as exc:  # a binder or parser error of the engine
-        raise InputError(f"filter on {role}: {_first_line(exc)}") from exc
+        return t.filter(filter_predicate(t, text))
+    except InputError as exc:
+        raise InputError(f"{role}: {exc}") from exc
+
+
+def _filtered(t: ir.Table, text: str | None, role: str, problems: list[str]) -> ir.Table:
+    try:
+        return apply_filter(t, text, role)
+    except InputError as exc:
+        problems.append(str(exc))
+        return t
 
 
 def _column_problems(spec: Spec, sides: Sides) -> list[str]:
@@ -184,11 +188,13 @@ def _column_problems(spec: Spec, sides: Sides) -> list[str]:
 
 
 def open_sides(engine: SpecEngine, spec: Spec) -> Sides:
-    """Both sides, filtered; InputError naming every missing column and type clash at once."""
-    left = apply_filter(engine.table(spec.left, "left"), spec.filter, "left")
-    right = apply_filter(engine.table(spec.right, "right"), spec.filter, "right")
+    """Both sides, filtered; InputError naming every missing column, type clash and filter
+    problem at once."""
+    problems: list[str] = []
+    left = _filtered(engine.table(spec.left, "left"), spec.filter, "left", problems)
+    right = _filtered(engine.table(spec.right, "right"), spec.filter, "right", problems)
     sides = Sides(left, right)
-    problems = _column_problems(spec, sides)
+    problems += _column_problems(spec, sides)
     if problems:
         have = f"left columns: {', '.join(left.columns)}; right columns: {', '.join(right.columns)}"
         raise InputError(f"{spec.origin}: {'; '.join(problems)} ({have})")
