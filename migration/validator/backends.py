@@ -145,32 +145,45 @@ class DuckDBBackend:
         self.raw.close()
 
 
+def bigquery_connection(project: str | None, dataset: str | None = None) -> tuple[Any, bool]:
+    """An Ibis BigQuery connection and whether it is the emulator's (BIGQUERY_EMULATOR_HOST:
+    its endpoint, anonymous credentials); ConfigError when it cannot be made."""
+    try:
+        from pipelines.bigquery_io import EMULATOR_ENV, bigquery_client
+
+        emulated = bool(os.environ.get(EMULATOR_ENV))
+        client = bigquery_client(project or "") if emulated else None
+        con = ibis.bigquery.connect(
+            project_id=project,
+            dataset_id=dataset,
+            client=client,
+            credentials=client._credentials if client is not None else None,
+        )
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            "the BigQuery backend needs its driver: pip install 'ibis-framework[bigquery]'"
+        ) from exc
+    except Exception as exc:  # google.auth / API errors
+        raise ConfigError(f"BigQuery {project}: cannot connect: {_first_line(exc)}") from exc
+    return con, emulated
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """Whether a table lookup failed because the table (or its dataset) does not exist, as
+    opposed to a refused, throttled or unreachable service, which says nothing about it."""
+    from google.api_core import exceptions as google_errors
+    from ibis.common.exceptions import TableNotFound
+
+    return isinstance(exc, (TableNotFound, google_errors.NotFound))
+
+
 class BigQueryBackend:
     name = "bigquery"
     exact_quantiles = False  # BigQuery has APPROX_QUANTILES only
 
     def __init__(self, inputs: ValidationInputs):
-        try:
-            from pipelines.bigquery_io import EMULATOR_ENV, bigquery_client
-
-            emulated = bool(os.environ.get(EMULATOR_ENV))
-            client = bigquery_client(inputs.bigquery_project or "") if emulated else None
-            self.con: Any = ibis.bigquery.connect(
-                project_id=inputs.bigquery_project,
-                dataset_id=inputs.bigquery_dataset,
-                client=client,  # on the emulator: its endpoint, anonymous credentials
-                credentials=client._credentials if client is not None else None,
-            )
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(
-                "the BigQuery backend needs its driver: pip install 'ibis-framework[bigquery]'"
-            ) from exc
-        except Exception as exc:  # google.auth / API errors
-            raise ConfigError(
-                f"BigQuery {inputs.bigquery_project}: cannot connect: {_first_line(exc)}"
-            ) from exc
+        self.con, self.emulated = bigquery_connection(inputs.bigquery_project, inputs.bigquery_dataset)
         self.inputs = inputs
-        self.emulated = emulated
         self._cached: list[ir.Table] = []
 
     def cache(self, expr: ir.Table) -> ir.Table:
@@ -185,11 +198,17 @@ class BigQueryBackend:
         return table, dataset or self.inputs.bigquery_dataset
 
     def has_table(self, name: str) -> bool:
+        """False only when BigQuery says the table does not exist; any other failure is an
+        InputError (a transient error must not read as "no batch_runs table")."""
         table, dataset = self._split(name)
         try:
             self.con.table(table, database=dataset)
-        except Exception:
-            return False
+        except Exception as exc:
+            if is_not_found(exc):
+                return False
+            raise InputError(
+                f"BigQuery table {dataset}.{table}: cannot tell whether it exists: {_first_line(exc)}"
+            ) from exc
         return True
 
     def table(self, name: str) -> ir.Table:
