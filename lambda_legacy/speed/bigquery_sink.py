@@ -1,9 +1,8 @@
 """The speed job's BigQuery sink: rows of the checkpointed sink buffer -> streaming inserts.
 
-The speed job runs in `.venv-flink` (PyFlink pins its own Beam and protobuf; no Google
-client library there), so this module speaks BigQuery's REST API with the standard library
-only: `tabledata.insertAll` into the tables Terraform creates (the job needs no
-table-create right):
+Rows go through Google's client library (`google-cloud-bigquery`, pinned in
+requirements/flink.lock beside PyFlink): `Client.insert_rows_json` (BigQuery's
+`tabledata.insertAll`) into the tables Terraform creates (the job needs no table-create right):
 
 - `legacy_speed` -> `PROJECT:DATASET.legacy_speed` (Terraform's `legacy` dataset, read by
   the `legacy_serving` view beside `legacy_batch`);
@@ -11,36 +10,35 @@ table-create right):
 - `speed_late` (diagnostics, no table in Terraform) stays in the local Parquet warehouse.
 
 Endpoint and credentials: against an emulator (`--bigquery-endpoint http://host:port`,
-e.g. bqemulator) no credentials are sent. Against BigQuery itself the token comes from the
-metadata server of the VM the job runs on (Dataproc: the cluster's service account, which
-needs `roles/bigquery.dataEditor` on the two datasets); that path is written to the API's
-documentation but has not run here.
+e.g. bqemulator) the client sends no credentials (`AnonymousCredentials`) to that endpoint
+(`client_options`). Against BigQuery itself it takes `google-auth`'s application default
+credentials: on Dataproc the cluster's service account (which needs
+`roles/bigquery.dataEditor` on the two datasets), elsewhere
+`GOOGLE_APPLICATION_CREDENTIALS` or `gcloud auth application-default login`.
 
 A write is at least once: the sink clears its Flink buffer only after every insert of a
-flush succeeded; a failed insert fails the task, Flink restores the last checkpoint and the
-buffered rows are written again. Aggregate rows carry an insertId made from their content
-(BigQuery's best-effort dedup drops a re-sent row), and `legacy_speed_current` collapses
-a row written twice (the same key and count).
+flush succeeded; a refused connection, a timeout, or a 429/5xx answer is retried with
+backoff (`RETRY`), and anything else, a row BigQuery refused included, fails the task:
+Flink restores the last checkpoint and the buffered rows are written again. Aggregate rows
+carry an insertId made from their content (`row_ids`: BigQuery's best-effort dedup drops a
+re-sent row), and `legacy_speed_current` collapses a row written twice (the same key and
+count).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-import json
 import time
-import urllib.error
-import urllib.request
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-GOOGLE_API = "https://bigquery.googleapis.com"
-METADATA_TOKEN_URL = (
-    "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
-)
 BATCH_ROWS = 500  # BigQuery recommends at most 500 rows per insertAll request
-RETRIES = 4
+RETRY_TIMEOUT_S = 30.0  # then the task fails and Flink retries from the last checkpoint
+INSERT_TIMEOUT_S = 60.0  # one request
 _TIMESTAMPS = ("window_start", "window_end", "emitted_at", "failed_at")
 
 
@@ -106,73 +104,87 @@ def insert_id(row: dict[str, Any]) -> str | None:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-class _Token:
-    """An OAuth access token from the metadata server, renewed a minute before it expires."""
+def _google() -> Any:
+    """The client library, imported when a target is used (the local sink never needs it)."""
+    with warnings.catch_warnings():  # google.api_core's notice about Python 3.11's end of life
+        warnings.simplefilter("ignore", FutureWarning)
+        from google.cloud import bigquery
 
-    def __init__(self) -> None:
-        self.value, self.expires = "", 0.0
-
-    def get(self) -> str:
-        if time.monotonic() < self.expires - 60:
-            return self.value
-        request = urllib.request.Request(METADATA_TOKEN_URL, headers={"Metadata-Flavor": "Google"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - fixed URL
-                body = json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise BigQueryWriteError(
-                f"no access token from the metadata server ({exc}); run on a GCP VM or use an emulator"
-            ) from exc
-        self.value, self.expires = body["access_token"], time.monotonic() + float(body["expires_in"])
-        return self.value
+    return bigquery
 
 
-_TOKEN = _Token()
+def retry_policy(timeout_s: float = RETRY_TIMEOUT_S) -> Any:
+    """What is retried: a refused or dropped connection, a timeout, 429 and 5xx answers."""
+    import requests
+    from google.api_core import exceptions as gexc
+    from google.api_core.retry import Retry, if_exception_type
+    from google.auth import exceptions as auth_exc
+
+    transient = if_exception_type(
+        gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway, gexc.ServiceUnavailable,
+        gexc.GatewayTimeout, ConnectionError, requests.ConnectionError, requests.Timeout,
+        auth_exc.TransportError,
+    )  # fmt: skip
+    return Retry(predicate=transient, initial=0.5, maximum=8.0, multiplier=2.0, timeout=timeout_s)
 
 
-def _post(url: str, body: dict[str, Any], endpoint: str) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json"}
-    if not endpoint:
-        headers["Authorization"] = f"Bearer {_TOKEN.get()}"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - configured endpoint
-        return json.loads(response.read() or b"{}")
+@functools.lru_cache(maxsize=4)
+def client_for(target: BigQueryTarget) -> Any:
+    """One client per target and process: the emulator's without credentials, else ADC."""
+    bigquery = _google()
+    from google.auth import exceptions as auth_exc
+
+    try:
+        if target.endpoint:
+            from google.api_core.client_options import ClientOptions
+            from google.auth.credentials import AnonymousCredentials
+
+            return bigquery.Client(project=target.project, credentials=AnonymousCredentials(),
+                                   client_options=ClientOptions(api_endpoint=target.endpoint))  # fmt: skip
+        return bigquery.Client(project=target.project)
+    except auth_exc.DefaultCredentialsError as exc:
+        raise BigQueryWriteError(
+            f"no Google application default credentials ({_line(exc)}): run on a GCP VM, "
+            "set GOOGLE_APPLICATION_CREDENTIALS, or use an emulator (--bigquery-endpoint)"
+        ) from exc
 
 
-def insert_all(target: BigQueryTarget, dataset: str, table: str, rows: list[dict[str, Any]]) -> int:
-    """Streaming-insert `rows` (sink rows) into DATASET.TABLE; retries a refused connection or
-    a 5xx/429 answer with backoff, raises BigQueryWriteError on anything else."""
-    base = target.endpoint or GOOGLE_API
-    url = f"{base}/bigquery/v2/projects/{target.project}/datasets/{dataset}/tables/{table}/insertAll"
+def _line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _first_error(errors: list[dict[str, Any]]) -> str:
+    first = errors[0]
+    detail = "; ".join(str(e.get("message") or e.get("reason")) for e in first.get("errors") or [])
+    return f"row {first.get('index')}: {detail or first}"[:300]
+
+
+def insert_all(
+    target: BigQueryTarget, dataset: str, table: str, rows: list[dict[str, Any]], retry: Any = None
+) -> int:
+    """Streaming-insert `rows` (sink rows) into DATASET.TABLE; transient failures are retried
+    (`retry`, default `retry_policy()`), anything else raises BigQueryWriteError."""
+    from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+
+    client, where = client_for(target), f"{target.project}.{dataset}.{table}"
+    retry = retry if retry is not None else retry_policy()
     for start in range(0, len(rows), BATCH_ROWS):
         batch = rows[start : start + BATCH_ROWS]
-        entries = []
-        for row in batch:
-            entry: dict[str, Any] = {"json": json_row(row)}
-            row_id = insert_id(row)
-            if row_id:
-                entry["insertId"] = row_id
-            entries.append(entry)
-        answer = _post_with_retries(url, {"rows": entries}, target.endpoint, f"{dataset}.{table}")
-        errors = answer.get("insertErrors") or []
-        if errors:
-            raise BigQueryWriteError(f"BigQuery {dataset}.{table}: insert refused: {str(errors[0])[:300]}")
-    return len(rows)
-
-
-def _post_with_retries(url: str, body: dict[str, Any], endpoint: str, what: str) -> dict[str, Any]:
-    for attempt in range(RETRIES + 1):
         try:
-            return _post(url, body, endpoint)
-        except urllib.error.HTTPError as exc:
-            if exc.code not in (429, 500, 502, 503, 504) or attempt == RETRIES:
-                detail = exc.read()[:300].decode(errors="replace")
-                raise BigQueryWriteError(f"BigQuery {what}: HTTP {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            if attempt == RETRIES:
-                raise BigQueryWriteError(f"BigQuery {what} at {url}: does not answer ({exc})") from exc
-        time.sleep(min(8.0, 0.5 * 2**attempt))
-    raise AssertionError("unreachable")
+            errors = client.insert_rows_json(where, [json_row(r) for r in batch], row_ids=[insert_id(r) for r in batch],
+                                             retry=retry, timeout=INSERT_TIMEOUT_S)  # fmt: skip
+        except gexc.RetryError as exc:
+            raise BigQueryWriteError(
+                f"BigQuery {where}: still failing after retries ({_line(exc.cause or exc)})"[:400]
+            ) from exc
+        except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, OSError) as exc:
+            raise BigQueryWriteError(f"BigQuery {where}: {_line(exc)}"[:400]) from exc
+        if errors:
+            raise BigQueryWriteError(
+                f"BigQuery {where}: {len(errors)} row(s) refused, {_first_error(errors)}"
+            )
+    return len(rows)
 
 
 def write_rows(
