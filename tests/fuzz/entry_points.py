@@ -46,8 +46,11 @@ def check_agreement(raws: list[bytes], received_at_ms: int, checked: Counter | N
     lines = [one_line(raw) for raw in raws]  # what the stream and the archive readers get
     verdicts = [verdict(line, received_at_ms) for line in lines]
     for raw, line, (kind, value) in zip(raws, lines, verdicts, strict=True):
-        raw_kind, raw_value = verdict(raw, received_at_ms)
-        assert raw_kind == kind and (kind == "bad" or raw_value == value), f"one_line changed {_shown(raw)}"
+        if raw != line:
+            raw_kind, raw_value = verdict(raw, received_at_ms)
+            assert raw_kind == kind and (kind == "bad" or raw_value == value), (
+                f"one_line changed {_shown(raw)}"
+            )
         _check_record(raw, line, kind, value, received_at_ms)
     checked.update(dict.fromkeys(("parse_event", "parse_or_reject", "bridge", "parse_record"), len(raws)))
     _check_batch(lines, verdicts, received_at_ms, as_blob=False)
