@@ -34,6 +34,10 @@ VALIDATION_RUNS_EXTRA = [
     ("window_to", TS),
     ("policy", pa.string()),
     ("spec", pa.string()),  # the validation spec's name (null: `kappactl validate` flags)
+    # A spec run narrowed by a filter or judged by its own policy keys (JSON): the cutover
+    # gate leaves such runs out unless the policy's gate_counts_restricted_runs is on.
+    ("spec_filter", pa.string()),
+    ("policy_overrides", pa.string()),
 ]
 VALIDATION_RUNS_ROW_SCHEMA = pa.schema([*VALIDATION_RUNS_SCHEMA, *VALIDATION_RUNS_EXTRA])
 
@@ -106,6 +110,10 @@ def run_row(report: Report | SpecReport) -> dict[str, Any]:
         "window_to": None,
         "policy": json.dumps(report.policy, sort_keys=True),
         "spec": report.spec,
+        "spec_filter": _filter_text(report.inputs.get("filter")),
+        "policy_overrides": json.dumps(report.policy_overrides, sort_keys=True)
+        if report.policy_overrides
+        else None,
     }
     if isinstance(report, Report):
         windows = report.by_window
@@ -118,6 +126,12 @@ def run_row(report: Report | SpecReport) -> dict[str, Any]:
             "window_to": _ms(windows[-1]["window_start"]) if windows else None,
         }
     return row
+
+
+def _filter_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
 class WarehouseRecord:

@@ -131,6 +131,9 @@ class Report:
     consecutive_passes: dict[str, int] = field(default_factory=dict)
     report_dir: str | None = None
     spec: str | None = None  # the validation spec of the run (None: `kappactl validate` flags)
+    # The spec's `policy:` keys that changed the policy file's values: such a run does not
+    # count toward a cutover gate unless the policy's gate_counts_restricted_runs says so.
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:

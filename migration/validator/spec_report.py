@@ -63,6 +63,9 @@ class SpecReport:
     finished_at: str
     consecutive_passes: dict[str, int] = field(default_factory=dict)
     report_dir: str | None = None
+    # The spec's `policy:` keys that changed the policy file's values; with a `filter`
+    # (inputs), they keep the run from counting toward a cutover gate (handlers.run_row).
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:

@@ -49,6 +49,29 @@ def spec_policy(policy: Policy, spec: Spec) -> Policy:
     return build_policy({**base, **spec.policy}, f"{spec.origin}: policy")
 
 
+def policy_overrides(policy: Policy, spec: Spec) -> dict[str, Any]:
+    """The spec's `policy:` keys whose values differ from the policy file's: what its run is
+    judged by differently (recorded, so the cutover gate can leave the run out)."""
+    if not spec.policy:
+        return {}
+    effective = spec_policy(policy, spec)
+    changed = {k: getattr(effective, k) for k in spec.policy if getattr(effective, k) != getattr(policy, k)}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()}
+
+
+class _WithOverrides:
+    """Hands the report on after writing the spec's policy overrides into it (the runner
+    calls the handlers itself, before returning)."""
+
+    def __init__(self, overrides: dict[str, Any], handlers: Iterable[Handler]):
+        self.overrides, self.handlers = overrides, list(handlers)
+
+    def handle(self, report: Any) -> None:
+        report.policy_overrides = dict(self.overrides)
+        for handler in self.handlers:
+            handler.handle(report)
+
+
 def _arm_args(role: str, source: Source) -> dict[str, str]:
     if source.kind == "table":
         return {role: source.value}
@@ -151,7 +174,8 @@ def _run_kind(spec: Spec, engine: SpecEngine) -> dict[str, Any]:
     return _run_diff(spec, sides, engine)
 
 
-def run_generic(spec: Spec, policy: Policy, options: RunOptions, handlers: Iterable[Handler]) -> SpecReport:
+def run_generic(spec: Spec, policy: Policy, options: RunOptions, handlers: Iterable[Handler],
+                overrides: dict[str, Any] | None = None) -> SpecReport:  # fmt: skip
     started = datetime.now(UTC)
     engine = SpecEngine(
         spec, options.warehouse_root, options.memory_limit, options.threads, options.window_ms
@@ -164,7 +188,8 @@ def run_generic(spec: Spec, policy: Policy, options: RunOptions, handlers: Itera
     report = SpecReport(run_id=new_run_id(), spec=spec.name, kind=spec.kind, verdict=verdict, reasons=reasons,
                         policy=asdict(policy), inputs={**spec.describe(), "engine": engine.name},
                         started_at=iso(started) or "", finished_at=iso(datetime.now(UTC)) or "",
-                        report_dir=str(options.report_dir) if options.report_dir else None, **result)  # fmt: skip
+                        report_dir=str(options.report_dir) if options.report_dir else None,
+                        policy_overrides=dict(overrides or {}), **result)  # fmt: skip
     from migration.validator.handlers import streak
 
     root = options.warehouse_root if options.record else None
@@ -178,16 +203,18 @@ def run_generic(spec: Spec, policy: Policy, options: RunOptions, handlers: Itera
 def run_spec(spec: Spec, config: Config, policy: Policy, options: RunOptions,
              handlers: Iterable[Handler] | None = None) -> Report | SpecReport:  # fmt: skip
     """Run one spec; `handlers` default to report files (if a report dir) and the record."""
-    from migration.validator.handlers import ReportFiles, WarehouseRecord
+    from migration.validator.handlers import ReportFiles, WarehouseRecord, default_handlers
 
+    overrides = policy_overrides(policy, spec)
     policy = spec_policy(policy, spec)
     if spec.streaming:
-        inputs = inputs_from_spec(spec, config, options)
-        return run_validation(replace(inputs, spec=spec.name), policy, handlers)
+        inputs = replace(inputs_from_spec(spec, config, options), spec=spec.name)
+        chosen = default_handlers(inputs) if handlers is None else handlers
+        return run_validation(inputs, policy, [_WithOverrides(overrides, chosen)])
     if handlers is None:
         handlers = []
         if options.report_dir:
             handlers.append(ReportFiles(options.report_dir))
         if options.record and options.warehouse_root:
             handlers.append(WarehouseRecord(options.warehouse_root))
-    return run_generic(spec, policy, options, handlers)
+    return run_generic(spec, policy, options, handlers, overrides)
