@@ -155,7 +155,7 @@ def bigquery_connection(project: str | None, dataset: str | None = None) -> tupl
         client = bigquery_client(project or "") if emulated else None
         con = ibis.bigquery.connect(
             project_id=project,
-            dataset_id=dataset,
+            dataset_id=dataset or "",  # Ibis reads "" as "no default dataset", not None
             client=client,
             credentials=client._credentials if client is not None else None,
         )
