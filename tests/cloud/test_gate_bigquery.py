@@ -169,3 +169,40 @@ def test_a_missing_dataset_is_one_line(cloud):
     with pytest.raises(InputError, match="not found") as info:
         read_bigquery_validation_runs(cloud.project, None, "no_such_dataset.validation_runs")
     assert "\n" not in str(info.value)
+
+
+def test_the_bigquery_gate_counts_runs_in_their_window_once_and_no_restricted_run(cloud, bq, dataset, bucket):
+    """The same evidence rules as on the warehouse, on BigQuery's rows: runs an hour ahead of
+    now (clock skew) and spec runs with policy overrides or a filter do not count; the three
+    runs that open the gate open no other."""
+    from migration.cutover import GcsStateStore, Stage, advance
+    from migration.cutover.model import now_ms
+    from pipelines.errors import ConflictError
+
+    table = f"{dataset}.validation_runs"
+    gate = ("legacy_serving", "kappa_stream")
+    policy = build_policy({"consecutive_passes": 3})
+    store = GcsStateStore(bucket, "gate")
+
+    def go(to=None):
+        runs = read_bigquery_validation_runs(cloud.project, gate, table)
+        return advance(store, policy, runs, reason="gate", actor="ops", to=to)
+
+    t = now_ms()
+    insert_rows(
+        bq, f"{cloud.project}.{table}", [_run(f"ahead{i}", t + 3_600_000 + i, gate) for i in range(3)]
+    )
+    with pytest.raises(ConflictError, match=r"3 run\(s\) finish after now"):
+        go()
+    restricted = [
+        {**_run(f"loose{i}", t + i, gate), "policy_overrides": '{"max_unexplained_key_rate": 0.5}'}
+        for i in range(2)
+    ] + [{**_run("filtered", t + 2, gate), "spec_filter": "tweet_id = 2"}]
+    insert_rows(bq, f"{cloud.project}.{table}", restricted)
+    with pytest.raises(ConflictError, match="has 0"):
+        go()
+    insert_rows(bq, f"{cloud.project}.{table}", [_run(f"good{i}", t + 10 + i, gate) for i in range(3)])
+    state = go()
+    assert state.stage is Stage.CANARY and state.last_transition.evidence == ("good0", "good1", "good2")
+    with pytest.raises(ConflictError, match="has 0"):
+        go(Stage.FULL)
