@@ -105,11 +105,23 @@ class GcsStateStore:
         raise ConflictError(f"{self.describe()}/state.json keeps changing: retry")
 
     def _current(self) -> Current:
-        generation, data = self._read_state_object()
+        # The state object is written before its audit object: an audit object past the
+        # state read means either a writer moved on meanwhile (read again) or a state
+        # behind the log.
+        for _ in range(5):
+            generation, data = self._read_state_object()
+            if (judged := self._judge(generation, data)) is not None:
+                return judged
+        raise ConflictError(f"{self.describe()}/state.json keeps changing: retry")
+
+    def _judge(self, generation: int, data: bytes | None) -> Current | None:
+        """What the state read says, or None if it changed under the read."""
         where = f"{self.describe()}/state.json"
         if data is None:
             if (last := self._last_audited()) is None:
                 return Current(CutoverState(), 0)
+            if self._moved(generation):
+                return None
             problem = f"{where} is missing but the audit log records transitions"
             return Current(rebuilt(last), 0, damage_message(problem, last))
         try:
@@ -117,11 +129,17 @@ class GcsStateStore:
         except InputError as exc:
             last = self._last_audited()
             return Current(rebuilt(last), generation, damage_message(str(exc), last))
-        if self.bucket.blob(self._audit_name(state.seq + 1)).exists():  # one read, not a listing
-            last = self._last_audited()
-            problem = f"{where} is at transition {state.seq}, behind the audit log (an old copy?)"
-            return Current(rebuilt(last), generation, damage_message(problem, last))
-        return Current(state, generation)
+        if not self.bucket.blob(self._audit_name(state.seq + 1)).exists():  # one read, not a listing
+            return Current(state, generation)
+        if self._moved(generation):
+            return None
+        last = self._last_audited()
+        problem = f"{where} is at transition {state.seq}, behind the audit log (an old copy?)"
+        return Current(rebuilt(last), generation, damage_message(problem, last))
+
+    def _moved(self, generation: int) -> bool:
+        blob = self.bucket.get_blob(self.state_name)
+        return (int(blob.generation) if blob is not None else 0) != generation
 
     def _audit_blobs(self) -> list[Any]:
         return sorted(self.bucket.list_blobs(prefix=f"{self.prefix}/audit/"), key=lambda b: b.name)
