@@ -51,7 +51,7 @@ def find_browser() -> tuple[str, str]:
 class Browser:
     """One chromedriver process and one headless Chromium session with a fresh profile."""
 
-    def __init__(self, profile_dir: Path, log_path: Path):
+    def __init__(self, profile_dir: Path, log_path: Path, extra_args: tuple[str, ...] = ()):
         chromium, driver = find_browser()
         self.port = free_port()
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
@@ -60,7 +60,10 @@ class Browser:
         )
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
         self._wait_ready()
-        options = {"binary": chromium, "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile_dir}"]}
+        options = {
+            "binary": chromium,
+            "args": [*CHROMIUM_ARGS, *extra_args, f"--user-data-dir={profile_dir}"],
+        }
         caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
         self.session = self._call("POST", "/session", caps)["sessionId"]
 
@@ -92,6 +95,9 @@ class Browser:
 
     def js(self, script: str, *args: Any) -> Any:
         return self._call("POST", self._s("/execute/sync"), {"script": script, "args": list(args)})
+
+    def current_url(self) -> str:
+        return self._call("GET", self._s("/url"))
 
     def wait_for(self, script: str, timeout_s: float = 30, what: str = "") -> Any:
         """Poll a JavaScript expression (`return ...`) until it is truthy; its value."""

@@ -10,9 +10,11 @@ to keep the screenshot (the test always takes one).
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import pytest
 from migration.cutover.controller import default_actor
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
-from tests.serving.actions import console_headers
+from tests.serving.actions import console_headers, metric
 from tests.serving.browser import Browser, find_browser, free_port, poll
 
 REPO = Path(__file__).resolve().parents[2]
@@ -225,4 +227,132 @@ def test_console_action_with_allow_actions_is_gated_and_audited(migration: Path,
         browser.screenshot(shot if shot.is_absolute() else REPO / shot)
         assert (shot if shot.is_absolute() else REPO / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
+        server.stop()
+
+
+ATTACK_BODY = '{"reason": "forged", "confirm": true}'
+# Another site's pages (on another loopback port): a form that posts a JSON-looking text/plain
+# body (the classic cross-site JSON request) and scripts that post with and without CORS.
+ATTACK_PAGES = {
+    "/form.html": """<!doctype html><form id="f" method="POST" enctype="text/plain" action="{target}">
+<input name='{{"reason": "forged", "confirm": true, "x": "' value='"}}'></form>
+<script>document.getElementById("f").submit()</script>""",
+    "/fetch.html": """<!doctype html><script>
+const body = JSON.stringify({{reason: "forged", confirm: true}});
+Promise.allSettled([
+  fetch("{target}", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}}, body}}),
+  fetch("{target}", {{method: "POST", headers: {{"Content-Type": "application/json"}}, body}}),
+]).then((r) => {{ document.body.dataset.done = r.map((x) => x.status).join(","); }});
+</script>""",
+}
+
+
+class AttackSite:
+    """A second tiny server on another loopback port, serving ATTACK_PAGES aimed at `target`."""
+
+    def __init__(self, target: str):
+        pages = {path: page.format(target=target).encode() for path, page in ATTACK_PAGES.items()}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                page = pages.get(self.path)
+                self.send_response(200 if page else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(page or b"")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def cutover_files(root: Path) -> tuple[dict, str]:
+    """The state and its audit log, as the CLI reads them."""
+    state = json.loads(kappactl(root, "cutover", "status", "--json").stdout)["state"]
+    return state, kappactl(root, "cutover", "history", "--json").stdout
+
+
+def ensure_canary(root: Path) -> None:
+    """CANARY, with the CLI: a rollback accepted by mistake would show."""
+    if json.loads(kappactl(root, "cutover", "status", "--json").stdout)["state"]["stage"] == "CANARY":
+        return
+    Warehouse(root / "warehouse").append("kappa_stream", arm_rows("kappa_stream", 0, 14))
+    validate(root, "pass-4", 0)
+    kappactl(root, "cutover", "advance", "--reason", "for the cross-site test", "--actor", "carol")
+
+
+def rollbacks(server: Server, status: int) -> float:
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return metric(text, f'kappa_serving_requests_total{{route="/v1/migration/rollback",status="{status}"}}')
+
+
+def test_console_actions_refuse_other_sites_rebinding_and_text_plain_and_accept_the_page(
+    migration: Path, browser: Browser, tmp_path: Path
+) -> None:
+    root = migration
+    ensure_canary(root)
+    server = Server(root, "--allow-actions")
+    attacker = AttackSite(f"{server.url}/v1/migration/rollback")
+    rebinding = Browser(tmp_path / "profile-rebind", tmp_path / "chromedriver-rebind.log",
+                        ("--host-resolver-rules=MAP evil.example 127.0.0.1",))  # fmt: skip
+    try:
+        before = cutover_files(root)
+        assert before[0]["stage"] == "CANARY"
+
+        # another site's form: the browser navigates to our answer, a 403
+        browser.get(f"{attacker.url}/form.html")
+        browser.wait_for("return location.href.endsWith('/v1/migration/rollback')", what="the form's post")
+        answer = browser.wait_for("return document.body && document.body.innerText", what="the answer")
+        assert json.loads(answer)["type"] == "ActionRefused"
+        assert browser.js("return performance.getEntriesByType('navigation')[0].responseStatus") == 403
+        # another site's scripts: the simple request is refused (403), the JSON one never leaves
+        # the browser (its CORS preflight gets no Access-Control-Allow-Origin)
+        browser.get(f"{attacker.url}/fetch.html")
+        assert (
+            browser.wait_for("return document.body.dataset.done", what="the fetches") == "fulfilled,rejected"
+        )
+        poll(lambda: rollbacks(server, 403) == 2, 30, "two refused rollbacks")
+
+        # DNS rebinding: evil.example resolves to 127.0.0.1; its console page has no token and
+        # its own button is refused because the Host is not the server's
+        rebinding.get(f"http://evil.example:{server.port}/console?refresh_ms=500")
+        rebinding.wait_for("return document.body.dataset.renders", what="the rebound page's render")
+        assert rebinding.js("return document.querySelector('meta[name=console-token]').content") == ""
+        rebinding.click("#rollback-btn")
+        rebinding.wait_for("return document.getElementById('confirm').open", what="the confirmation dialog")
+        rebinding.type("#confirm-reason", "forged through a rebound name")
+        rebinding.click("#confirm-ok")
+        assert rebinding.wait_for("return document.getElementById('action-result').dataset.status") == "403"
+
+        # the console page itself, sending text/plain with the right token: 415
+        browser.get(f"{server.url}/console?refresh_ms=500")
+        browser.wait_for("return document.body.dataset.renders", what="the first render")
+        status = browser.js("""return fetch('/v1/migration/rollback', {method: 'POST', body: arguments[0],
+            headers: {'Content-Type': 'text/plain',
+                      'X-Console-Token': document.querySelector('meta[name=console-token]').content}})
+            .then((r) => r.status)""", ATTACK_BODY)  # fmt: skip
+        assert status == 415
+        assert rollbacks(server, 403) == 3 and rollbacks(server, 415) == 1
+        assert cutover_files(root) == before, "a refused request changed the state or the audit log"
+
+        # and the page's own button works
+        browser.click("#rollback-btn")
+        browser.wait_for("return document.getElementById('confirm').open", what="the confirmation dialog")
+        browser.type("#confirm-reason", "rolled back from the console")
+        browser.click("#confirm-ok")
+        browser.wait_for("return document.getElementById('stage').dataset.stage === 'SHADOW'", 30, "SHADOW")
+        entry = json.loads(kappactl(root, "cutover", "history", "--json").stdout.splitlines()[-1])
+        assert (entry["action"], entry["reason"]) == ("rollback", "rolled back from the console")
+        assert entry["actor"] == f"{default_actor()} (console)"
+    finally:
+        rebinding.close()
+        attacker.stop()
         server.stop()
