@@ -7,8 +7,11 @@
     POST /v1/migration/advance|rollback                        only with --allow-actions
 
 Reads are routed by the cutover state (see routing.py); the other arm is shadow-read after
-the response (see shadow.py). `start`/`end` are epoch milliseconds or ISO-8601 times
-(UTC if no offset); a window is returned when start <= window_start < end.
+the response (see shadow.py). While the state cannot be read, reads are routed by the last
+good one and /healthz answers 503 with the reason. `start`/`end` are epoch milliseconds or
+ISO-8601 times (UTC if no offset); a window is returned when start <= window_start < end.
+Parameters are checked where they enter: a tweet_id or epoch ms in other than ASCII digits,
+a value outside int64 or 0001-01-01..9999-12-31 UTC, or a repeated parameter gets a 400.
 """
 
 from __future__ import annotations

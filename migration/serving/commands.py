@@ -42,7 +42,9 @@ def _seconds(name: str, text: str | None) -> float | None:
               "(default: max(kappa_allowed_lateness, batch_period + batch_delay) + 30s).")  # fmt: skip
 @click.option("--policy", "policy_path", default=None, help="Policy YAML (default: config/policy.yaml).")
 @click.option("--allow-actions", is_flag=True, help="Let the console advance and roll back the cutover "
-              "(POST /v1/migration/advance|rollback; refused with 403 without this flag).")  # fmt: skip
+              "(POST /v1/migration/advance|rollback; refused with 403 without this flag). Accepted only from "
+              "this server's own console page: same Host and Origin, JSON, the page's token; recorded as "
+              "the user running this command.")  # fmt: skip
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     config: Config,
