@@ -201,6 +201,11 @@ def test_the_pages_own_request_is_applied_and_audited_as_the_server_user(served:
     headers = own(served)
     del headers["Origin"]
     assert served.post(GOOD, Sec_Fetch_Site="same-origin", **headers).status_code == 200
+    # and the page opened as http://localhost:<port> (the server is bound to loopback)
+    set_state(served.store, Stage.CANARY, 10)
+    port = served.host.rsplit(":", 1)[1]
+    local = {**own(served), "Origin": f"http://localhost:{port}", "Host": f"localhost:{port}"}
+    assert served.post(GOOD, **local).status_code == 200
 
 
 def test_the_page_carries_the_token_only_for_its_own_host(served: Served) -> None:
