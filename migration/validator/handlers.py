@@ -12,7 +12,7 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from migration.policy import arm_name, same_arms
+from migration.policy import arm_name
 from migration.validator.classes import explained
 from migration.validator.inputs import ValidationInputs
 from migration.validator.render import render_html, render_markdown
@@ -177,21 +177,19 @@ def previous_streak(inputs: ValidationInputs, report: Report) -> int:
     return streak(root, report.inputs["left"], report.inputs["right"], report.verdict)
 
 
-def streak(root: Path | None, left: str, right: str, verdict_now: str) -> int:
+def streak(root: Path | None, left: str, right: str, verdict_now: str, restricted_now: bool = False) -> int:
     """PASS runs in a row of `left` vs `right` (by arm name) in the warehouse at `root`,
-    plus this one."""
+    plus this one, as the cutover gate counts them: a spec run with a filter or policy
+    overrides (this one too, if `restricted_now`) neither counts nor breaks the streak."""
+    from migration.cutover.gate import read_validation_runs
+
     verdicts: list[str] = []
     if root and Warehouse(root).segments("validation_runs"):
-        con = Warehouse(root).connect()
-        try:
-            rows = con.execute(
-                "SELECT verdict, left_arm, right_arm FROM validation_runs ORDER BY finished_at, run_id"
-            ).fetchall()
-        finally:
-            con.close()
-        verdicts = [str(r[0]) for r in rows if same_arms(str(r[1]), str(r[2]), (left, right))]
+        verdicts = [
+            r.verdict for r in read_validation_runs(Warehouse(root), (left, right)) if not r.restricted
+        ]
     count = 0
-    for verdict in [*verdicts, verdict_now]:
+    for verdict in [*verdicts, *([] if restricted_now else [verdict_now])]:
         if verdict == PASS:
             count += 1
         elif verdict == FAIL:

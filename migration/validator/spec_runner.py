@@ -63,11 +63,17 @@ class _WithOverrides:
     """Hands the report on after writing the spec's policy overrides into it (the runner
     calls the handlers itself, before returning)."""
 
-    def __init__(self, overrides: dict[str, Any], handlers: Iterable[Handler]):
+    def __init__(self, overrides: dict[str, Any], handlers: Iterable[Handler], inputs: ValidationInputs):
         self.overrides, self.handlers = overrides, list(handlers)
+        self.root = inputs.warehouse_root if inputs.backend == "duckdb" else None  # as previous_streak
 
     def handle(self, report: Any) -> None:
+        from migration.validator.handlers import streak
+
         report.policy_overrides = dict(self.overrides)
+        if self.overrides and report.consecutive_passes:  # the streak as the gate counts it
+            count = streak(self.root, report.inputs["left"], report.inputs["right"], report.verdict, True)
+            report.consecutive_passes = {**report.consecutive_passes, "count": count}
         for handler in self.handlers:
             handler.handle(report)
 
@@ -193,7 +199,8 @@ def run_generic(spec: Spec, policy: Policy, options: RunOptions, handlers: Itera
     from migration.validator.handlers import streak
 
     root = options.warehouse_root if options.record else None
-    count = streak(root, report.inputs["left"], report.inputs["right"], report.verdict)
+    restricted = bool(report.inputs.get("filter") or report.policy_overrides)
+    count = streak(root, report.inputs["left"], report.inputs["right"], report.verdict, restricted)
     report.consecutive_passes = {"count": count, "required": policy.consecutive_passes}
     for handler in handlers:
         handler.handle(report)
@@ -210,7 +217,7 @@ def run_spec(spec: Spec, config: Config, policy: Policy, options: RunOptions,
     if spec.streaming:
         inputs = replace(inputs_from_spec(spec, config, options), spec=spec.name)
         chosen = default_handlers(inputs) if handlers is None else handlers
-        return run_validation(inputs, policy, [_WithOverrides(overrides, chosen)])
+        return run_validation(inputs, policy, [_WithOverrides(overrides, chosen, inputs)])
     if handlers is None:
         handlers = []
         if options.report_dir:

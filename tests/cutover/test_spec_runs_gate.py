@@ -82,6 +82,7 @@ def test_a_loosened_spec_run_opens_no_gate(site: Site, capsys) -> None:
         "max_unexplained_key_rate": 0.5,
         "max_unexplained_count_rate": 0.5,
     }
+    assert [r["consecutive_passes"]["count"] for r in reports] == [0, 0]  # the streak as the gate counts it
     runs = read_validation_runs(Warehouse(site.warehouse.root), ("legacy_serving", "kappa_stream"))
     assert len(runs) == 2 and all("spec policy overrides" in (r.restricted or "") for r in runs)
     assert site.cutover("advance", "counting", "--reason", "counted on purpose") == 0
