@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from migration.cutover.gate import ValidationRun, check_gate
-from migration.cutover.model import CutoverState, Stage, apply_move, check_advance, check_rollback
+from migration.cutover.model import CutoverState, Stage, Transition, apply_move, check_advance, check_rollback
 from pipelines.errors import ConflictError, InputError
 
 SHADOW = CutoverState()
@@ -111,3 +113,67 @@ def test_gate_accepts_warehouse_style_dict_rows():
     rows = [{"run_id": "x", "started_at": datetime(2026, 1, 1, tzinfo=UTC),
              "finished_at": datetime(2026, 1, 1, 0, 1, tzinfo=UTC), "verdict": "pass"}]  # fmt: skip
     assert check_gate(SHADOW, 1, rows).evidence == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("canary_percent", "50", "'canary_percent' must be an integer from 1 to 99 in CANARY, got '50'"),
+        ("canary_percent", 250, "'canary_percent' must be an integer from 1 to 99 in CANARY, got 250"),
+        ("canary_percent", None, "'canary_percent' is missing"),
+        ("stage", "BOGUS", "'stage' must be one of SHADOW, CANARY, FULL, DECOMMISSIONED"),
+        ("since_ms", -1, "'since_ms' must be epoch milliseconds"),
+        ("seq", 1.5, "'seq' must be an integer >= 0"),
+    ],
+)
+def test_a_state_record_names_its_bad_field(field, value, words):
+    raw = {**CANARY.as_json(), field: value}
+    if value is None:
+        del raw[field]
+    with pytest.raises(InputError, match=words):
+        CutoverState.from_json(raw)
+    with pytest.raises(InputError, match="'canary_percent' must be null in FULL"):
+        CutoverState.from_json({**FULL.as_json(), "canary_percent": 10})
+
+
+def test_an_audit_entry_names_its_bad_field():
+    entry = apply_move(CANARY, "rollback", Stage.SHADOW, None, "r", ("x",), "me").last_transition
+    good = entry.as_json()
+    for field, value, words in [
+        ("action", "jump", "'action' must be advance or rollback"),
+        ("evidence", "x", "'evidence' must be a list of run ids"),
+        ("from_percent", 0, "'from_percent' must be an integer from 1 to 99"),
+        ("seq", 0, "'seq' must be an integer >= 1"),
+        ("automatic", "yes", "'automatic' must be true or false"),
+    ]:
+        with pytest.raises(InputError, match=words):
+            Transition.from_json({**good, field: value})
+    assert Transition.from_json(good) == entry
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+STATE_KEYS = ("stage", "canary_percent", "since_ms", "seq", "last_transition")
+ENTRY_KEYS = tuple(Transition.__dataclass_fields__)
+
+
+def records(keys: tuple[str, ...], values: st.SearchStrategy) -> st.SearchStrategy:
+    near = st.sampled_from(
+        ["SHADOW", "CANARY", "FULL", "advance", "rollback", 0, 1, 10, 99, 100, -1, True, []]
+    )
+    return st.dictionaries(st.sampled_from(keys), near | values, max_size=len(keys))
+
+
+@pytest.mark.fuzz
+@given(raw=JSON | records(STATE_KEYS, JSON) | records(ENTRY_KEYS, JSON))
+def test_any_json_is_a_valid_record_or_an_input_error(raw):
+    """Whatever a state.json or an audit line holds, reading it raises InputError at worst."""
+    for read in (CutoverState.from_json, Transition.from_json):
+        try:
+            record = read(raw)
+        except InputError:
+            continue
+        assert read(record.as_json()) == record  # what reads is a record that round-trips
