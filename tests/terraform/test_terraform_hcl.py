@@ -6,28 +6,37 @@ import json
 import re
 import string
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
+from tests.terraform.hcl import (
+    BIGQUERY_DIR,
+    ENV_DIR,
+    MODULES_DIR,
+    ROOT,
+    TERRAFORM_DIR,
+    expand_locals,
+    locals_of,
+    named_blocks,
+    only,
+)
 
-try:
-    import hcl2
-except ImportError:  # reported by the `hcl2_module` fixture: a failure under CI, a skip elsewhere
-    hcl2 = None
-
-ROOT = Path(__file__).resolve().parents[2]
-TERRAFORM_DIR = ROOT / "terraform"
-MODULES_DIR = TERRAFORM_DIR / "modules"
-ENV_DIR = TERRAFORM_DIR / "envs" / "dev"
-BIGQUERY_DIR = MODULES_DIR / "bigquery"
-
-EXPECTED_MODULES = {"artifact_registry", "bigquery", "dataflow", "iam", "legacy_speed", "pubsub", "storage"}
+EXPECTED_MODULES = {
+    "artifact_registry",
+    "bigquery",
+    "dataflow",
+    "iam",
+    "kms",
+    "legacy_speed",
+    "pubsub",
+    "storage",
+}
 MODULE_FILES = {"main.tf", "variables.tf", "outputs.tf", "versions.tf"}
 # Every role granted anywhere; a new grant must be reviewed and added here.
 ALLOWED_ROLES = {
     "roles/artifactregistry.reader",
     "roles/bigquery.dataEditor",
     "roles/bigquery.jobUser",
+    "roles/cloudkms.cryptoKeyEncrypterDecrypter",
     "roles/dataflow.developer",
     "roles/dataflow.worker",
     "roles/dataproc.worker",
@@ -51,73 +60,6 @@ AGGREGATE_COLUMNS = {
     "pane": "STRING",
     "pane_index": "INT64",
 }
-
-_INTERPOLATION = re.compile(r"^\$\{(.*)\}$", re.DOTALL)
-
-
-def normalise(value: Any) -> Any:
-    """Strip what python-hcl2 8.x keeps: quotes ('"kappa"'), '${...}' and '__is_block__'-style keys."""
-    if isinstance(value, dict):
-        return {normalise(k): normalise(v) for k, v in value.items() if not k.startswith("__")}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    if isinstance(value, str):
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            return value[1:-1]
-        match = _INTERPOLATION.match(value)
-        return match.group(1) if match else value
-    return value
-
-
-def named_blocks(doc: dict[str, Any], kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(name, body) of single-label blocks: variable, output, module."""
-    for entry in doc.get(kind, []):
-        yield from entry.items()
-
-
-def locals_of(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for entry in doc.get("locals", []) for k, v in entry.items()}
-
-
-def expand_locals(expression: str, locals_: dict[str, Any]) -> str:
-    """Replace local.<name> by that local's expression, so a gate behind a local is visible."""
-    return re.sub(r"local\.(\w+)", lambda m: str(locals_.get(m.group(1), m.group(0))), expression)
-
-
-def only(body: dict[str, Any], key: str) -> dict[str, Any]:
-    nested = body.get(key)
-    assert isinstance(nested, list) and len(nested) == 1, f"expected one {key} block, got {nested!r}"
-    return nested[0]
-
-
-@pytest.fixture(scope="module")
-def hcl2_module(require_tool) -> Any:
-    if hcl2 is None:
-        require_tool("python-hcl2", "install the dev extra (`make setup`, or pip install python-hcl2)")
-    return hcl2
-
-
-@pytest.fixture(scope="module")
-def docs(hcl2_module: Any) -> dict[Path, dict[str, Any]]:
-    files = sorted(p for p in TERRAFORM_DIR.rglob("*.tf") if ".terraform" not in p.parts)
-    assert files, f"no .tf files under {TERRAFORM_DIR}"
-    parsed = {}
-    for path in files:
-        with path.open(encoding="utf-8") as handle:
-            parsed[path] = normalise(hcl2_module.load(handle))
-    return parsed
-
-
-@pytest.fixture(scope="module")
-def res(docs: dict[Path, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every resource body keyed '<dir>/<type>.<name>', e.g. 'pubsub/google_pubsub_subscription.kappa'."""
-    found = {}
-    for path, doc in docs.items():
-        for entry in doc.get("resource", []):
-            for rtype, named in entry.items():
-                for name, body in named.items():
-                    found[f"{path.parent.name}/{rtype}.{name}"] = body
-    return found
 
 
 def test_modules_have_the_four_files() -> None:

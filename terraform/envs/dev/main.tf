@@ -11,12 +11,22 @@ provider "google-beta" {
 }
 
 locals {
-  archive_bucket_name  = "${var.project_id}-interactions-archive"
-  dataflow_bucket_name = "${var.project_id}-dataflow"
+  archive_bucket_name   = "${var.project_id}-interactions-archive"
+  templates_bucket_name = "${var.project_id}-dataflow-templates"
+  legacy_speed_enabled  = var.legacy_enabled && var.legacy_speed_on_dataproc
+  # One temp/staging bucket per worker account: none can touch another's staged code.
+  work_buckets = merge(
+    { kappa = "${var.project_id}-dataflow-kappa" },
+    var.legacy_enabled ? { legacy_batch = "${var.project_id}-dataflow-legacy-batch" } : {},
+    local.legacy_speed_enabled ? { legacy_speed = "${var.project_id}-dataproc-legacy-speed" } : {},
+  )
+  # CMEK by default: the given key, else the one module.kms creates; null only when opted out.
+  kms_key_name = one(module.kms[*].crypto_key_id)
 
   apis = toset([
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
+    "cloudkms.googleapis.com",
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
     "dataflow.googleapis.com",
@@ -36,17 +46,32 @@ resource "google_project_service" "this" {
   disable_on_destroy = false
 }
 
+module "kms" {
+  source = "../../modules/kms"
+  count  = var.cmek_enabled ? 1 : 0
+
+  project_id           = var.project_id
+  location             = var.region
+  kms_key_name         = var.kms_key_name
+  grant_service_agents = var.kms_grant_service_agents
+  dataproc_enabled     = local.legacy_speed_enabled
+  labels               = var.labels
+
+  depends_on = [google_project_service.this]
+}
+
 module "storage" {
   source = "../../modules/storage"
 
   project_id                = var.project_id
   location                  = var.region
   archive_bucket_name       = local.archive_bucket_name
-  dataflow_bucket_name      = local.dataflow_bucket_name
+  templates_bucket_name     = local.templates_bucket_name
+  work_buckets              = local.work_buckets
   temp_object_age_days      = var.temp_object_age_days
   archive_nearline_age_days = var.archive_storage_class_ages.nearline_days
   archive_coldline_age_days = var.archive_storage_class_ages.coldline_days
-  kms_key_name              = var.kms_key_name
+  kms_key_name              = local.kms_key_name
   force_destroy             = var.force_destroy
 
   depends_on = [google_project_service.this]
@@ -61,7 +86,7 @@ module "pubsub" {
   subscription_message_retention = var.subscription_message_retention
   max_delivery_attempts          = var.max_delivery_attempts
   legacy_enabled                 = var.legacy_enabled
-  kms_key_name                   = var.kms_key_name
+  kms_key_name                   = local.kms_key_name
 
   archive = {
     bucket                   = module.storage.archive_bucket
@@ -81,7 +106,7 @@ module "bigquery" {
   batch_period_seconds       = var.timing.batch_period_seconds
   deletion_protection        = var.deletion_protection
   legacy_deletion_protection = var.legacy_deletion_protection
-  kms_key_name               = var.kms_key_name
+  kms_key_name               = local.kms_key_name
 
   depends_on = [google_project_service.this]
 }
@@ -91,7 +116,7 @@ module "artifact_registry" {
 
   project_id   = var.project_id
   location     = var.region
-  kms_key_name = var.kms_key_name
+  kms_key_name = local.kms_key_name
 
   depends_on = [google_project_service.this]
 }
@@ -105,8 +130,14 @@ module "iam" {
   kappa_dataset_id        = module.bigquery.dataset_ids["kappa"]
   legacy_dataset_id       = lookup(module.bigquery.dataset_ids, "legacy", null)
   dead_letter_table       = module.bigquery.dead_letter_table
-  dataflow_bucket         = module.storage.dataflow_bucket
+  templates_bucket        = module.storage.templates_bucket
+  template_publishers     = var.template_publishers
   archive_bucket          = module.storage.archive_bucket
+
+  work_buckets = {
+    kappa        = module.storage.work_buckets["kappa"]
+    legacy_batch = lookup(module.storage.work_buckets, "legacy_batch", null)
+  }
 
   artifact_registry = {
     location      = var.region
@@ -119,18 +150,18 @@ module "iam" {
 module "dataflow" {
   source = "../../modules/dataflow"
 
-  project_id       = var.project_id
-  region           = var.region
-  legacy_enabled   = var.legacy_enabled
-  timing           = var.timing
-  temp_location    = module.storage.temp_location
-  staging_location = module.storage.staging_location
-  subnetwork       = var.subnetwork
-  kms_key_name     = var.kms_key_name
+  project_id     = var.project_id
+  region         = var.region
+  legacy_enabled = var.legacy_enabled
+  timing         = var.timing
+  subnetwork     = var.subnetwork
+  kms_key_name   = local.kms_key_name
 
   kappa_stream = {
     template_gcs_path     = coalesce(var.kappa_template_gcs_path, "${module.storage.templates_prefix}/kappa_stream.json")
     service_account_email = module.iam.kappa_worker_email
+    temp_location         = module.storage.temp_locations["kappa"]
+    staging_location      = module.storage.staging_locations["kappa"]
     subscription          = module.pubsub.kappa_subscription_id
     output_table          = module.bigquery.aggregate_table_ids["kappa_stream"]
     dead_letter_table     = module.bigquery.dead_letter_table_id
@@ -140,6 +171,8 @@ module "dataflow" {
   legacy_batch = var.legacy_enabled ? {
     template_gcs_path     = coalesce(var.legacy_batch_template_gcs_path, "${module.storage.templates_prefix}/legacy_batch.json")
     service_account_email = module.iam.legacy_batch_worker_email
+    temp_location         = lookup(module.storage.temp_locations, "legacy_batch", null)
+    staging_location      = lookup(module.storage.staging_locations, "legacy_batch", null)
     launcher_email        = module.iam.legacy_batch_launcher_email
     archive_root          = module.pubsub.archive_root
     output_table          = lookup(module.bigquery.aggregate_table_ids, "legacy_batch", null)
@@ -155,15 +188,15 @@ module "dataflow" {
 
 module "legacy_speed" {
   source = "../../modules/legacy_speed"
-  count  = var.legacy_enabled && var.legacy_speed_on_dataproc ? 1 : 0
+  count  = local.legacy_speed_enabled ? 1 : 0
 
   project_id        = var.project_id
   region            = var.region
   subscription_name = module.pubsub.legacy_speed_subscription_name
   legacy_dataset_id = module.bigquery.dataset_ids["legacy"]
-  staging_bucket    = module.storage.dataflow_bucket
+  staging_bucket    = lookup(module.storage.work_buckets, "legacy_speed", null)
   subnetwork        = var.subnetwork
-  kms_key_name      = var.kms_key_name
+  kms_key_name      = local.kms_key_name
 
   depends_on = [google_project_service.this]
 }

@@ -53,19 +53,29 @@ output "archive_bucket" {
   value       = module.storage.archive_bucket
 }
 
-output "dataflow_bucket" {
-  description = "Name of the Dataflow temp/staging/templates bucket."
-  value       = module.storage.dataflow_bucket
+output "templates_bucket" {
+  description = "Name of the flex-template bucket (written by the deployer and template_publishers only)."
+  value       = module.storage.templates_bucket
 }
 
-output "temp_location" {
-  description = "Dataflow temp_location."
-  value       = module.storage.temp_location
+output "work_buckets" {
+  description = "Each worker account's own temp/staging bucket, by worker."
+  value       = module.storage.work_buckets
 }
 
-output "staging_location" {
-  description = "Dataflow staging_location."
-  value       = module.storage.staging_location
+output "temp_locations" {
+  description = "Dataflow temp_location of each worker (use the kappa one for `kappactl kappa backfill` on Dataflow)."
+  value       = module.storage.temp_locations
+}
+
+output "staging_locations" {
+  description = "Dataflow staging_location of each worker."
+  value       = module.storage.staging_locations
+}
+
+output "kms_key_name" {
+  description = "The Cloud KMS key the data stores are encrypted with; null when cmek_enabled = false."
+  value       = local.kms_key_name
 }
 
 output "template_paths" {

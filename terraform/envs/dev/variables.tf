@@ -33,15 +33,33 @@ variable "labels" {
   default     = {}
 }
 
+variable "cmek_enabled" {
+  type        = bool
+  description = "Encrypt every bucket, topic, dataset and table, the image repository, the Dataflow job state and the Dataproc disks with a customer-managed Cloud KMS key (kms_key_name, or a key ring and 90-day-rotating key created here). Opting out (false) keeps Google-managed keys: it saves the KMS charges (per active key version each month, kept for every rotation, plus per-operation fees) and removes the risk that a disabled or destroyed key makes the data unreadable, but you can no longer revoke access to the data by revoking the key, nor audit its use in the KMS logs."
+  default     = true
+}
+
 variable "kms_key_name" {
   type        = string
-  description = "Optional Cloud KMS key (projects/<p>/locations/<region>/keyRings/<r>/cryptoKeys/<k>) for CMEK everywhere; null keeps Google-managed keys."
+  description = "An existing Cloud KMS key (projects/<p>/locations/<region>/keyRings/<r>/cryptoKeys/<k>) to use for CMEK; null creates one (module kms). Ignored when cmek_enabled = false."
   default     = null
 
   validation {
     condition     = var.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
     error_message = "kms_key_name must be null or projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>."
   }
+}
+
+variable "kms_grant_service_agents" {
+  type        = bool
+  description = "Grant the service agents of Cloud Storage, BigQuery, Pub/Sub, Artifact Registry, Dataflow, Compute Engine (and Dataproc) cryptoKeyEncrypterDecrypter on the key. false when the key's IAM is managed elsewhere (then grant them there before the first apply)."
+  default     = true
+}
+
+variable "template_publishers" {
+  type        = list(string)
+  description = "IAM members (e.g. a CI serviceAccount:...) that build the flex templates and may write the templates bucket; never a worker account. Empty: only project owners can."
+  default     = []
 }
 
 # --- migration switches (one per cutover step, see terraform/README.md) ----------------

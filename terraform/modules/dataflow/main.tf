@@ -19,8 +19,8 @@ resource "google_dataflow_flex_template_job" "kappa_stream" {
   # Drain finishes in-flight windows instead of dropping them on destroy or replacement.
   on_delete               = "drain"
   service_account_email   = var.kappa_stream.service_account_email
-  temp_location           = var.temp_location
-  staging_location        = var.staging_location
+  temp_location           = var.kappa_stream.temp_location
+  staging_location        = var.kappa_stream.staging_location
   ip_configuration        = "WORKER_IP_PRIVATE"
   enable_streaming_engine = true
   subnetwork              = var.subnetwork
@@ -76,8 +76,8 @@ resource "google_cloud_scheduler_job" "legacy_batch" {
         environment = merge(
           {
             serviceAccountEmail  = var.legacy_batch.service_account_email
-            tempLocation         = var.temp_location
-            stagingLocation      = var.staging_location
+            tempLocation         = var.legacy_batch.temp_location
+            stagingLocation      = var.legacy_batch.staging_location
             ipConfiguration      = "WORKER_IP_PRIVATE"
             machineType          = var.legacy_batch.machine_type
             maxWorkers           = var.legacy_batch.max_workers

@@ -19,13 +19,15 @@ variable "kappa_stream" {
     job_name              = optional(string, "kappa-stream")
     template_gcs_path     = string
     service_account_email = string
+    temp_location         = string
+    staging_location      = string
     subscription          = string
     output_table          = string
     dead_letter_table     = string
     machine_type          = optional(string, "n2-standard-2")
     max_workers           = optional(number, 3)
   })
-  description = "Kappa streaming job: flex-template spec (gs://...json), worker account, the subscription path it reads, the project.dataset.table it writes and the dead-letter table."
+  description = "Kappa streaming job: flex-template spec (gs://...json), worker account and its own gs:// temp and staging locations, the subscription path it reads, the project.dataset.table it writes and the dead-letter table."
 
   validation {
     condition     = startswith(var.kappa_stream.template_gcs_path, "gs://") && endswith(var.kappa_stream.template_gcs_path, ".json")
@@ -67,6 +69,8 @@ variable "legacy_batch" {
     job_name              = optional(string, "legacy-batch")
     template_gcs_path     = string
     service_account_email = string
+    temp_location         = string
+    staging_location      = string
     launcher_email        = string
     archive_root          = string
     output_table          = string
@@ -77,23 +81,13 @@ variable "legacy_batch" {
     machine_type          = optional(string, "n2-standard-2")
     max_workers           = optional(number, 5)
   })
-  description = "Scheduled legacy batch: flex-template spec, worker and launcher accounts, archive root, output tables, and the cron schedule (default: every hour at :15, i.e. batch_delay after each hourly period). null when legacy_enabled = false."
+  description = "Scheduled legacy batch: flex-template spec, worker and launcher accounts, the worker's own gs:// temp and staging locations, archive root, output tables, and the cron schedule (default: every hour at :15, i.e. batch_delay after each hourly period). null when legacy_enabled = false."
   default     = null
 
   validation {
     condition     = var.legacy_batch == null || try(startswith(var.legacy_batch.template_gcs_path, "gs://") && endswith(var.legacy_batch.template_gcs_path, ".json"), false)
     error_message = "legacy_batch.template_gcs_path must be a gs://.../<name>.json flex-template spec."
   }
-}
-
-variable "temp_location" {
-  type        = string
-  description = "gs:// temp location of the jobs."
-}
-
-variable "staging_location" {
-  type        = string
-  description = "gs:// staging location of the jobs."
 }
 
 variable "subnetwork" {
@@ -104,7 +98,7 @@ variable "subnetwork" {
 
 variable "kms_key_name" {
   type        = string
-  description = "Optional Cloud KMS key for job state; null keeps Google-managed keys."
+  description = "Cloud KMS key for job state (the envs pass the module's key by default); null keeps Google-managed keys."
   default     = null
 }
 

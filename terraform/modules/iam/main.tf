@@ -1,6 +1,8 @@
 # Least privilege: project-level roles only where Google offers no narrower scope
 # (dataflow.worker, bigquery.jobUser, dataflow.developer); everything else is granted on
-# the one subscription, dataset, table, bucket or repository an account uses.
+# the one subscription, dataset, table, bucket or repository an account uses. Each worker
+# writes only its own work bucket; no worker has any role on the templates bucket (only the
+# launcher reads it, only the template publishers and the deployer write it).
 
 locals {
   worker_project_roles = toset([
@@ -51,8 +53,8 @@ resource "google_bigquery_table_iam_member" "kappa_worker_dead_letter" {
   member     = google_service_account.kappa_worker.member
 }
 
-resource "google_storage_bucket_iam_member" "kappa_worker_dataflow" {
-  bucket = var.dataflow_bucket
+resource "google_storage_bucket_iam_member" "kappa_worker_work" {
+  bucket = var.work_buckets.kappa
   role   = "roles/storage.objectAdmin"
   member = google_service_account.kappa_worker.member
 }
@@ -115,12 +117,19 @@ resource "google_bigquery_table_iam_member" "legacy_batch_worker_dead_letter" {
   member     = google_service_account.legacy_batch_worker[0].member
 }
 
-resource "google_storage_bucket_iam_member" "legacy_batch_worker_dataflow" {
+resource "google_storage_bucket_iam_member" "legacy_batch_worker_work" {
   count = var.legacy_enabled ? 1 : 0
 
-  bucket = var.dataflow_bucket
+  bucket = var.work_buckets.legacy_batch
   role   = "roles/storage.objectAdmin"
   member = google_service_account.legacy_batch_worker[0].member
+
+  lifecycle {
+    precondition {
+      condition     = var.work_buckets.legacy_batch != null
+      error_message = "work_buckets.legacy_batch is required while legacy_enabled = true."
+    }
+  }
 }
 
 resource "google_storage_bucket_iam_member" "legacy_batch_worker_archive" {
@@ -172,7 +181,31 @@ resource "google_service_account_iam_member" "legacy_batch_launcher_acts_as_work
 resource "google_storage_bucket_iam_member" "legacy_batch_launcher_templates" {
   count = var.legacy_enabled ? 1 : 0
 
-  bucket = var.dataflow_bucket
+  bucket = var.templates_bucket
   role   = "roles/storage.objectViewer"
   member = google_service_account.legacy_batch_launcher[0].member
+}
+
+# --- template publishers (a CI account that builds the flex templates) -----------------
+
+locals {
+  worker_members = compact([
+    google_service_account.kappa_worker.member,
+    try(google_service_account.legacy_batch_worker[0].member, ""),
+  ])
+}
+
+resource "google_storage_bucket_iam_member" "template_publishers" {
+  for_each = toset(var.template_publishers)
+
+  bucket = var.templates_bucket
+  role   = "roles/storage.objectAdmin"
+  member = each.value
+
+  lifecycle {
+    precondition {
+      condition     = !contains(local.worker_members, each.value)
+      error_message = "template_publishers must not include a worker account: a worker that can write the templates can change what the scheduler launches."
+    }
+  }
 }

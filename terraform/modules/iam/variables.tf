@@ -33,9 +33,28 @@ variable "dead_letter_table" {
   description = "Dead-letter table every arm appends to (table-level dataEditor, not the whole dataset)."
 }
 
-variable "dataflow_bucket" {
+variable "work_buckets" {
+  type = object({
+    kappa        = string
+    legacy_batch = optional(string)
+  })
+  description = "Each worker account's own temp/staging bucket (objectAdmin for that worker only); legacy_batch is required while legacy_enabled."
+}
+
+variable "templates_bucket" {
   type        = string
-  description = "Dataflow temp/staging/templates bucket (objectAdmin for workers)."
+  description = "Flex-template bucket: objectViewer for the legacy batch launcher, objectAdmin for template_publishers, nothing for any worker."
+}
+
+variable "template_publishers" {
+  type        = list(string)
+  description = "Members (serviceAccount:..., group:...) that build and upload flex templates, e.g. a CI account; objectAdmin on the templates bucket. Never a worker account. Empty: only project owners (the deployer) can write it."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.template_publishers : can(regex("^(serviceAccount|user|group|domain):", m))])
+    error_message = "template_publishers entries must be IAM members such as serviceAccount:ci@p.iam.gserviceaccount.com or group:deployers@example.com."
+  }
 }
 
 variable "archive_bucket" {

@@ -13,14 +13,24 @@ variable "archive_bucket_name" {
   description = "Name of the archive bucket (raw interaction lines, written by the Pub/Sub Cloud Storage subscription)."
 }
 
-variable "dataflow_bucket_name" {
+variable "templates_bucket_name" {
   type        = string
-  description = "Name of the Dataflow bucket (temp/, staging/ and templates/ prefixes)."
+  description = "Name of the flex-template bucket: no worker account gets a role on it."
+}
+
+variable "work_buckets" {
+  type        = map(string)
+  description = "Bucket name of each worker account's own temp/ and staging/ files, keyed by worker (kappa, legacy_batch, legacy_speed)."
+
+  validation {
+    condition     = alltrue([for worker in keys(var.work_buckets) : contains(["kappa", "legacy_batch", "legacy_speed"], worker)])
+    error_message = "work_buckets keys must be among: kappa, legacy_batch, legacy_speed."
+  }
 }
 
 variable "temp_object_age_days" {
   type        = number
-  description = "Objects under temp/ and staging/ in the Dataflow bucket are deleted after this many days."
+  description = "Objects in the work buckets (temp/ and staging/) are deleted after this many days."
   default     = 7
 
   validation {
@@ -64,7 +74,7 @@ variable "noncurrent_version_age_days" {
 
 variable "kms_key_name" {
   type        = string
-  description = "Optional Cloud KMS key (projects/.../cryptoKeys/...) for default bucket encryption; null keeps Google-managed keys."
+  description = "Cloud KMS key (projects/.../cryptoKeys/...) for default bucket encryption (the envs pass the module's key by default); null keeps Google-managed keys."
   default     = null
 }
 
@@ -76,6 +86,6 @@ variable "force_destroy" {
 
 variable "labels" {
   type        = map(string)
-  description = "Labels added to both buckets."
+  description = "Labels added to every bucket."
   default     = {}
 }
