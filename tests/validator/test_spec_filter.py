@@ -100,6 +100,21 @@ def test_the_grammar_filters_both_sides(orders: Path, tmp_path: Path) -> None:
     assert keys["pending"] == 10  # 2026-01-05, eu only
 
 
+def test_dry_run_shows_the_predicate_rebuilt_not_the_text(orders: Path, tmp_path: Path) -> None:
+    """What reaches the engine is the Ibis predicate compiled for it: DuckDB's MAKE_DATE, not
+    the spec's DATE '...' literal."""
+    text = orders_spec(orders, filter=json.dumps("region = 'eu' AND day >= DATE '2026-01-02'"))
+    (tmp_path / "spec.yaml").write_text(text)
+    cmd = [sys.executable, "-m", "migration.cli", "validate", "--config", str(REPO / "config" / "demo.yaml"),
+           "--spec", str(tmp_path / "spec.yaml"), "--dry-run"]  # fmt: skip
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr
+    for side in ("t0", "t1"):
+        assert f'"{side}"."region" = \'eu\' AND "{side}"."day" >= MAKE_DATE(2026, 1, 2)' in done.stdout
+    assert "DATE '2026-01-02'" not in done.stdout
+
+
 def test_unknown_columns_are_named_in_one_line(orders: Path, tmp_path: Path) -> None:
     text = orders_spec(orders, filter=json.dumps("store = 'x' OR regoin = 'eu'"))
     line = one_error_line(validate(tmp_path, text))
