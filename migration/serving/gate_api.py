@@ -17,7 +17,8 @@ Flagger POSTs its webhook payload (name, namespace, phase, checksum, metadata) a
 200-202 as success, anything else as not yet (confirm-* hooks) or a failed check
 (rollout hooks); a `rollback` hook's success rolls the canary back. So a hook answers 200
 for yes and 409 for no, never 5xx (Flagger's client retries those), and 503 only when the
-gate cannot be read, which every hook type takes as "not now". See deploy/flagger/.
+gate cannot be read, which every hook type takes as "not now". See deploy/flagger/ (its
+hooks are called by Flagger's own client in tests/flagger/).
 
 The figures come from the cutover package's own functions (`evaluate`, `gate_for`,
 `counted`, `cited_runs`, `in_window`) over the runs the console's actions use, never a

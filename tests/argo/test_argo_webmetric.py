@@ -60,6 +60,7 @@ def argo_phase(binary: Path, url: str, want: str) -> str:
     return done.stdout
 
 
+@pytest.mark.timeout(2400)  # a cold Go cache builds Kubernetes libraries first (minutes)
 def test_argo_rollouts_web_metric_follows_the_gate(webmetric_test: Path, tmp_path: Path) -> None:
     evidence = Evidence(tmp_path)
     server = Serve(evidence)

@@ -30,6 +30,7 @@ def module_dir(*args: str) -> Path:
     return Path(json.loads(done.stdout)["Dir"])
 
 
+@pytest.mark.timeout(2400)  # a cold Go cache builds Kubernetes libraries first (minutes)
 def test_the_manifests_match_their_crds(tmp_path: Path) -> None:
     argo = module_dir("list", "-m", "-json", "github.com/argoproj/argo-rollouts")
     flagger = module_dir("mod", "download", "-json", FLAGGER)

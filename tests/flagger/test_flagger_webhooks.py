@@ -42,6 +42,7 @@ def call_hooks(binary: Path, url: str, promote: str, rollback: str, check: str) 
     return done.stdout
 
 
+@pytest.mark.timeout(2400)  # a cold Go cache builds Kubernetes libraries first (minutes)
 def test_flaggers_webhook_client_follows_the_gate(webhook_test: Path, tmp_path: Path) -> None:
     evidence = Evidence(tmp_path)
     server = Serve(evidence)
