@@ -150,3 +150,22 @@ def test_a_lost_state_object_is_an_error_and_rollback_rebuilds_it(location, buck
     assert (back.stage, back.seq) == (Stage.SHADOW, 4)
     assert [e.seq for e in store.history()] == [1, 2, 3, 4]
     assert store.load()[0] == back
+
+
+def test_a_damaged_state_object_is_kept_aside_and_rollback_rebuilds_it(location, bucket):
+    from migration.cutover import rollback
+    from pipelines.errors import InputError
+
+    store = open_store(location)
+    generation = store.save(moved(CutoverState(), "a"), 0)  # CANARY at transition 1
+    prefix = location.removeprefix(f"gs://{bucket.name}/")
+    torn = bucket.blob(f"{prefix}/state.json")
+    torn.upload_from_string(b'{"state": {"stage": "CANA', if_generation_match=generation)
+    with pytest.raises(InputError, match="state.json is not JSON") as info:
+        store.load()
+    assert "transition 1, SHADOW -> CANARY(10%)" in str(info.value) and "\n" not in str(info.value)
+    back = rollback(store, "state object damaged", "ops")
+    assert (back.stage, back.seq) == (Stage.SHADOW, 2) and store.load()[0] == back
+    kept = list(bucket.list_blobs(prefix=f"{prefix}/state.json.damaged-"))
+    assert [b.download_as_bytes() for b in kept] == [b'{"state": {"stage": "CANA']
+    assert [e.seq for e in store.history()] == [1, 2]
