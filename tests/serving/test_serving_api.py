@@ -199,7 +199,7 @@ def test_unknown_route_is_a_json_404_and_metrics_count_it(env):
     assert 'kappa_serving_requests_total{route="unmatched",status="404"}' in metrics
     assert 'kappa_serving_requests_total{route="/v1/tweets/{tweet_id}/counts",status="400"}' in metrics
     assert (
-        'kappa_serving_request_duration_seconds_bucket{route="/v1/tweets/{tweet_id}/counts",le="+Inf"}'
+        'kappa_serving_request_duration_seconds_bucket{le="+Inf",route="/v1/tweets/{tweet_id}/counts"}'
         in metrics
     )
     assert 'kappa_serving_reads_total{source="kappa",stage="FULL"}' in metrics
