@@ -54,6 +54,20 @@ def kappa() -> None:
 @click.option(
     "--bigquery-dead-letter-table", default=None, help="Dead-letter table (default DATASET.dead_letter)."
 )
+@click.option(
+    "--runner",
+    type=click.Choice(["direct", "flink"]),
+    default="direct",
+    show_default=True,
+    help="direct: Beam's BundleBasedDirectRunner here; flink: the Kappa cluster (`up --kappa-cluster`).",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["pubsub", "kafka"]),
+    default=None,
+    show_default="pubsub on direct, kafka on flink",
+    help="pubsub: the config's subscription; kafka: the config's Kafka topic, read directly.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -66,8 +80,10 @@ def run(
     flush: float,
     bigquery_table: str | None,
     bigquery_dead_letter_table: str | None,
+    runner: str,
+    source: str | None,
 ) -> None:
-    """Run the streaming job: Pub/Sub -> parse/DLQ -> dedup -> windows -> kappa_stream."""
+    """Run the streaming job: Pub/Sub or Kafka -> parse/DLQ -> dedup -> windows -> kappa_stream."""
     from kappa.stream import StreamJob, run_stream
 
     _logging()
@@ -82,6 +98,8 @@ def run(
         bigquery_table=bigquery_table,
         bigquery_dead_letter_table=bigquery_dead_letter_table,
         beam_args=list(ctx.args),
+        runner=runner,
+        source=source or ("kafka" if runner == "flink" else "pubsub"),
     )
     result = run_stream(job)
     click.echo(json.dumps(result.summary()))
@@ -153,12 +171,19 @@ def backfill(
 @kappa.command()
 @with_config
 @click.option("--mode", type=click.Choice(["stream", "backfill"]), required=True, help="Which job's steps.")
-def graph(config: Config, mode: str) -> None:
+@click.option(
+    "--source",
+    type=click.Choice(["pubsub", "kafka"]),
+    default="pubsub",
+    show_default=True,
+    help="The stream's source (kafka: expanded by the Kappa cluster's expansion service).",
+)
+def graph(config: Config, mode: str, source: str) -> None:
     """Print the job's top-level steps, one per line, source first and sink last (runs nothing)."""
     from kappa.pipeline import graph_labels
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)  # construction advice, not the graph
-    for label in graph_labels(mode, config):
+    for label in graph_labels(mode, config, source):
         click.echo(label)
 
 

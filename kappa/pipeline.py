@@ -3,8 +3,8 @@
     source -> Parse -> SelectEventTimes -> Dedup -> Window -> Count -> PaneRows
                  \\-> DeadLetterRows -------------------------------------------> Write
 
-The source is the only step that differs: `ReadFromPubSub` for the stream
-(`kappa.stream`), `ReadArchive` for the backfill (`kappa.backfill`). The composites of
+The source is the only step that differs: `ReadFromPubSub` or `ReadFromKafka` for the
+stream (`kappa.stream`, `kappa.flink`), `ReadArchive` for the backfill (`kappa.backfill`). The composites of
 `pipelines.beam` choose their own strategy from their input's boundedness: per element
 with state, timers and triggers on the stream's unbounded input; over Arrow batches of
 whole part files on the backfill's bounded input. `kappactl kappa graph --mode
@@ -88,13 +88,14 @@ def top_level_labels(p: beam.Pipeline) -> list[str]:
     return [node.full_label for node in p.transforms_stack[0].parts]
 
 
-def graph_labels(mode: str, config: Config) -> list[str]:
-    """The top-level steps of the stream or the backfill, built and not run."""
+def graph_labels(mode: str, config: Config, source: str = "pubsub") -> list[str]:
+    """The top-level steps of the stream (from `source`) or the backfill, built and not run."""
     if mode == "stream":
         from kappa.stream import StreamJob, build_stream, pipeline_options
 
+        runner = "flink" if source == "kafka" else "direct"
         p = beam.Pipeline(options=pipeline_options([]))
-        build_stream(p, StreamJob(config, warehouse=str(config.paths.warehouse_root)))
+        build_stream(p, StreamJob(config, str(config.paths.warehouse_root), runner=runner, source=source))
     else:
         from kappa.backfill import BackfillJob, build_backfill, pipeline_options
 

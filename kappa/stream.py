@@ -48,7 +48,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -57,7 +57,7 @@ from kappa.direct_runner import adapt_direct_runner, reader_progress
 from kappa.pipeline import KappaRun, build_kappa, destination_of
 from pipelines.beam import KappaCounter, local_counts, reset_local_counts
 from pipelines.config import Config
-from pipelines.errors import PipelineError
+from pipelines.errors import ConfigError, PipelineError
 from pipelines.events import now_ms
 from pipelines.stop_signals import StopSignals
 
@@ -67,6 +67,9 @@ STOP_GIVE_UP_S = 60.0  # after SIGTERM, cancel even if the input never pauses
 PROGRESS_PREFIX = "kappa stream: "
 PIPELINE = "kappa_stream"
 TABLE = "kappa_stream"
+RUNNERS = ("direct", "flink")  # Dataflow: `--runner DataflowRunner` among the Beam arguments
+SOURCES = ("pubsub", "kafka")
+KAFKA_GROUP = "kappa-stream"  # the consumer group whose offsets follow the stream's checkpoints
 
 
 @dataclass
@@ -83,6 +86,23 @@ class StreamJob:
     beam_args: list[str] = field(default_factory=list)
     run_epoch_ms: int = field(default_factory=now_ms)
     progress_every_s: float = 5.0
+    runner: str = "direct"  # RUNNERS
+    source: str = "pubsub"  # SOURCES
+
+    def __post_init__(self) -> None:
+        if self.runner not in RUNNERS or self.source not in SOURCES:
+            raise ConfigError(f"--runner must be one of {RUNNERS} and --source one of {SOURCES}")
+        if (self.runner == "flink") != (self.source == "kafka"):
+            raise ConfigError(
+                "--source kafka runs on --runner flink, and --runner flink reads --source kafka "
+                "(the DirectRunner cannot run the cross-language Kafka read; Python's Pub/Sub read "
+                "runs on no portable runner)"
+            )
+
+    @property
+    def job_name(self) -> str:
+        """The Flink job's name: how its metrics and cancel are found on the cluster."""
+        return f"kappa-stream-{self.run_epoch_ms}"
 
     @property
     def drain_s(self) -> float:
@@ -165,7 +185,14 @@ def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
         batch_size=20_000,
     )
     run = KappaRun(job.config, PIPELINE, destination, table, job.run_epoch_ms)
-    build_kappa(p, "ReadFromPubSub", ReadPubSub(job.subscription_path, on_dataflow(job.beam_args)), run)
+    if job.source == "kafka":
+        from kappa.flink import ReadKafka
+        from pipelines.stack.kappa_cluster import KappaCluster
+
+        expansion = KappaCluster.of(job.config).expansion_endpoint
+        build_kappa(p, "ReadFromKafka", ReadKafka(job.config, expansion, KAFKA_GROUP), run)
+    else:
+        build_kappa(p, "ReadFromPubSub", ReadPubSub(job.subscription_path, on_dataflow(job.beam_args)), run)
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
@@ -189,8 +216,22 @@ def prepare_source(job: StreamJob) -> None:
         pubsub_io.seek(job.config, job.subscription_path, job.replay_from)
 
 
+@dataclass
+class _Watched:
+    """What `_watch` needs of a running job, whatever runs it."""
+
+    counters: Callable[[], dict[str, int]]
+    reading: Callable[[dict[str, int]], bool]  # (counters) the source reads: idleness counts from here
+    terminal: Callable[[], str | None]  # "pipeline <STATE>" once it ended by itself
+    cancel: Callable[[], None]
+    extra: Callable[[], dict[str, Any]] = dict  # runner-specific progress fields
+    seen: dict[str, int] = field(default_factory=dict)  # the counters at the last poll
+
+
 def run_stream(job: StreamJob) -> StreamResult:
     """Run until cancelled by max_runtime_s / exit_when_idle_s (or forever without them)."""
+    if job.runner == "flink":
+        return _run_on_flink(job)
     if not on_dataflow(job.beam_args) and not adapt_direct_runner():
         raise PipelineError("this Beam version's DirectRunner Pub/Sub reader cannot be adapted")
     prepare_source(job)
@@ -198,17 +239,64 @@ def run_stream(job: StreamJob) -> StreamResult:
     p = beam.Pipeline(options=pipeline_options(job.beam_args))
     build_stream(p, job)
     started = time.monotonic()
-    try:
-        result = p.run()
-    except Exception as exc:  # a Beam job failure of any kind, translated where it enters
-        raise PipelineError(f"kappa stream failed to start: {exc}") from exc
+    result = _submit(p)
     if on_dataflow(job.beam_args) and job.max_runtime_s is None and job.exit_when_idle_s is None:
         return StreamResult({}, time.monotonic() - started, "submitted to Dataflow")
-    if not on_dataflow(job.beam_args):
+    if on_dataflow(job.beam_args):
+        watched = _Watched(
+            lambda: _beam_counters(result), lambda _: True, lambda: _ended(result), result.cancel
+        )
+    else:
         _surface_failures(result)
+        # The DirectRunner only: process-local counts (its metrics do not move while it runs)
+        # and where its adapted Pub/Sub reader is (kappa.direct_runner).
+        watched = _Watched(local_counts, lambda _: reader_progress().pulls > 0, lambda: _ended(result),
+                           result.cancel, lambda: {"watermark_age_s": reader_progress().watermark_age_s()})  # fmt: skip
+    return _finish(job, watched, started)
+
+
+def _run_on_flink(job: StreamJob) -> StreamResult:
+    """Submit to the Kappa cluster's job server; progress, summary and cancel through Flink."""
+    from kappa.flink import FlinkJob, portable_args
+
+    p = beam.Pipeline(options=pipeline_options([*portable_args(job.config, job.job_name), *job.beam_args]))
+    build_stream(p, job)
+    started = time.monotonic()
+    result = _submit(p)
+    log.info("kappa stream: submitted to the Flink job server in %.1fs", time.monotonic() - started)
+    flink = FlinkJob(job.config, job.job_name)
+
+    def terminal() -> str | None:
+        state = flink.state()
+        return f"pipeline {state}" if state in ("FAILED", "CANCELED", "FINISHED") else _ended(result)
+
+    # Idleness counts from the first record read: deploying the job and starting its Java
+    # Kafka reader take a minute or more on a busy machine, and are not idleness.
+    watched = _Watched(flink.counters, lambda counters: counters.get("read", 0) > 0, terminal, flink.cancel,
+                       lambda: {"checkpoints": flink.checkpoints()})  # fmt: skip
+    return _finish(job, watched, started)
+
+
+def _submit(p: beam.Pipeline) -> Any:
+    try:
+        return p.run()
+    except Exception as exc:  # a Beam job failure of any kind, translated where it enters
+        raise PipelineError(f"kappa stream failed to start: {exc}") from exc
+
+
+def _ended(result: Any) -> str | None:
+    from apache_beam.runners.runner import PipelineState
+
+    return f"pipeline {result.state}" if PipelineState.is_terminal(result.state) else None
+
+
+def _finish(job: StreamJob, watched: _Watched, started: float) -> StreamResult:
     with StopSignals() as stop:
-        reason = _watch(result, job, started, stop)
-    counters = local_counts() if not on_dataflow(job.beam_args) else _beam_counters(result)
+        reason = _watch(watched, job, started, stop)
+    # After a cancel a runner may report fewer counters than it last did (Flink drops a
+    # finished job's task metrics): the higher of the two is the total.
+    last, now = watched.seen, watched.counters()
+    counters = {name: max(last.get(name, 0), now.get(name, 0)) for name in {*last, *now}}
     if reason.startswith("pipeline") and reason.endswith("FAILED"):  # not cancelled by us
         raise PipelineError(
             f"kappa stream failed after {time.monotonic() - started:.0f}s ({counters}); see the log above. "
@@ -240,14 +328,6 @@ def _beam_counters(result: Any) -> dict[str, int]:
     return counters_of(result)
 
 
-def _progress(counters: dict[str, int], seconds: float, local: bool) -> dict[str, Any]:
-    """The running summary, and locally where the reader is: its watermark's age."""
-    progress = StreamResult(counters, seconds, "running").summary()
-    if local:
-        progress["watermark_age_s"] = reader_progress().watermark_age_s()
-    return progress
-
-
 def stream_progress(log: str) -> dict:
     """The newest progress line in a `kappa run` log (its running summary), or {} before the first."""
     marker = f"{PROGRESS_PREFIX}{{"
@@ -257,33 +337,31 @@ def stream_progress(log: str) -> dict:
     return {}
 
 
-def _watch(result: Any, job: StreamJob, started: float, stop: StopSignals) -> str:
+def _watch(watched: _Watched, job: StreamJob, started: float, stop: StopSignals) -> str:
     """Poll the job's counters, log progress, cancel on a stop condition; returns why it stopped.
 
     Idleness counts only while the source is reading (locally: after the reader's first
-    pull; the pipeline's start-up is not idleness) and only the time this loop saw pass,
-    at most one poll interval a tick, so a process that was paused is not idle on waking.
-    SIGTERM/SIGINT stop the job once it has been idle `drain_s` (what it read is counted and
-    written), or after STOP_GIVE_UP_S if its input never pauses.
+    pull; on Flink: after the first record read; the pipeline's start-up is not idleness) and only the
+    time this loop saw pass, at most one poll interval a tick, so a process that was paused
+    is not idle on waking. SIGTERM/SIGINT stop the job once it has been idle `drain_s` (what
+    it read is counted and written), or after STOP_GIVE_UP_S if its input never pauses.
     """
-    from apache_beam.runners.runner import PipelineState
-
-    local = not on_dataflow(job.beam_args)
     idle_s, last_seen, last_log, last_tick = 0.0, None, 0.0, time.monotonic()
     while True:
         time.sleep(POLL_S)
-        if PipelineState.is_terminal(result.state):
-            return f"pipeline {result.state}"
+        ended = watched.terminal()
+        if ended is not None:
+            return ended
         now = time.monotonic()
         tick, last_tick = min(now - last_tick, POLL_S * 2), now
-        counters = local_counts() if local else _beam_counters(result)
+        counters = watched.seen = watched.counters()
         seen = (counters.get("read", 0), counters.get(f"rows_written_{TABLE}", 0))
-        reading = reader_progress().pulls > 0 if local else True
-        idle_s = idle_s + tick if seen == last_seen and reading else 0.0
+        idle_s = idle_s + tick if seen == last_seen and watched.reading(counters) else 0.0
         last_seen = seen
         if now - last_log >= job.progress_every_s:
             last_log = now
-            log.info("%s%s", PROGRESS_PREFIX, json.dumps(_progress(counters, now - started, local)))
+            progress = {**StreamResult(counters, now - started, "running").summary(), **watched.extra()}
+            log.info("%s%s", PROGRESS_PREFIX, json.dumps(progress))
         if job.max_runtime_s is not None and now - started >= job.max_runtime_s:
             reason = f"max runtime {job.max_runtime_s:g}s reached"
         elif job.exit_when_idle_s is not None and idle_s >= job.exit_when_idle_s:
@@ -296,5 +374,5 @@ def _watch(result: Any, job: StreamJob, started: float, stop: StopSignals) -> st
             )
         else:
             continue
-        result.cancel()
+        watched.cancel()
         return reason

@@ -1,0 +1,194 @@
+"""The Kappa stream on Beam's Flink runner, reading Kafka directly.
+
+`kappactl kappa run --runner flink --source kafka` builds the same pipeline as every other
+run (`kappa.pipeline.build_kappa`); only its source and its runner differ:
+
+- **Source** `ReadKafka`: Beam's cross-language `ReadFromKafka`, expanded by the Kappa
+  cluster's expansion service (`kappactl up --kappa-cluster`) and run by its Java worker
+  pool. Record timestamps are the records' CreateTime (the producer's send time: the
+  arrival time that too-late is judged against, as Pub/Sub's publish time is); KafkaIO's
+  watermark follows the newest CreateTime read on each partition (the clock, once a
+  partition is caught up), so a backlog delays results and never drops them. Event time
+  comes from the payload (`ParseInteractions` stamps each event with its event_time).
+  The read's offsets are in Flink's checkpoints (a restored job resumes there); the
+  consumer group's offsets are auto-committed, for its lag only.
+- **Runner**: Beam's PortableRunner, submitting to the cluster's Flink job server, with
+  checkpointing on (`kappa_flink.checkpointing_interval`): KafkaIO on Flink emits nothing
+  without it. The Python SDK workers run in this process (LOOPBACK), so the warehouse
+  sink writes the same local files as on the DirectRunner.
+- **Progress and summary** from Beam metrics, as Flink reports them over its REST API
+  (`FlinkJob.counters`): the process-local counters and the DirectRunner adaptations
+  (`kappa.direct_runner`) are not used on this path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Iterator
+
+import apache_beam as beam
+
+from pipelines.beam import METRICS_NAMESPACE, KappaCounter
+from pipelines.config import Config
+from pipelines.errors import PipelineError, StackError
+from pipelines.stack.local import port_open
+
+log = logging.getLogger(__name__)
+# Flink's REST API shows a Beam counter of the `kappa` namespace as "<operator>.kappa_<name>".
+USER_COUNTER = f"{METRICS_NAMESPACE}_"
+
+
+class _WithArrivalFn(beam.DoFn):
+    """A Kafka record -> (payload, arrival ms): the shape ParseInteractions takes, counted as `read`."""
+
+    def __init__(self) -> None:
+        self.read = KappaCounter("read")
+
+    def process(self, record: tuple[bytes, bytes], at: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
+        self.read.inc()
+        yield record[1], at.micros // 1000
+
+
+class ReadKafka(beam.PTransform):
+    """The stream's source on a real runner: the events topic, as (payload, arrival ms)."""
+
+    def __init__(self, config: Config, expansion_service: str, group_id: str):
+        super().__init__()
+        self.config, self.expansion_service, self.group_id = config, expansion_service, group_id
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        from apache_beam.io.kafka import ReadFromKafka
+
+        if not port_open(int(self.expansion_service.rsplit(":", 1)[1])):
+            raise StackError(
+                f"the Kafka expansion service on {self.expansion_service} does not answer: "
+                "start it with `kappactl up --kappa-cluster`"
+            )
+        consumer = {
+            "bootstrap.servers": self.config.kafka.bootstrap,
+            "group.id": self.group_id,
+            "auto.offset.reset": "earliest",  # a new group reads the topic from its start
+            # For the group's lag only: where a restarted job resumes is Flink's checkpoint.
+            "enable.auto.commit": "true",
+        }
+        return (
+            pbegin
+            | "Read"
+            >> ReadFromKafka(
+                consumer_config=consumer,
+                topics=[self.config.kafka.topic],
+                timestamp_policy=ReadFromKafka.create_time_policy,
+                # Not with the checkpoint: on Beam 2.62's Flink runner that commit puts the read
+                # under stable input, whose buffered timers fail every checkpoint ("State
+                # backend must be locked when retrieving the current key").
+                commit_offset_in_finalize=False,
+                expansion_service=self.expansion_service,
+            )
+            | "WithArrival" >> beam.ParDo(_WithArrivalFn())
+        )
+
+
+def portable_args(config: Config, job_name: str) -> list[str]:
+    """The Beam arguments of a run on the Kappa cluster (before the user's own, which win)."""
+    from pipelines.stack.kappa_cluster import KappaCluster, job_jars
+
+    cluster = KappaCluster.of(config)
+    if not port_open(cluster.ks.job_port):
+        raise StackError(
+            f"the Flink job server on {cluster.job_endpoint} does not answer: "
+            "start the Kappa cluster with `kappactl up --kappa-cluster`"
+        )
+    return [
+        "--runner=PortableRunner",
+        f"--job_endpoint={cluster.job_endpoint}",
+        "--environment_type=LOOPBACK",
+        f"--job_name={job_name}",
+        f"--checkpointing_interval={round(config.kappa_flink.checkpointing_interval * 1000)}",
+        f"--files_to_stage={','.join(job_jars())}",
+    ]
+
+
+def _counter_name(metric_id: str) -> str:
+    """The `kappa` counter a Flink metric id names, or "" for any other metric."""
+    last = metric_id.rsplit(".", 1)[-1]
+    return last.removeprefix(USER_COUNTER) if last.startswith(USER_COUNTER) else ""
+
+
+class FlinkJob:
+    """One Beam job on the Kappa cluster, seen through Flink's REST API (found by its name).
+
+    PortableRunner's result reports no metrics while a streaming job runs, and its cancel
+    does not reach the cluster: both go through the JobManager instead.
+    """
+
+    def __init__(self, config: Config, name: str):
+        self.rest = f"http://127.0.0.1:{config.kappa_flink.rest_port}"
+        self.name = name
+        self._id: str | None = None
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.rest}{path}", timeout=5) as response:
+            return json.loads(response.read())
+
+    @property
+    def job_id(self) -> str | None:
+        if self._id is None:
+            try:
+                jobs = self._get("/jobs/overview").get("jobs", [])
+            except (OSError, ValueError, urllib.error.URLError):
+                return None
+            mine = [j for j in jobs if j.get("name", "").startswith(self.name)]
+            if mine:
+                self._id = max(mine, key=lambda j: j.get("start-time", 0))["jid"]
+        return self._id
+
+    def state(self) -> str | None:
+        if self.job_id is None:
+            return None
+        try:
+            return str(self._get(f"/jobs/{self.job_id}").get("state"))
+        except (OSError, ValueError, urllib.error.URLError):
+            return None
+
+    def counters(self) -> dict[str, int]:
+        """The job's `kappa` counters, summed over its tasks ({} before it runs)."""
+        if self.job_id is None:
+            return {}
+        try:
+            vertices = self._get(f"/jobs/{self.job_id}").get("vertices", [])
+            totals: dict[str, int] = {}
+            for vertex in vertices:
+                base = f"/jobs/{self.job_id}/vertices/{vertex['id']}/subtasks/metrics"
+                names = [m["id"] for m in self._get(base) if _counter_name(m["id"])]
+                if names:
+                    query = urllib.parse.urlencode({"get": ",".join(names), "agg": "sum"})
+                    for metric in self._get(f"{base}?{query}"):
+                        counter = _counter_name(metric["id"])
+                        totals[counter] = totals.get(counter, 0) + int(float(metric.get("sum", 0)))
+            return totals
+        except (OSError, ValueError, KeyError, urllib.error.URLError) as exc:
+            log.debug("flink metrics not readable yet: %s", exc)
+            return {}
+
+    def checkpoints(self) -> dict[str, Any]:
+        """Completed checkpoints and the newest one's age, from the JobManager."""
+        if self.job_id is None:
+            return {}
+        try:
+            stats = self._get(f"/jobs/{self.job_id}/checkpoints")
+        except (OSError, ValueError, urllib.error.URLError):
+            return {}
+        latest = (stats.get("latest") or {}).get("completed") or {}
+        return {"completed": stats.get("counts", {}).get("completed", 0),
+                "latest_at_ms": latest.get("latest_ack_timestamp")}  # fmt: skip
+
+    def cancel(self) -> None:
+        if self.job_id is None:
+            raise PipelineError(f"no Flink job named {self.name} to cancel")
+        request = urllib.request.Request(f"{self.rest}/jobs/{self.job_id}?mode=cancel", method="PATCH")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
