@@ -2,7 +2,8 @@
 
     GET /v1/tweets/{tweet_id}/counts?event_type=&start=&end=   counts per window + source
     GET /healthz                                               state, snapshot, shadow stats
-    GET /metrics                                               Prometheus text exposition
+    GET /metrics                                               Prometheus text (prometheus_client)
+    GET /v1/migration/gate[/promote|rollback|check]            the cutover gate (gate_api.py)
     GET /console, GET /v1/migration/status                     the migration console (console.py)
     POST /v1/migration/advance|rollback                        only with --allow-actions
 
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,7 +39,8 @@ from migration.cutover.store import LocalStateStore, StateStore
 from migration.policy import Policy, load_policy
 from migration.serving.console import Console
 from migration.serving.data import Refresher, ServingData, Snapshot
-from migration.serving.metrics import Metrics
+from migration.serving.gate_api import GateApi
+from migration.serving.metrics import CONTENT_TYPE, Metrics
 from migration.serving.routing import StateWatcher, route
 from migration.serving.shadow import Finality, ShadowRecorder
 from migration.serving.status import MigrationSource
@@ -177,6 +180,8 @@ class ServingService:
         )
         self.console = Console(self.data.warehouse, store, settings.policy or load_policy(), self.shadow,
                                self.metrics, settings.allow_actions, source=source)  # fmt: skip
+        self.gate = GateApi(self.console)  # GET /v1/migration/gate and Flagger's hooks, read-only
+        self.metrics.register(self.gate.collector())
         self.refresher = Refresher(settings.refresh_s, self.refresh, self.shadow.flush, self.console.refresh)
 
     def refresh(self) -> None:
@@ -272,7 +277,8 @@ class ServingService:
         if snap:
             self.metrics.set("snapshot_age_seconds", max(0.0, time.time() - snap.built_ms / 1000))
         self.console.export_metrics()
-        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
+        # Off the event loop: the gate's gauges may read its evidence (at most once a second).
+        return Response(await run_in_threadpool(self.metrics.render), media_type=CONTENT_TYPE)
 
 
 class MetricsMiddleware:
@@ -346,6 +352,7 @@ def create_app(settings: ServingSettings, store: StateStore) -> Starlette:
             Route("/healthz", service.health, methods=["GET"]),
             Route("/metrics", service.render_metrics, methods=["GET"]),
             *service.console.routes(),
+            *service.gate.routes(),
         ],
         exception_handlers={KappaError: _kappa_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
