@@ -32,6 +32,8 @@ from migration.cutover.gate import (
     ShadowStats,
     ValidationRun,
     check_gate,
+    cited_runs,
+    counted,
     read_shadow_stats,
     read_validation_runs,
 )
@@ -60,6 +62,7 @@ class RunSummary:
     keys: dict[str, int]
     unexplained_rate: float | None
     report_path: str | None
+    gate_run: ValidationRun  # the run as the cutover gate weighs it (start, restriction)
 
     @property
     def report_html(self) -> Path | None:
@@ -138,13 +141,15 @@ def _ms(value: Any) -> int | None:
 def run_summary(row: dict[str, Any]) -> RunSummary:
     """A `validation_runs` row (warehouse or BigQuery; `finished_at` a datetime or epoch ms)."""
     keys = {name.removeprefix("keys_"): int(row.get(name) or 0) for name in RUN_COLUMNS}
+    finished = _ms(row["finished_at"]) or 0
     total = int(row.get("keys_total") or 0)
     if not any(row.get(name) is not None for name in ("keys_same", "keys_explained")):
         keys["same"] = max(0, total - keys["unexplained"] - keys["pending"])  # an older row
     return RunSummary(
-        str(row["run_id"]), _ms(row["finished_at"]) or 0, str(row["verdict"]).upper(),
+        str(row["run_id"]), finished, str(row["verdict"]).upper(),
         str(row.get("left_arm")), str(row.get("right_arm")), total, keys,
         row.get("unexplained_rate"), row.get("report_path"),
+        ValidationRun.coerce({**row, "finished_at": finished}),
     )  # fmt: skip
 
 
@@ -273,9 +278,10 @@ def _run_json(run: RunSummary, gate_arms: tuple[str, str]) -> dict[str, Any]:
 
 
 def _cutover_json(ev: Evidence, policy: Policy) -> dict[str, Any]:
-    gate_runs = [ValidationRun(r.run_id, r.finished_at_ms, r.verdict) for r in ev.runs
-                 if same_arms(r.left_arm, r.right_arm, policy.gate_arms)]  # fmt: skip
-    gate = check_gate(ev.state, policy.consecutive_passes, gate_runs)
+    # The gate `kappactl cutover advance` applies (controller.gate_for), from the evidence read.
+    pair = [r.gate_run for r in ev.runs if same_arms(r.left_arm, r.right_arm, policy.gate_arms)]
+    runs = counted(pair, policy.gate_counts_restricted_runs)
+    gate = check_gate(ev.state, policy.consecutive_passes, runs, cited_runs(ev.history))
     return {
         **ev.state.as_json(),
         "label": ev.state.label,

@@ -38,7 +38,8 @@ from pipelines.rows import AGGREGATE_TABLES
 RUNS_TABLE = "migration.validation_runs"
 DEAD_LETTER_TABLE = "migration.dead_letter"
 _RUN_FIELDS = (
-    "run_id, UNIX_MILLIS(finished_at) AS finished_at, verdict, left_arm, right_arm, keys_total, "
+    "run_id, UNIX_MILLIS(started_at) AS started_at, UNIX_MILLIS(finished_at) AS finished_at, verdict, "
+    "left_arm, right_arm, keys_total, spec_filter, policy_overrides, "
     "keys_same, keys_explained, keys_unexplained, keys_pending, unexplained_rate, report_path, "
     "report IS NOT NULL AS has_report"
 )
