@@ -3,8 +3,8 @@ from the Go module proxy) runs deploy/argo/analysis-template.yaml's metric again
 `kappactl serve` whose gate is PASS, then INCONCLUSIVE (just advanced: no run since), then
 FAIL (a FAIL run during CANARY), then unreadable (a corrupt validation_runs segment).
 
-The Go test module is tests/argo (go.mod/go.sum pinned); its module and build caches live
-under .local/go, so a warm build takes seconds. Without `go` the test is skipped (under
+The Go test module is tests/argo (go.mod/go.sum pinned); `make setup` builds it once into Go's
+own module and build caches, so the test's build takes seconds. Without `go` the test is skipped (under
 CI=true it fails: `make setup` needs Go anyway)."""
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ import pytest
 
 from migration.cutover import advance
 from migration.policy import load_policy
-from tests.serving.gate_evidence import REPO, Evidence, Serve
+from tests.serving.gate_evidence import Evidence, Serve
 
 MODULE = Path(__file__).resolve().parent
 
 
 def go_env() -> dict[str, str]:
-    local = REPO / ".local" / "go"
-    return {**os.environ, "GOMODCACHE": str(local / "mod"), "GOCACHE": str(local / "build"),
-            "GOFLAGS": "-modcacherw -mod=readonly", "GOTOOLCHAIN": "local"}  # fmt: skip
+    """Go's own module and build caches (make setup warms them: tools/setup.sh go_tests)."""
+    return {**os.environ, "GOFLAGS": "-modcacherw -mod=readonly", "GOTOOLCHAIN": "local"}
 
 
 def go() -> str:

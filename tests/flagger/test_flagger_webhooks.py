@@ -5,7 +5,7 @@ INCONCLUSIVE, then PASS, then FAIL (a FAIL run during CANARY). Flagger takes 200
 success: confirm-promotion must succeed only on PASS, rollback only on FAIL, and the rollout
 check on anything but FAIL.
 
-The Go test module is tests/flagger (go.mod/go.sum pinned), its caches under .local/go (see
+The Go test module is tests/flagger (go.mod/go.sum pinned), built by `make setup` into Go's own caches (see
 tests/argo/test_argo_webmetric.py); without `go` the test is skipped (under CI=true it fails)."""
 
 from __future__ import annotations
