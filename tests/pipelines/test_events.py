@@ -5,8 +5,9 @@ import pytest
 from pipelines.events import BadEvent, BadRecord, Interaction, parse_event, parse_or_reject
 
 NOW = 1_764_000_000_000
+GOOD_ID = "0b0e5f2c-5a38-4a6e-9d0f-7d1b2b8f9a10"
 GOOD = {
-    "event_id": "0b0e5f2c-5a38-4a6e-9d0f-7d1b2b8f9a10",
+    "event_id": GOOD_ID,
     "event_time": NOW - 5000,
     "event_type": "like",
     "tweet_id": 42,
@@ -95,12 +96,7 @@ def test_bad_events_are_rejected_with_their_reason(raw, reason):
 
 @pytest.mark.parametrize(
     "event_id",
-    [
-        GOOD["event_id"].upper(),
-        "{" + GOOD["event_id"] + "}",
-        "urn:uuid:" + GOOD["event_id"],
-        GOOD["event_id"].replace("-", ""),
-    ],
+    [GOOD_ID.upper(), "{" + GOOD_ID + "}", "urn:uuid:" + GOOD_ID, GOOD_ID.replace("-", "")],
 )
 def test_the_uuid_spellings_uuid_module_reads_stay_valid(event_id):
     assert parse_event(payload(event_id=event_id), received_at_ms=NOW).event_id == event_id
