@@ -266,6 +266,8 @@ class KappaCluster(FlinkCluster):
             # A job's classes are the cluster's own (one classpath): they come from the
             # TaskManagers' classpath, and a job ships one jar instead of 150 MB (`job_jars`).
             "classloader.resolve-order": "parent-first",
+            # The REST API's task metrics (the job's progress and summary) at most 1 s old, not 10.
+            "metrics.fetcher.update-interval": 1000,
         })  # fmt: skip
         return conf
 

@@ -182,6 +182,8 @@ def test_the_stream_on_flink_over_kafka_equals_truth(kappa_cluster, stack_config
     assert summary["too_late"] == producer.too_late
     assert summary["duplicates_removed"] == producer.duplicates
     assert summary["counted"] == sum(counts.values())
+    assert summary["rows_written"] == sum(panes.values())
+    assert summary["dead_letters_written"] == producer.malformed
     dead = con.execute("SELECT payload, error FROM dead_letter").fetchall()
     assert len(dead) == producer.malformed
     assert all(payload in (b'{"event_id": "broken', b"end of traffic") and error for payload, error in dead)
