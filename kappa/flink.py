@@ -6,10 +6,14 @@ run (`kappa.pipeline.build_kappa`); only its source and its runner differ:
 - **Source** `ReadKafka`: Beam's cross-language `ReadFromKafka`, expanded by the Kappa
   cluster's expansion service (`kappactl up --kappa-cluster`) and run by its Java worker
   pool. Record timestamps are the records' CreateTime (the producer's send time: the
-  arrival time that too-late is judged against, as Pub/Sub's publish time is); KafkaIO's
-  watermark follows the newest CreateTime read on each partition (the clock, once a
-  partition is caught up), so a backlog delays results and never drops them. Event time
+  arrival time that too-late is judged against, as Pub/Sub's publish time is); event time
   comes from the payload (`ParseInteractions` stamps each event with its event_time).
+  KafkaIO's watermark is, per partition, the newest CreateTime this job has read there,
+  and the job's is the oldest of those: a backlog delays results and never drops them,
+  but a partition that has delivered nothing since the job started holds every window
+  open (measured: the watermark stayed at its minimum until each of the 3 partitions had
+  delivered a record), and the last windows close only when every partition has a record
+  newer than their end, which a busy topic always has.
   The read's offsets are in Flink's checkpoints (a restored job resumes there); the
   consumer group's offsets are auto-committed, for its lag only.
 - **Runner**: Beam's PortableRunner, submitting to the cluster's Flink job server, with

@@ -1,6 +1,8 @@
 """The Kappa streaming job: Pub/Sub -> parse/DLQ -> dedup -> event-time windows -> pane rows.
 
 The steps between source and sink are `kappa.pipeline.build_kappa`, the backfill's too.
+`--runner flink --source kafka` runs the same steps on the Kappa cluster's Flink, reading
+Kafka directly (`kappa.flink`); what follows is about the Pub/Sub source.
 
 Locally it runs on BundleBasedDirectRunner against the Pub/Sub emulator and writes Parquet
 segments to the warehouse (`kappa_stream`, `dead_letter`); on Dataflow (`--runner

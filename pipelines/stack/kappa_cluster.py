@@ -10,6 +10,10 @@
 - the Kafka expansion service (`ExpansionService`), which turns Python's ReadFromKafka into
   Java's KafkaIO when a pipeline is built, and the Java SDK worker pool
   (`ExternalWorkerService`) that runs that Java side for the TaskManagers.
+Beam's own gRPC servers (the job server's job and artifact services, the worker pool, and
+the Fn API servers inside the TaskManagers) listen on every interface whatever address they
+are given (Beam's ServerFactory binds by port only); the REST API, RPC, and the expansion
+service are bound to 127.0.0.1.
 Every jar comes from `.local/jars-kappa` (`make setup`, tools/kappa-flink); nothing is
 fetched at run time. It is its own cluster: PyFlink 2.3's Flink (the legacy speed job's)
 has no Beam runner. Logs go to `<state_dir>/logs/kappa-flink/`.
