@@ -27,7 +27,7 @@ settings.register_profile(
     derandomize=False,
     database=None,
     deadline=None,
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000")),
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "5000")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

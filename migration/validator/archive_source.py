@@ -8,15 +8,15 @@ rules of `pipelines.events.parse_event`, so no archive line passes through Pytho
 - a JSON object of exactly the seven fields (a duplicated key counts twice, so it fails);
 - `event_time`, `tweet_id`, `user_id`, `author_id`: JSON integers in 1..2^63-1;
 - `event_id`, `event_type`, `client`: JSON strings; `event_type` and `client` known;
-- `event_id` a UUID as Python's `uuid.UUID` reads one ('urn:'/'uuid:' prefixes, braces
-  and hyphens removed, then 32 hex digits);
+- `event_id` 32 ASCII hex digits once 'urn:'/'uuid:' prefixes, braces and hyphens are
+  removed (as `pipelines.events.parse_event` reads one);
 - `event_time` not before 2006-03-21 and at most one day after the arrival partition's
   arrival start (the archive's `received_at`), the payload at most 64 KiB.
 
 Known approximations, all on lines no generator or producer writes: lines that are not
-UTF-8 are skipped by the reader (they are invalid anyway); Python's `int(hex, 16)` also
-takes '_' separators and a '+' sign inside a UUID, this rule does not; DuckDB's JSON
-reader may accept a few non-standard spellings (e.g. trailing commas) Python rejects.
+UTF-8 are skipped by the reader (they are invalid anyway); DuckDB's JSON reader may accept
+a few non-standard spellings (e.g. trailing commas) Python rejects, and does not apply
+`parse_event`'s nesting and integer-length limits.
 
 The view `archive_events(event_id, event_time_ms, event_type, tweet_id, arrival_start_ms,
 arrival_end_ms)` is what the Ibis explanation reads, [arrival_start_ms, arrival_end_ms) the
