@@ -10,10 +10,12 @@
 - the Kafka expansion service (`ExpansionService`), which turns Python's ReadFromKafka into
   Java's KafkaIO when a pipeline is built, and the Java SDK worker pool
   (`ExternalWorkerService`) that runs that Java side for the TaskManagers.
-Beam's own gRPC servers (the job server's job and artifact services, the worker pool, and
-the Fn API servers inside the TaskManagers) listen on every interface whatever address they
-are given (Beam's ServerFactory binds by port only); the REST API, RPC, and the expansion
-service are bound to 127.0.0.1.
+Beam's own mains listen on every interface whatever address they are given (its
+ServerFactory binds by port only): the three Beam services run through small launchers in
+tools/kappa-flink that give Beam's classes a ServerFactory bound to 127.0.0.1. What stays
+open: the Fn API servers (control, data, state, logging, artifacts, provisioning) that a
+TaskManager opens on ephemeral ports for a running job's SDK harness; Beam's runner makes
+them with its default ServerFactory and has no option to choose their address.
 Every jar comes from `.local/jars-kappa` (`make setup`, tools/kappa-flink); nothing is
 fetched at run time. It is its own cluster: PyFlink 2.3's Flink (the legacy speed job's)
 has no Beam runner. Logs go to `<state_dir>/logs/kappa-flink/`.
@@ -110,7 +112,7 @@ class KappaClusterSettings(ClusterSettings):
     jobmanager_memory: str = "768m"
     taskmanager_memory: str = "1024m"
     # The job server's artifact staging and its own expansion service: chosen free when `up`
-    # starts it (saved with the rest), as Beam's "0 = any port" would listen on every interface.
+    # starts it, and saved with the rest.
     artifact_port: int = 0
     jobserver_expansion_port: int = 0
 
@@ -158,8 +160,12 @@ class _BeamService(Component):
 
 
 class JobServer(_BeamService):
+    """Beam's FlinkJobServerDriver, through tools/kappa-flink/LoopbackFlinkJobServer.java (its
+    own main's job and artifact services listen on every interface), run by `java` in
+    source-file mode; the arguments are FlinkJobServerDriver's."""
+
     name = "kappa-jobserver"
-    main = "org.apache.beam.runners.flink.FlinkJobServerDriver"
+    main = str(ROOT / "tools" / "kappa-flink" / "LoopbackFlinkJobServer.java")
     heap = "768m"
 
 
@@ -173,15 +179,17 @@ class ExpansionService(_BeamService):
 
 
 class WorkerPool(_BeamService):
-    """Java SDK workers for the TaskManagers, as threads (the EXTERNAL environment)."""
+    """Java SDK workers for the TaskManagers, as threads (the EXTERNAL environment): Beam's
+    ExternalWorkerService through tools/kappa-flink/LoopbackWorkerPool.java (its own main
+    listens on every interface), run by `java` in source-file mode."""
 
     name = "kappa-workerpool"
-    main = "org.apache.beam.fn.harness.ExternalWorkerService"
+    main = str(ROOT / "tools" / "kappa-flink" / "LoopbackWorkerPool.java")
     kind = "expansion"
 
     def __init__(self, state_dir: Path, port: int):
-        super().__init__(state_dir, port, [])
-        # It reads its options from the environment only; the address it listens on among them.
+        super().__init__(state_dir, port, [str(port)])
+        # The workers read their options from the environment only, as Beam's own main does.
         options = {"defaultEnvironmentType": "EXTERNAL", "defaultEnvironmentConfig": f"127.0.0.1:{port}"}
         self.extra_env = {"PIPELINE_OPTIONS": json.dumps({"options": options})}
 

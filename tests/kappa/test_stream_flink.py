@@ -20,6 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pipelines import kafka_io
@@ -234,3 +235,27 @@ def test_up_is_idempotent_and_status_shows_every_kappa_component(
              "kappa-flink-supervisor", "kappa-jobserver", "kappa-expansion", "kappa-workerpool"]  # fmt: skip
     assert all(found[name]["healthy"] for name in kappa), found
     assert {name: found[name]["pid"] for name in kappa} == {name: before[name] for name in kappa}
+
+
+def listening_beyond_loopback(pids: list[int]) -> list[str]:
+    """Every listening TCP socket of these processes (and their children) not on a loopback address."""
+    processes = [psutil.Process(pid) for pid in pids]
+    processes += [child for process in list(processes) for child in process.children(recursive=True)]
+    wide = []
+    for process in processes:
+        for conn in process.net_connections(kind="tcp"):
+            host = conn.laddr.ip.removeprefix("::ffff:")
+            if conn.status == psutil.CONN_LISTEN and host not in ("127.0.0.1", "::1"):
+                wide.append(
+                    f"{process.pid} {' '.join(process.cmdline()[-3:])}: {conn.laddr.ip}:{conn.laddr.port}"
+                )
+    return wide
+
+
+def test_every_kappa_process_listens_on_loopback_only(kappa_cluster, local_stack) -> None:
+    """The JobManager, the TaskManagers and the three Beam services (run through the loopback
+    launchers of tools/kappa-flink) listen on 127.0.0.1 only, after a job has run on them."""
+    cluster = KappaCluster.of(replace(local_stack.config, kappa_flink=kappa_cluster))
+    pids = [*cluster.jobmanager_pids(), *cluster.taskmanager_pids(), *(s.pid() for s in cluster.services())]
+    assert None not in pids and len(pids) == 1 + kappa_cluster.taskmanagers + 3, pids
+    assert listening_beyond_loopback([pid for pid in pids if pid]) == []
