@@ -56,10 +56,10 @@ def kappa() -> None:
 )
 @click.option(
     "--runner",
-    type=click.Choice(["direct", "flink"]),
     default="direct",
     show_default=True,
-    help="direct: Beam's BundleBasedDirectRunner here; flink: the Kappa cluster (`up --kappa-cluster`).",
+    help="direct: Beam's BundleBasedDirectRunner here; flink: the Kappa cluster (`up --kappa-cluster`); "
+    "any other name (e.g. DataflowRunner, as the flex template passes it) goes to Beam as its --runner.",
 )
 @click.option(
     "--source",
@@ -84,9 +84,16 @@ def run(
     source: str | None,
 ) -> None:
     """Run the streaming job: Pub/Sub or Kafka -> parse/DLQ -> dedup -> windows -> kappa_stream."""
-    from kappa.stream import StreamJob, run_stream
+    from kappa.stream import RUNNERS, StreamJob, run_stream
 
     _logging()
+    beam_args = list(ctx.args)
+    if runner not in RUNNERS:  # Beam's own runner name: Beam picks it, the job runs as on direct
+        if not runner.endswith("Runner"):
+            raise ConfigError(
+                f"--runner {runner!r}: use direct, flink or a Beam runner such as DataflowRunner"
+            )
+        beam_args, runner = [f"--runner={runner}", *beam_args], "direct"
     job = StreamJob(
         config=config,
         warehouse=str(warehouse or config.paths.warehouse_root),
@@ -97,7 +104,7 @@ def run(
         flush_s=flush,
         bigquery_table=bigquery_table,
         bigquery_dead_letter_table=bigquery_dead_letter_table,
-        beam_args=list(ctx.args),
+        beam_args=beam_args,
         runner=runner,
         source=source or ("kafka" if runner == "flink" else "pubsub"),
     )

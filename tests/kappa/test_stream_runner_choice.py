@@ -36,3 +36,11 @@ def test_the_flink_runner_without_the_kappa_cluster_says_how_to_start_it(tmp_pat
     done = kappa_run("--runner", "flink", config=config_path)
     assert done.returncode == 4, done.stderr
     assert "kappactl up --kappa-cluster" in done.stderr and done.stderr.strip().count("\n") == 0
+
+
+def test_an_unknown_runner_name_is_refused_in_one_line() -> None:
+    """direct and flink are ours; any other --runner must be a Beam runner (e.g. DataflowRunner,
+    as the flex template passes it: tests/terraform/test_flex_templates.py)."""
+    done = kappa_run("--runner", "flnk")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "use direct, flink or a Beam runner" in done.stderr
