@@ -8,11 +8,13 @@ one back (millisecond precision by default).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pipelines.errors import ConfigError
 
 _EPOCH_MS = re.compile(r"-?\d+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def parse_instant(text: str, option: str) -> int:
@@ -28,7 +30,7 @@ def parse_instant(text: str, option: str) -> int:
         ) from exc
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
+    return (value - _EPOCH) // _MS  # exact, unlike value.timestamp() * 1000 (a float)
 
 
 def parse_optional_instant(text: str | None, option: str) -> int | None:
@@ -37,5 +39,8 @@ def parse_optional_instant(text: str | None, option: str) -> int | None:
 
 
 def utc_iso(ms: int, timespec: str = "milliseconds") -> str:
-    """2026-01-05T10:00:00.000Z for epoch ms (2026-01-05T10:00:00Z with timespec="seconds")."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+    """2026-01-05T10:00:00.000Z for epoch ms (2026-01-05T10:00:00Z with timespec="seconds").
+
+    Exact at every millisecond a datetime holds (integer arithmetic: epoch seconds as a float
+    lose the last millisecond far from 1970); OverflowError outside 0001..9999."""
+    return (_EPOCH + ms * _MS).isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -47,7 +47,7 @@ from migration.serving.status import MigrationSource
 from pipelines.config import Config
 from pipelines.errors import ConfigError, InputError, KappaError, StackError
 from pipelines.events import EVENT_TYPES
-from pipelines.instants import parse_instant
+from pipelines.instants import parse_instant, utc_iso
 from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -147,10 +147,7 @@ def parse_query(request: Request) -> tuple[int, str | None, int | None, int | No
 
 
 def _iso(ms: int | None) -> str | None:
-    """Exact at every millisecond of the range (utc_iso goes through a float: .999 -> .998)."""
-    if ms is None:
-        return None
-    return (EPOCH + ms * MS).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if ms is None else utc_iso(ms)
 
 
 class ServingService:
