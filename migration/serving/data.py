@@ -287,8 +287,12 @@ class Refresher(threading.Thread):
                 except Exception:  # a failed tick must not kill the refresher; it retries next time
                     log.exception("serving background tick failed")
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop, and wait for a tick under way: a daemon thread still inside DuckDB when the
+        interpreter exits aborts the process ("terminate called ... exception not rethrown")."""
         self._stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout_s)
 
 
 def lower_thread_priority(steps: int) -> int | None:

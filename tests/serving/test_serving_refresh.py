@@ -162,6 +162,27 @@ def test_the_refresher_ticks_at_a_lower_cpu_priority_than_the_request_thread() -
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == requests_nice  # only that thread
 
 
+def test_stopping_the_refresher_waits_for_the_tick_under_way() -> None:
+    """A server's stop returns only once its refresher is out of its tick: a daemon thread
+    still inside DuckDB when the interpreter exits aborts the process."""
+    in_tick, release = threading.Event(), threading.Event()
+
+    def tick() -> None:
+        in_tick.set()
+        release.wait(60)
+
+    refresher = Refresher(0.01, tick)
+    refresher.start()
+    assert in_tick.wait(30), "the refresher never ticked"
+    stopper = threading.Thread(target=refresher.stop)
+    stopper.start()
+    stopper.join(1)
+    assert stopper.is_alive(), "stop() returned while a tick was still running"
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive() and not refresher.is_alive()
+
+
 def round_rows(pipeline: str, round_: int, tweets: range) -> list[dict]:
     """Round r writes window r of every tweet, count r + 1 (a read shows which rounds it saw)."""
     start = BASE_MS + round_ * WINDOW_MS
