@@ -1,9 +1,19 @@
-"""Local-only adaptations of Beam's local runners for the Kappa arm.
+"""DirectRunner-only: what the Kappa arm adds to Beam's local runners, and nothing else does.
 
-Made once per process, for local runs only; Dataflow is untouched. The stream's
-BundleBasedDirectRunner (`adapt_direct_runner`) gets changes 1-3, the backfill's
-FnApiRunner (`adapt_fn_api_runner`) changes 3-5. The Pub/Sub reader
-(`_PubSubReadEvaluator`) gets two:
+Everything here works only because the runner executes the job's DoFns inside this very
+interpreter; none of it is used on the Flink runner, on Prism or on Dataflow, where the
+summary comes from Beam metrics alone (`pipelines.beam.metrics`). Made once per process,
+for local runs only. The stream's BundleBasedDirectRunner (`adapt_direct_runner`) gets
+the local tally and changes 1-3, the backfill's FnApiRunner (`adapt_fn_api_runner`)
+changes 3-5.
+
+0. **A process-local tally of the `kappa` counters** (`DirectRunnerCounts`). The
+   BundleBasedDirectRunner does not update a streaming job's Beam metrics while it runs
+   (nor after a cancel), so the local stream reads its progress and summary from this tally,
+   which every `KappaCounter.inc` in this process feeds once `adapt_direct_runner` installs
+   it. The FnApiRunner reports Beam metrics in its result and gets no tally.
+
+The Pub/Sub reader (`_PubSubReadEvaluator`) gets two:
 
 1. **Wider pulls.** Beam pulls a hard-coded `max_messages=10` per bundle, so every ten
    events pay the whole per-bundle cost of the pipeline; the local reader pulls up to
@@ -47,8 +57,11 @@ import ctypes
 import platform
 import threading
 import time
+from collections import Counter
 from datetime import UTC
 from typing import Any
+
+from pipelines.beam.metrics import count_locally
 
 PULL_BATCH = 500
 CLOCK_SLACK_S = 1.0
@@ -57,6 +70,29 @@ MMAP_THRESHOLD = 32 << 20  # glibc's largest
 TRIM_THRESHOLD = 64 << 20
 _patched = False
 _fn_api_patched = False
+
+
+class DirectRunnerCounts:
+    """Change 0: this process's total per `kappa` counter, fed by every KappaCounter here."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, name: str, n: int) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+_COUNTS = DirectRunnerCounts()
 
 
 class ReaderProgress:
@@ -138,8 +174,10 @@ def _read_position(received: Any, wanted: int, started_s: float) -> float:
 
 
 def adapt_direct_runner(batch: int = PULL_BATCH) -> bool:
-    """Apply the adaptations once per process; False if this Beam version lacks their targets."""
+    """Install the local tally and apply changes 1-3 once per process; False if this Beam
+    version lacks their targets."""
     global _patched
+    count_locally(_COUNTS)
     if not _patched:
         _patched = _cache_dofn_specs() and _read_pubsub_locally(batch)
     return _patched

@@ -168,3 +168,46 @@ def test_a_raw_message_becomes_beams_message_stamped_with_its_publish_time():
     assert stamp.micros == 12_500_000
     assert (message.data, message.attributes, message.message_id) == (b"{}", {"event_id": "e"}, "7")
     assert message.publish_time.timestamp() == 12.5
+
+
+_TALLY = """
+import apache_beam as beam
+from apache_beam.metrics import MetricsFilter
+
+from pipelines.beam import METRICS_NAMESPACE, KappaCounter, local_counts
+
+
+class CountFn(beam.DoFn):
+    def __init__(self):
+        self.seen = KappaCounter("seen")
+
+    def process(self, x):
+        self.seen.inc()
+        yield x
+
+
+def run(runner):
+    p = beam.Pipeline(runner=runner)
+    p | beam.Create(range(7)) | beam.ParDo(CountFn())
+    result = p.run()
+    result.wait_until_finish()
+    query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    return sum(m.committed for m in query["counters"]), local_counts()
+
+
+from kappa.direct_runner import adapt_direct_runner, adapt_fn_api_runner
+
+adapt_fn_api_runner()
+print(run("FnApiRunner"))
+adapt_direct_runner()
+print(run("BundleBasedDirectRunner"))
+"""
+
+
+def test_the_local_tally_exists_only_once_the_direct_runner_is_adapted():
+    """A fresh process: KappaCounters are Beam metrics only (the backfill's FnApiRunner, like
+    every portable runner, reports them); the DirectRunner's adaptation adds the local tally."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TALLY], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.splitlines() == ["(7, {})", "(7, {'seen': 7})"]
