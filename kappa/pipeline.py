@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import apache_beam as beam
+from apache_beam.transforms import trigger, window
+from apache_beam.utils.timestamp import Duration
 
 from pipelines.beam import (
     CountPerKey,
@@ -46,6 +48,9 @@ class KappaRun:
     start_ms: int | None = None  # event times selected: [start_ms, end_ms)
     end_ms: int | None = None
     dedup_buckets: int | None = None  # None: the composite's default for the input
+    # False: on-time and late panes only, for Prism, which panics on the stream's
+    # AfterWatermark(early=AfterProcessingTime(...)) trigger (Beam 2.77).
+    early_firing: bool = True
 
 
 def destination_of(
@@ -75,12 +80,29 @@ def build_kappa(p: beam.Pipeline, source_label: str, source: beam.PTransform, ru
         parsed.events
         | "SelectEventTimes" >> SelectEventTimes(run.start_ms, run.end_ms)
         | "Dedup" >> DedupByEventId(t.dedup_horizon_s, run.dedup_buckets)
-        | "Window" >> WindowInteractions(t.window_s, t.kappa_allowed_lateness_s, t.kappa_early_firing_s)
+        | "Window"
+        >> (WindowInteractions if run.early_firing else OnTimeWindows)(
+            t.window_s, t.kappa_allowed_lateness_s, t.kappa_early_firing_s
+        )
         | "Count" >> CountPerKey()
         | "PaneRows" >> ToPaneRows(run.pipeline, run.run_epoch_ms)
     )
     dead_letters = parsed.dead_letter | "DeadLetterRows" >> beam.Map(dead_letter_row)
     {"rows": rows, "dead_letters": dead_letters} | SINK_LABEL >> WriteOutputs(run.destination, run.table)
+
+
+class OnTimeWindows(WindowInteractions):
+    """`WindowInteractions` without early panes on unbounded input: ON_TIME, then LATE ones."""
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        if pcoll.is_bounded:
+            return super().expand(pcoll)
+        return pcoll | "FixedWindows" >> beam.WindowInto(
+            window.FixedWindows(self.window_s),
+            trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+            accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+            allowed_lateness=Duration.of(self.allowed_lateness_s),
+        )
 
 
 def top_level_labels(p: beam.Pipeline) -> list[str]:
