@@ -26,6 +26,7 @@ from bench import (
 from bench.figures import Figure
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config
+from pipelines.errors import ConfigError, first_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -228,8 +229,6 @@ def bench(config: Config, only: tuple[str, ...], quick: bool, workdir: Path) -> 
     """Run the benchmarks and write bench/results/<date>.json and bench/results/latest.md."""
     modules = [m for m in discover() if not only or m in only]
     if only and len(modules) != len(only):
-        from pipelines.errors import ConfigError
-
         raise ConfigError(f"--only: unknown module(s); available: {', '.join(discover())}")
     figures: list[Figure] = []
     failures: dict[str, str] = {}
@@ -239,7 +238,7 @@ def bench(config: Config, only: tuple[str, ...], quick: bool, workdir: Path) -> 
             got = BENCHMARKS[name](workdir / name, quick=quick)
         except Exception as exc:  # one failing benchmark must not hide the others
             traceback.print_exc()
-            failures[name] = f"{type(exc).__name__}: {exc}"
+            failures[name] = f"{type(exc).__name__}: {first_line(exc)}"
             continue
         for f in got:
             echo_err(f"bench:   {f.name} = {f.value:,.3f} {f.unit}")

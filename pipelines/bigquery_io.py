@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 from string import Template
 from typing import Any, Iterable
 
-from pipelines.emulator import require_listening
-from pipelines.errors import ConfigError, InputError, StackError
+from pipelines.emulator import google_errors, require_listening
+from pipelines.errors import ConfigError, InputError, first_line
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,17 +63,11 @@ def bigquery_client(project: str, emulator: str | None = None) -> Any:
     return bigquery.Client(project=project)
 
 
-def translate(exc: Exception, what: str) -> Exception:
-    """A BigQuery or connection error as the project's own, one line, saying what to fix."""
-    from google.api_core import exceptions as gexc
-
-    first = (str(exc).splitlines() or [type(exc).__name__])[0][:240]
-    if isinstance(exc, gexc.NotFound):
-        return InputError(f"{what}: not found ({first}); create it with `kappactl up` or Terraform")
-    if isinstance(exc, gexc.GoogleAPICallError):
-        return InputError(f"{what}: BigQuery refused the request ({first})")
+def bigquery_errors(what: str) -> AbstractContextManager[None]:
+    """BigQuery's and connection errors inside the block as one line of ours about `what`,
+    saying what to fix (pipelines/emulator.py: `google_errors`)."""
     host = os.environ.get(EMULATOR_ENV) or "bigquery.googleapis.com"
-    return StackError(f"{what}: BigQuery at {host} does not answer ({first}); start it with `kappactl up`")
+    return google_errors(what, "BigQuery", host, "create it with `kappactl up` or Terraform")
 
 
 def query_rows(
@@ -85,10 +80,8 @@ def query_rows(
     config = bigquery.QueryJobConfig(
         query_parameters=[bigquery.ScalarQueryParameter(k, "STRING", v) for k, v in (params or {}).items()]
     )
-    try:
+    with bigquery_errors(what):
         return [dict(row.items()) for row in client.query(sql, job_config=config).result()]
-    except Exception as exc:  # noqa: BLE001 - translated to one line where it enters
-        raise translate(exc, what) from exc
 
 
 def insert_rows(
@@ -98,13 +91,11 @@ def insert_rows(
     rows = list(rows)
     if not rows:
         return
-    try:
-        ids = {"row_ids": row_ids} if row_ids is not None else {}
+    ids = {"row_ids": row_ids} if row_ids is not None else {}
+    with bigquery_errors(f"BigQuery {table_id}"):
         errors = client.insert_rows_json(table_id, rows, **ids)
-    except Exception as exc:  # noqa: BLE001
-        raise translate(exc, f"BigQuery {table_id}") from exc
     if errors:
-        raise InputError(f"BigQuery {table_id}: insert failed: {str(errors[0])[:300]}")
+        raise InputError(f"BigQuery {table_id}: insert failed: {first_line(str(errors[0]))}")
 
 
 def schema_fields(schema_file: str) -> list[Any]:
@@ -156,7 +147,7 @@ def ensure_warehouse(client: Any, project: str, batch_period_s: int, serving_sou
     from google.api_core.exceptions import Conflict
     from google.cloud import bigquery
 
-    try:
+    with bigquery_errors(f"creating the BigQuery tables of {project}"):
         for dataset in DATASETS:
             client.create_dataset(bigquery.Dataset(f"{project}.{dataset}"), exists_ok=True)
         for dataset, table, schema_file in table_specs():
@@ -169,7 +160,3 @@ def ensure_warehouse(client: Any, project: str, batch_period_s: int, serving_sou
             table.view_query = sql
             with contextlib.suppress(Conflict):
                 client.create_table(table, exists_ok=True)
-    except (ConfigError, InputError):
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise translate(exc, f"creating the BigQuery tables of {project}") from exc

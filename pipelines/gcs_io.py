@@ -9,10 +9,12 @@ Google login is looked for on a machine that has none.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from contextlib import AbstractContextManager
 from typing import Any
 
-from pipelines.emulator import require_listening
+from pipelines.emulator import google_errors, require_listening
 from pipelines.errors import ConfigError, InputError, StackError
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
@@ -55,12 +57,8 @@ def ensure_buckets(emulator: str, names: list[str]) -> None:
 
     client = storage_client(emulator=emulator)
     for name in dict.fromkeys(names):
-        try:
+        with storage_errors(f"creating bucket {name}"), contextlib.suppress(Conflict):
             client.create_bucket(name)
-        except Conflict:
-            pass
-        except Exception as exc:  # noqa: BLE001
-            raise translate(exc, f"creating bucket {name}") from exc
 
 
 def bucket_of(uri: str) -> tuple[Any, str]:
@@ -69,45 +67,42 @@ def bucket_of(uri: str) -> tuple[Any, str]:
     return storage_client().bucket(name), prefix
 
 
-def translate(exc: Exception, what: str) -> Exception:
-    """A Cloud Storage or connection error as the project's own, one line, saying what to fix."""
-    from google.api_core import exceptions as gexc
+def storage_errors(what: str) -> AbstractContextManager[None]:
+    """Cloud Storage's and connection errors inside the block as one line of ours about
+    `what`, saying what to fix (pipelines/emulator.py: `google_errors`)."""
+    from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
-    first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-    if isinstance(exc, gexc.NotFound):
-        return InputError(f"{what}: not found ({first}); check the bucket name or run `kappactl up`")
-    if isinstance(exc, gexc.GoogleAPICallError):
-        return InputError(f"{what}: Cloud Storage refused the request ({first})")
     host = os.environ.get(EMULATOR_ENV) or "storage.googleapis.com"
-    return StackError(
-        f"{what}: Cloud Storage at {host} does not answer ({first}); start it with `kappactl up`"
+    return google_errors(
+        what,
+        "Cloud Storage",
+        host,
+        "check the bucket name or run `kappactl up`",
+        {
+            InvalidResponse: lambda why: InputError(f"{what}: Cloud Storage refused the request ({why})"),
+            DataCorruption: lambda why: StackError(f"{what}: damaged in transit ({why}); retry"),
+        },
     )
 
 
 def list_objects(uri: str) -> list[tuple[str, int]]:
     """(full gs:// name, size in bytes) of every object under a gs:// prefix."""
     bucket, prefix = bucket_of(uri)
-    try:
+    with storage_errors(f"listing {uri}"):
         return [
             (f"gs://{bucket.name}/{b.name}", b.size or 0)
             for b in bucket.client.list_blobs(bucket, prefix=prefix)
         ]
-    except Exception as exc:  # noqa: BLE001 - translated to one line where it enters
-        raise translate(exc, f"listing {uri}") from exc
 
 
 def read_bytes(uri: str) -> bytes:
     bucket, name = bucket_of(uri)
-    try:
+    with storage_errors(f"reading {uri}"):
         return bucket.blob(name).download_as_bytes()
-    except Exception as exc:  # noqa: BLE001
-        raise translate(exc, f"reading {uri}") from exc
 
 
 def write_bytes(uri: str, body: bytes, content_type: str = "application/octet-stream") -> None:
     """Create `uri`; never replaces an existing object (if_generation_match=0)."""
     bucket, name = bucket_of(uri)
-    try:
+    with storage_errors(f"writing {uri}"):
         bucket.blob(name).upload_from_string(body, content_type=content_type, if_generation_match=0)
-    except Exception as exc:  # noqa: BLE001
-        raise translate(exc, f"writing {uri}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from pipelines.config import Config
-from pipelines.errors import StackError
+from pipelines.errors import StackError, first_line, map_exceptions
 
 
 def _admin(config: Config):
@@ -24,20 +24,27 @@ def broker_healthy(config: Config, timeout: float = 2.0) -> bool:
 
 def ensure_topic(config: Config) -> None:
     """Create the events topic with its configured partitions, if it does not exist."""
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic
 
     admin = _admin(config)
     topic = config.kafka.topic
-    if topic in admin.list_topics(timeout=10).topics:
-        return
-    futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=config.kafka.partitions, replication_factor=1)]
-    )
-    try:
-        futures[topic].result(timeout=30)
-    except Exception as exc:
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):
-            raise StackError(f"cannot create Kafka topic '{topic}': {exc}") from exc
+    with map_exceptions(
+        {
+            KafkaException: lambda why: StackError(f"cannot create Kafka topic '{topic}': {why}"),
+            TimeoutError: lambda why: StackError(f"cannot create Kafka topic '{topic}': no answer ({why})"),
+        }
+    ):
+        if topic in admin.list_topics(timeout=10).topics:
+            return
+        futures = admin.create_topics(
+            [NewTopic(topic, num_partitions=config.kafka.partitions, replication_factor=1)]
+        )
+        try:
+            futures[topic].result(timeout=30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # created meanwhile: fine
+                raise
 
 
 def producer(config: Config, **overrides: object):
@@ -131,7 +138,9 @@ def group_lag(config: Config, group_id: str, timeout: float = 10.0) -> int:
                 break
             except KafkaException as exc:
                 if exc.args[0].code() not in pending or time.monotonic() > deadline:
-                    raise StackError(f"Kafka: committed offsets of group '{group_id}': {exc}") from exc
+                    raise StackError(
+                        f"Kafka: committed offsets of group '{group_id}': {first_line(exc)}"
+                    ) from exc
                 time.sleep(0.2)
         lag = 0
         for committed in offsets:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from pipelines.config import Config
-from pipelines.errors import StackError
+from pipelines.errors import StackError, map_exceptions
 
 # The subscriptions that replay (kappa) keep acked messages so a Seek can redeliver them.
 RETENTION = timedelta(days=7)
@@ -43,17 +45,24 @@ def emulator_healthy(config: Config) -> bool:
     return True
 
 
+def _pubsub_errors(what: str) -> AbstractContextManager[None]:
+    """Pub/Sub's errors inside the block as a one-line StackError: the emulator (or Pub/Sub)
+    refused or did not answer."""
+    from google.api_core import exceptions
+
+    return map_exceptions({exceptions.GoogleAPIError: lambda why: StackError(f"{what}: {why}")})
+
+
 def ensure_topic_and_subscriptions(config: Config, extra: tuple[str, ...] = ()) -> None:
     """Create the events topic and the pipelines' subscriptions, idempotently."""
     from google.api_core import exceptions
 
     topic = config.pubsub.topic_path
-    try:
+    with (
+        _pubsub_errors(f"cannot create Pub/Sub topic {topic}"),
+        contextlib.suppress(exceptions.AlreadyExists),
+    ):
         publisher(config).create_topic(request={"name": topic}, timeout=10)
-    except exceptions.AlreadyExists:
-        pass
-    except exceptions.GoogleAPIError as exc:
-        raise StackError(f"cannot create Pub/Sub topic {topic}: {exc}") from exc
     for name in (*config.pubsub.subscriptions, *extra):
         create_subscription(config, name)
 
@@ -70,26 +79,22 @@ def create_subscription(config: Config, name: str, ack_deadline_s: int = 60) -> 
         "retain_acked_messages": True,
         "message_retention_duration": duration_pb2.Duration(seconds=int(RETENTION.total_seconds())),
     }
-    try:
+    with (
+        _pubsub_errors(f"cannot create Pub/Sub subscription {path}"),
+        contextlib.suppress(exceptions.AlreadyExists),
+    ):
         subscriber(config).create_subscription(request=request, timeout=10)
-    except exceptions.AlreadyExists:
-        pass
-    except exceptions.GoogleAPIError as exc:
-        raise StackError(f"cannot create Pub/Sub subscription {path}: {exc}") from exc
     return path
 
 
 def seek(config: Config, subscription: str, when: datetime) -> None:
     """Seek a subscription to a time: messages published since are delivered again."""
-    from google.api_core import exceptions
     from google.protobuf import timestamp_pb2
 
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(when)
-    try:
+    with _pubsub_errors(f"cannot seek {subscription}"):
         subscriber(config).seek(request={"subscription": subscription, "time": stamp}, timeout=30)
-    except exceptions.GoogleAPIError as exc:
-        raise StackError(f"cannot seek {subscription}: {exc}") from exc
 
 
 def pull_all(config: Config, subscription: str, idle_s: float = 3.0, batch: int = 1000) -> list:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
 
 from migration.cutover.model import CutoverState, Transition
 from migration.cutover.records import (
@@ -25,7 +26,8 @@ from migration.cutover.records import (
     rebuilt,
     seal,
 )
-from pipelines.errors import ConflictError, InputError, KappaError
+from pipelines.errors import ConflictError, InputError
+from pipelines.gcs_io import split_uri, storage_client, storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +45,14 @@ class GcsStateStore:
     def from_uri(cls, uri: str) -> GcsStateStore:
         """`gs://bucket/prefix` with the default Google credentials (anonymous against the
         emulator named by STORAGE_EMULATOR_HOST)."""
-        from pipelines.gcs_io import split_uri, storage_client
-
         bucket_name, prefix = split_uri(uri)
         return cls(storage_client().bucket(bucket_name), prefix or "cutover")
 
     def describe(self) -> str:
         return f"gs://{self.bucket.name}/{self.prefix}"
 
-    @contextlib.contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except KappaError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Cloud Storage errors, translated where they enter
-            from pipelines.gcs_io import translate
-
-            raise translate(exc, f"{what} {self.describe()}/state.json") from exc
+    def _translated(self, what: str) -> AbstractContextManager[None]:
+        return storage_errors(f"{what} {self.describe()}/state.json")
 
     def load(self) -> tuple[CutoverState, int]:
         with self._translated("reading"):

@@ -56,7 +56,7 @@ from migration.serving.status import (
     build_status,
     gather,
 )
-from pipelines.errors import KappaError, StackError
+from pipelines.errors import KappaError, StackError, first_line
 from pipelines.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class Console:
             try:
                 evidence = gather(self.source, _now_ms())
             except Exception as exc:  # e.g. DuckDB on a segment being replaced: retried next tick
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = f"{type(exc).__name__}: {first_line(exc)}"
                 log.warning("console status not refreshed: %s", self.last_error)
                 return
             self._evidence, self._token, self._read_at = evidence, token, time.monotonic()

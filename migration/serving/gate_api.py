@@ -48,7 +48,7 @@ from migration.cutover.gate import MIN_SHADOW_KEYS, cited_runs, counted, in_wind
 from migration.cutover.model import now_ms
 from migration.serving.action_guard import read_body
 from migration.serving.console import Console
-from pipelines.errors import InputError, KappaError, StackError
+from pipelines.errors import InputError, KappaError, StackError, first_line
 from pipelines.instants import utc_iso
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ class GateCollector(Collector):
         try:
             report: GateReport | None = self.api.report()
         except Exception as exc:  # a scrape must not fail with the gate: gate_up says so instead
-            log.warning("gate gauges not exported: %s", exc)
+            log.warning("gate gauges not exported: %s", first_line(exc))
             report = None
         yield GaugeMetricFamily(PREFIX + "up", "1 when the cutover gate's evidence could be read.",
                                 value=float(report is not None))  # fmt: skip

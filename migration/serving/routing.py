@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from migration.cutover.model import CutoverState, Stage
 from migration.cutover.store import LocalStateStore, StateStore
-from pipelines.errors import InputError, StackError
+from pipelines.errors import InputError, StackError, first_line
 
 log = logging.getLogger(__name__)
 LEGACY, KAPPA = "legacy", "kappa"
@@ -85,7 +85,7 @@ class StateWatcher:
             state, generation = self.store.load()
             check_routable(state)
         except Exception as exc:  # whatever the file or the store holds, reads go on (see the doc)
-            error = f"cutover state unreadable, serving the last good one: {type(exc).__name__}: {exc}"
+            error = f"cutover state unreadable, serving the last good one: {type(exc).__name__}: {first_line(exc)}"
             if error != self.error:
                 log.warning("%s", error)
             self.error = error

@@ -90,18 +90,17 @@ class BigQueryMigrationSource:
     def _arm(self, dataset: str, table: str) -> ArmStats:
         from google.api_core.exceptions import NotFound
 
-        from pipelines.bigquery_io import translate
+        from pipelines.bigquery_io import bigquery_errors
 
         sql = (
             "SELECT COUNT(*) AS n, UNIX_MILLIS(MAX(window_end)) AS w, UNIX_MILLIS(MAX(emitted_at)) AS e "
             f"FROM {self._table(f'{dataset}.{table}')}"
         )
-        try:
-            (row,) = list(self.client.query(sql).result())
-        except NotFound:  # not created (e.g. the legacy tables after decommissioning)
-            return ArmStats(table, 0, None, None)
-        except Exception as exc:  # noqa: BLE001 - translated to one line where it enters
-            raise translate(exc, f"BigQuery {self.project}.{dataset}.{table}") from exc
+        with bigquery_errors(f"BigQuery {self.project}.{dataset}.{table}"):
+            try:
+                (row,) = list(self.client.query(sql).result())
+            except NotFound:  # not created (e.g. the legacy tables after decommissioning)
+                return ArmStats(table, 0, None, None)
         return ArmStats(table, int(row["n"] or 0), _int(row["w"]), _int(row["e"]))
 
     def dead_letters(self, since_ms: int) -> list[tuple[str, str, int]]:

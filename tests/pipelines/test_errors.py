@@ -3,11 +3,14 @@ error where it enters, told in one line by `first_line`."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 
 import pytest
 from google.api_core import exceptions as gexc
 
+from pipelines import bigquery_io, gcs_io
 from pipelines.errors import (
     FIRST_LINE_LIMIT,
     BigQueryWriteError,
@@ -85,3 +88,53 @@ def test_nothing_raised_nothing_translated():
 def test_the_speed_sinks_write_error_is_a_pipeline_error():
     assert issubclass(BigQueryWriteError, PipelineError) and issubclass(PipelineError, KappaError)
     assert BigQueryWriteError("x").exit_code == 5
+
+
+class _RefusingGoogleApi(http.server.BaseHTTPRequestHandler):
+    """Answers every request as a Google API does a missing (path with "missing") or a
+    forbidden resource: a status and a JSON error body."""
+
+    def _answer(self) -> None:
+        code = 404 if "missing" in self.path else 403
+        body = json.dumps(
+            {"error": {"code": code, "message": "Not found\nsecond line" if code == 404 else "Denied"}}
+        )
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_api():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingGoogleApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_cloud_storage_errors_enter_as_one_line_saying_what_to_fix(refusing_api, monkeypatch):
+    monkeypatch.setenv(gcs_io.EMULATOR_ENV, refusing_api)
+    with pytest.raises(
+        InputError, match=r"^reading gs://b/missing\.json: not found \(404 .*run `kappactl up`$"
+    ) as info:
+        gcs_io.read_bytes("gs://b/missing.json")
+    assert "\n" not in str(info.value) and type(info.value.__cause__).__name__ == "NotFound"
+    with pytest.raises(InputError, match=r"^writing gs://b/x: Cloud Storage refused the request \(403 "):
+        gcs_io.write_bytes("gs://b/x", b"{}")
+
+
+def test_bigquery_errors_enter_as_one_line_saying_what_to_fix(refusing_api):
+    client = bigquery_io.bigquery_client("p", emulator=refusing_api)
+    with pytest.raises(InputError, match=r"^t: BigQuery refused the request \(403 POST .*Denied"):
+        bigquery_io.query_rows(client, "SELECT 1", "t")
+    with pytest.raises(InputError, match=r"^BigQuery p\.d\.missing: not found \(404 .*Terraform$") as info:
+        bigquery_io.insert_rows(client, "p.d.missing", [{"a": 1}])
+    assert "\n" not in str(info.value)
