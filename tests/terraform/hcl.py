@@ -4,6 +4,7 @@ plain (quotes, '${...}' and '__is_block__' keys stripped), shared by the test mo
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -49,3 +50,38 @@ def only(body: dict[str, Any], key: str) -> dict[str, Any]:
     nested = body.get(key)
     assert isinstance(nested, list) and len(nested) == 1, f"expected one {key} block, got {nested!r}"
     return nested[0]
+
+
+def block_text(text: str, header: str) -> str:
+    """The source of the block that opens with `header` (e.g. 'variable "timing"'), braces
+    balanced outside strings (an error message may hold a brace)."""
+    start = text.index("{", text.index(header + " {"))
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(text)):
+        char = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0:
+            return text[text.index(header + " {") : i + 1]
+    raise AssertionError(f"unbalanced block {header}")
+
+
+def terraform_binary() -> str | None:
+    """terraform or OpenTofu, on PATH or in .local/bin (what `make setup` installs)."""
+    for name in ("terraform", "tofu"):
+        found = shutil.which(name)
+        if found:
+            return found
+        local = ROOT / ".local" / "bin" / name
+        if local.is_file():
+            return str(local)
+    return None

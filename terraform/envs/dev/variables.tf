@@ -187,7 +187,7 @@ variable "timing" {
     batch_period_seconds     = number
     batch_delay_seconds      = number
   })
-  description = "Time parameters of DESIGN.md section 3; the defaults are the production profile (config/production.yaml)."
+  description = "Time parameters of DESIGN.md section 3 in whole seconds; the defaults are the production profile (config/production.yaml), the rules those of pipelines/config.py for the cloud profile."
   default = {
     window_size_seconds      = 60
     allowed_lateness_seconds = 3600
@@ -197,9 +197,10 @@ variable "timing" {
     batch_delay_seconds      = 900
   }
 
+  # The other rules are the dataflow module's (and the bigquery module's, for the period).
   validation {
-    condition     = var.timing.batch_period_seconds >= 60 && 86400 % var.timing.batch_period_seconds == 0
-    error_message = "timing.batch_period_seconds must be at least 60 and divide a day (e.g. 900, 3600)."
+    condition     = var.timing.batch_delay_seconds >= 300
+    error_message = "timing.batch_delay_seconds must be at least 300, the archive subscription's max_duration: a period's batch must wait until every Cloud Storage object holding its arrivals is complete."
   }
 }
 

@@ -27,12 +27,12 @@ variable "legacy_enabled" {
 
 variable "batch_period_seconds" {
   type        = number
-  description = "Legacy batch period in seconds; the serving view truncates window_start to it. Must divide a day."
+  description = "Legacy batch period in whole seconds; the serving view truncates window_start to it. The rule is that of time.batch_period in pipelines/config.py."
   default     = 3600
 
   validation {
-    condition     = var.batch_period_seconds >= 60 && 86400 % var.batch_period_seconds == 0
-    error_message = "batch_period_seconds must be at least 60 and divide 86400 (e.g. 60, 900, 3600)."
+    condition     = floor(var.batch_period_seconds) == var.batch_period_seconds && (var.batch_period_seconds > 3600 ? var.batch_period_seconds % 3600 == 0 : var.batch_period_seconds >= 60 ? 3600 % var.batch_period_seconds == 0 && var.batch_period_seconds % 60 == 0 : false)
+    error_message = "batch_period_seconds must be whole minutes dividing an hour (60, 120, 300, 900, 1800, 3600) or, above an hour, whole hours (7200, 86400)."
   }
 }
 

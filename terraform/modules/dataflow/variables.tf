@@ -49,18 +49,21 @@ variable "timing" {
     batch_period_seconds     = number
     batch_delay_seconds      = number
   })
-  description = "Time parameters of DESIGN.md section 3 (production profile by default in envs/dev)."
+  description = "Time parameters of DESIGN.md section 3 (production profile by default in envs/dev), in whole seconds; the rules are those of pipelines/config.py (tests/terraform/test_timing_agrees.py feeds both the same values)."
 
   validation {
-    condition = alltrue([
-      var.timing.window_size_seconds > 0,
-      var.timing.allowed_lateness_seconds >= 0,
-      var.timing.early_firing_seconds > 0,
-      var.timing.dedup_horizon_seconds > 0,
-      var.timing.batch_delay_seconds >= 0,
-      var.timing.batch_period_seconds % var.timing.window_size_seconds == 0,
-    ])
-    error_message = "timing: sizes must be positive, lateness/delay non-negative, and batch_period_seconds a multiple of window_size_seconds."
+    condition     = alltrue([for value in values(var.timing) : value >= 1 && floor(value) == value])
+    error_message = "timing: every value must be a whole number of seconds, at least 1 (the flex templates take positive integers; a zero lateness or delay is refused by the config too)."
+  }
+
+  validation {
+    condition     = var.timing.batch_period_seconds > 3600 ? var.timing.batch_period_seconds % 3600 == 0 : var.timing.batch_period_seconds >= 60 ? 3600 % var.timing.batch_period_seconds == 0 && var.timing.batch_period_seconds % 60 == 0 : false
+    error_message = "timing.batch_period_seconds must be whole minutes dividing an hour (60, 120, 300, 900, 1800, 3600) or, above an hour, whole hours (7200, 86400)."
+  }
+
+  validation {
+    condition     = var.timing.window_size_seconds >= 1 ? var.timing.batch_period_seconds % var.timing.window_size_seconds == 0 : false
+    error_message = "timing.batch_period_seconds must be a multiple of timing.window_size_seconds."
   }
 }
 
