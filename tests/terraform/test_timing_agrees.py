@@ -42,7 +42,8 @@ EDGES = {
     "allowed_lateness_seconds": [-1, 0, 1, 86400],
     "early_firing_seconds": [0, 1],
     "dedup_horizon_seconds": [0, 1],
-    "batch_period_seconds": [-60, 0, 30, 59, 60, 90, 120, 420, 900, 1800, 3600] + [5400, 7200, 25200, 86400, 90000],
+    "batch_period_seconds": [-60, 0, 30, 59, 60, 90, 120, 420, 900, 1800, 3600]
+    + [5400, 7200, 25200, 86400, 90000],
     "batch_delay_seconds": [-1, 0, 1, 299, 300, 3600],
 }
 COMBINED = [  # a period against the window
