@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.archive_fixture import DEMO_TIME, build_archive
 from bench.figures import Figure
-from pipelines.stack.local import ROOT
+from pipelines.stack.component import ROOT
 from pipelines.stack.processes import KAPPACTL
 
 ROUNDS = 3  # interleaved rounds; each variant and the baseline keep their best time

@@ -28,7 +28,7 @@ from bench.figures import Figure
 from kappa.stream import stream_progress
 from lambda_legacy.speed.supervisor import read_progress
 from pipelines.config import Config
-from pipelines.stack.local import ROOT
+from pipelines.stack.component import ROOT
 from pipelines.stack.processes import KAPPACTL
 
 SECONDS = 60

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.figures import Figure
 from pipelines.instants import utc_iso
-from pipelines.stack.local import ROOT
+from pipelines.stack.component import ROOT
 from pipelines.stack.private import PrivateStack
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse

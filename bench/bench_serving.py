@@ -31,7 +31,7 @@ from bench.archive_fixture import DEMO_TIME
 from bench.figures import Figure
 from bench.http_load import has_windows, open_loop
 from pipelines.rows import AGGREGATE_SCHEMA
-from pipelines.stack.local import ROOT
+from pipelines.stack.component import ROOT
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 

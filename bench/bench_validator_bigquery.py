@@ -33,7 +33,7 @@ PROJECT = "kappa-bench"
 def _emulator(workdir: Path) -> Any:
     from pipelines.config import GcpConfig, load_config
     from pipelines.stack.cloud import BigQueryEmulator
-    from pipelines.stack.local import ROOT
+    from pipelines.stack.component import ROOT
     from pipelines.stack.private import free_port
 
     config = load_config(ROOT / "config" / "gcp-emulated.yaml")

@@ -13,15 +13,14 @@ import contextlib
 import json
 import os
 from contextlib import AbstractContextManager
-from pathlib import Path
 from string import Template
 from typing import Any, Iterable
 
 from pipelines.emulator import google_errors, require_listening
 from pipelines.errors import ConfigError, InputError, first_line
+from pipelines.stack.component import ROOT
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
-ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_BIGQUERY = ROOT / "terraform" / "modules" / "bigquery"
 LEGACY_SERVING_SQL = ROOT / "lambda_legacy" / "sql" / "legacy_serving.bigquery.sql"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipelines.config import Config, GcpConfig
 from pipelines.errors import StackError
-from pipelines.stack.local import ROOT, Component
+from pipelines.stack.component import ROOT, Component
 
 FAKE_GCS_BINARY = ROOT / ".local" / "bin" / "fake-gcs-server"
 BQ_PYTHON = ROOT / ".venv-bq" / "bin" / "python"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.errors import ConfigError, StackError
-from pipelines.stack.local import ROOT, ComponentStatus, _pid_alive, port_open
+from pipelines.stack.component import ROOT, ComponentStatus, pid_alive, port_open
 
 HEARTBEAT_TIMEOUT_MS = 20_000  # a killed TaskManager is declared lost after this long
 SUPERVISOR_PID, SUPERVISOR_STATE = "supervisor.pid", "supervisor.json"  # under <state_dir>/flink/run
@@ -206,7 +206,7 @@ class FlinkCluster:
     def supervisor_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):
             pid = int(self.pid_dir.joinpath(SUPERVISOR_PID).read_text())
-            return pid if _pid_alive(pid) else None
+            return pid if pid_alive(pid) else None
         return None
 
     def supervisor_restarts(self) -> dict[str, int]:
@@ -228,7 +228,7 @@ class FlinkCluster:
             _kill(pid, signal.SIGTERM)
         _wait_gone(pids, timeout_s)
         for pid in pids:
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 _kill(pid, signal.SIGKILL)
         for pid_file in [*self.pid_dir.glob("*.pid"), self.pid_dir / SUPERVISOR_STATE]:
             pid_file.unlink(missing_ok=True)
@@ -239,7 +239,7 @@ class FlinkCluster:
         pids = []
         for pid_file in self.pid_dir.glob(f"flink-*-{kind}.pid"):
             pids += [int(line) for line in pid_file.read_text().split() if line.isdigit()]
-        return [pid for pid in pids if _pid_alive(pid)]
+        return [pid for pid in pids if pid_alive(pid)]
 
     def jobmanager_pids(self) -> list[int]:
         return self._pids("standalonesession")
@@ -320,5 +320,5 @@ def _kill(pid: int, sig: int) -> None:
 
 def _wait_gone(pids: list[int], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.2)

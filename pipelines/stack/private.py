@@ -7,7 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipelines.config import Config, PathsConfig, load_config
-from pipelines.stack.local import ROOT, LocalStack
+from pipelines.stack.component import ROOT
+from pipelines.stack.local import LocalStack
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.stack.local import _pid_alive
+from pipelines.stack.component import pid_alive
 from pipelines.stack.private import private_config, write_config
 from pipelines.stack.processes import KAPPACTL
 
@@ -52,7 +52,7 @@ def test_up_flink_cluster_status_shows_each_daemon_healthy_then_down(tmp_path, m
     finally:
         down = kappactl("down", "--config", path)
     assert "flink-cluster" in down.stdout
-    assert not _pid_alive(supervisor), "down stops the supervisor too"
+    assert not pid_alive(supervisor), "down stops the supervisor too"
     after = kappactl("status", "--json", "--config", path)
     assert not any(c["name"].startswith("flink-") for c in json.loads(after.stdout))
 
