@@ -21,6 +21,7 @@ import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipelines.archive import ArchiveWriter, partition_of
 from pipelines.config import TimeConfig, load_config, seconds_to_ms
@@ -143,7 +144,7 @@ def build_archive(
     compress: bool = False,
 ) -> ArchiveManifest:
     """The archive for these arguments under `workdir`, generated on first use."""
-    params = dict(
+    params: dict[str, Any] = dict(
         events=events,
         periods=periods,
         period_s=period_s,

@@ -120,12 +120,12 @@ def measure_outer_join(left: str, right: str) -> dict:
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     con.execute(f"SET threads = {THREADS}")
     with timed() as t:
-        total, differing = con.execute(
+        ((total, differing),) = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE l.count IS DISTINCT FROM r.count "
             "OR l.revenue IS DISTINCT FROM r.revenue) "
             f"FROM read_parquet('{left}') l FULL OUTER JOIN read_parquet('{right}') r "
             "USING (window_start, tweet_id, event_type)"
-        ).fetchone()
+        ).fetchall()
     return {"seconds": t.seconds, "keys": total, "differing": differing}
 
 

@@ -18,7 +18,7 @@ class Figure:
     unit: str
     events: int | None = None
     notes: str = ""
-    extra: dict[str, float] = field(default_factory=dict)  # e.g. peak_rss_mib
+    extra: dict[str, float | str] = field(default_factory=dict)  # e.g. peak_rss_mib, the run it is of
 
     def as_json(self) -> dict:
         return asdict(self)
