@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.transforms import trigger, window
-from apache_beam.utils.timestamp import Duration
 
 from pipelines.beam import (
     CountPerKey,
@@ -74,35 +72,21 @@ def build_kappa(p: beam.Pipeline, source_label: str, source: beam.PTransform, ru
     parsed = (
         p
         | source_label >> source
-        | "Parse" >> ParseInteractions(run.pipeline, t.window_s, t.kappa_allowed_lateness_s)
+        | "Parse" >> ParseInteractions(run.pipeline, t.window_ms, t.kappa_allowed_lateness_ms)
     )
     rows = (
         parsed.events
         | "SelectEventTimes" >> SelectEventTimes(run.start_ms, run.end_ms)
-        | "Dedup" >> DedupByEventId(t.dedup_horizon_s, run.dedup_buckets)
+        | "Dedup" >> DedupByEventId(t.dedup_horizon_ms, run.dedup_buckets)
         | "Window"
-        >> (WindowInteractions if run.early_firing else OnTimeWindows)(
-            t.window_s, t.kappa_allowed_lateness_s, t.kappa_early_firing_s
+        >> WindowInteractions(
+            t.window_ms, t.kappa_allowed_lateness_ms, t.kappa_early_firing_ms if run.early_firing else None
         )
         | "Count" >> CountPerKey()
         | "PaneRows" >> ToPaneRows(run.pipeline, run.run_epoch_ms)
     )
     dead_letters = parsed.dead_letter | "DeadLetterRows" >> beam.Map(dead_letter_row)
     {"rows": rows, "dead_letters": dead_letters} | SINK_LABEL >> WriteOutputs(run.destination, run.table)
-
-
-class OnTimeWindows(WindowInteractions):
-    """`WindowInteractions` without early panes on unbounded input: ON_TIME, then LATE ones."""
-
-    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
-        if pcoll.is_bounded:
-            return super().expand(pcoll)
-        return pcoll | "FixedWindows" >> beam.WindowInto(
-            window.FixedWindows(self.window_s),
-            trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
-            accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
-            allowed_lateness=Duration.of(self.allowed_lateness_s),
-        )
 
 
 def top_level_labels(p: beam.Pipeline) -> list[str]:

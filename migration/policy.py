@@ -9,9 +9,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from pipelines.errors import ConfigError
+from pipelines.yaml_io import read_yaml
 
 DEFAULT_POLICY_PATH = Path("config/policy.yaml")
 
@@ -108,11 +107,4 @@ def load_policy(path: str | Path | None = None) -> Policy:
         if not DEFAULT_POLICY_PATH.exists():
             return Policy()
         path = DEFAULT_POLICY_PATH
-    try:
-        with open(path, encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"policy file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return build_policy(raw, str(path))
+    return build_policy(read_yaml(path, "policy file"), str(path))

@@ -1,40 +1,46 @@
-"""The YAML config, read once with `yaml.safe_load` and validated into typed objects.
+"""The YAML config, read once (`pipelines.yaml_io`) and validated into typed objects.
 
-Every bad key is reported in one line (`ConfigError`), not just the first. Durations are
-written as `500ms`, `10s`, `15m`, `1h` (or a plain number of seconds).
+Every bad key is reported in one line (`ConfigError`), not just the first. Each key's rule
+is declared beside its field (`setting(default, check)`): the check turns the YAML value
+into the typed one or says what is wrong with it. Durations are written as `500ms`, `10s`,
+`15m`, `1h` (or a plain number of seconds); `TimeConfig` gives each in whole milliseconds
+(`*_ms`, rounded once, by `seconds_to_ms`), which is what the composites take.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from pipelines.errors import ConfigError
+from pipelines.settings import (
+    a_path,
+    boolean,
+    duration,
+    duration_within,
+    gs_uri,
+    host_port,
+    memory_size,
+    names,
+    one_of,
+    parse_duration,
+    port,
+    positive_int,
+    setting,
+)
+from pipelines.yaml_io import parse_yaml_value, read_yaml
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$")
+# The Cloud Storage subscription's max_duration: its range and Terraform's default
+# (terraform/modules/pubsub); how long the arrivals of one archive object may span.
+MAX_DURATION_S = 300.0
+MAX_DURATION_RANGE_S = (60.0, 600.0)
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds in a duration written as `10s`, `15m`, `1h`, `500ms` or a number."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"not a duration: {value!r} (use e.g. 10s, 15m, 1h)")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
-    return seconds
+def seconds_to_ms(seconds: float) -> int:
+    """A duration in whole milliseconds: the one conversion (rounded), behind every `*_ms`."""
+    return round(seconds * 1000)
 
 
 @dataclass(frozen=True)
@@ -42,16 +48,16 @@ class TimeConfig:
     """Event-time parameters of DESIGN.md section 3, in seconds (the YAML's durations).
 
     Callers read each duration in the unit they need from the properties below (`*_ms`:
-    whole milliseconds, `*_s`: seconds; whole for the period, as the validation requires);
-    no call site converts units by hand."""
+    whole milliseconds, what the composites take; `*_s`: seconds; whole for the period, as
+    the validation requires); no call site converts units by hand."""
 
-    window_size: float
-    batch_period: float
-    batch_delay: float
-    speed_out_of_orderness: float
-    kappa_allowed_lateness: float
-    kappa_early_firing: float
-    dedup_horizon: float
+    window_size: float = duration()
+    batch_period: float = duration()
+    batch_delay: float = duration()
+    speed_out_of_orderness: float = duration()
+    kappa_allowed_lateness: float = duration()
+    kappa_early_firing: float = duration()
+    dedup_horizon: float = duration()
 
     @property
     def window_ms(self) -> int:
@@ -95,8 +101,16 @@ class TimeConfig:
         return self.kappa_allowed_lateness
 
     @property
+    def kappa_early_firing_ms(self) -> int:
+        return seconds_to_ms(self.kappa_early_firing)
+
+    @property
     def kappa_early_firing_s(self) -> float:
         return self.kappa_early_firing
+
+    @property
+    def dedup_horizon_ms(self) -> int:
+        return seconds_to_ms(self.dedup_horizon)
 
     @property
     def dedup_horizon_s(self) -> float:
@@ -113,24 +127,13 @@ class TimeConfig:
         return seconds_to_ms(self.batch_settled_s)
 
 
-# The Cloud Storage subscription's max_duration: its range and Terraform's default
-# (terraform/modules/pubsub); how long the arrivals of one archive object may span.
-MAX_DURATION_S = 300.0
-MAX_DURATION_RANGE_S = (60.0, 600.0)
-
-
-def seconds_to_ms(seconds: float) -> int:
-    """A duration in whole milliseconds (the one conversion; call sites use the properties)."""
-    return round(seconds * 1000)
-
-
 @dataclass(frozen=True)
 class KafkaConfig:
-    bootstrap: str = "127.0.0.1:9092"
-    controller_port: int = 9093
-    topic: str = "interactions"
-    partitions: int = 3
-    heap: str = "512m"
+    bootstrap: str = setting("127.0.0.1:9092", host_port)
+    controller_port: int = setting(9093, port)
+    topic: str = setting("interactions")
+    partitions: int = setting(3, positive_int)
+    heap: str = setting("512m")
 
     @property
     def port(self) -> int:
@@ -139,10 +142,10 @@ class KafkaConfig:
 
 @dataclass(frozen=True)
 class PubSubConfig:
-    emulator_host: str = "127.0.0.1:8085"
-    project: str = "kappa-local"
-    topic: str = "interactions"
-    subscriptions: tuple[str, ...] = ("kappa",)
+    emulator_host: str = setting("127.0.0.1:8085", host_port)
+    project: str = setting("kappa-local")
+    topic: str = setting("interactions")
+    subscriptions: tuple[str, ...] = setting(("kappa",), names)
 
     @property
     def topic_path(self) -> str:
@@ -154,9 +157,9 @@ class PubSubConfig:
 
 @dataclass(frozen=True)
 class PathsConfig:
-    state_dir: Path = Path(".local")
-    archive_root: str = ".local/archive"
-    warehouse_root: Path = Path(".local/warehouse")
+    state_dir: Path = setting(Path(".local"), a_path)
+    archive_root: str = setting(".local/archive")
+    warehouse_root: Path = setting(Path(".local/warehouse"), a_path)
 
 
 @dataclass(frozen=True)
@@ -164,15 +167,17 @@ class GcpConfig:
     """The cloud profile: BigQuery, Cloud Storage (and Pub/Sub, section `pubsub`). With the
     emulator hosts set, every cloud adapter talks to the local emulators instead."""
 
-    project: str = "kappa-local"
-    archive_root: str = "gs://kappa-local-interactions-archive/interactions/"
-    cutover_state: str = "gs://kappa-local-cutover/cutover"
-    storage_emulator_host: str = ""  # host:port of fake-gcs-server ("" = Cloud Storage itself)
-    bigquery_emulator_host: str = ""  # host:port of bqemulator's REST API ("" = BigQuery itself)
-    bigquery_grpc_port: int = 9060
-    serving_source: str = "legacy"  # which arm serving.interaction_counts reads first
-    archive_max_duration: float = MAX_DURATION_S  # the archive subscription's max_duration
-    archive_aligned_to_period: bool = False  # objects start at each period boundary (stand-in)
+    project: str = setting("kappa-local")
+    archive_root: str = setting("gs://kappa-local-interactions-archive/interactions/", gs_uri)
+    cutover_state: str = setting("gs://kappa-local-cutover/cutover", gs_uri)
+    storage_emulator_host: str = setting("", host_port)  # host:port of fake-gcs-server ("" = Cloud Storage)
+    bigquery_emulator_host: str = setting("", host_port)  # host:port of bqemulator's REST API ("" = BigQuery)
+    bigquery_grpc_port: int = setting(9060, port)
+    serving_source: str = setting("legacy", one_of("legacy", "kappa"))  # which arm serving reads first
+    archive_max_duration: float = setting(
+        MAX_DURATION_S, duration_within(*MAX_DURATION_RANGE_S, "the subscription's range")
+    )  # the archive subscription's max_duration
+    archive_aligned_to_period: bool = setting(False, boolean)  # objects start at period boundaries
 
     @property
     def archive_bucket(self) -> str:
@@ -198,16 +203,17 @@ class KappaFlinkConfig:
     --kappa-cluster`, `kappactl kappa run --runner flink`); its own ports, apart from the
     legacy speed job's cluster (`up --flink-cluster`, 8081/6123)."""
 
-    rest_port: int = 8091  # the JobManager's REST API
-    rpc_port: int = 6133  # the JobManager's RPC
-    job_port: int = 8099  # Beam's Flink job server (PortableRunner's --job_endpoint)
-    expansion_port: int = 8097  # the Kafka expansion service (ReadFromKafka)
-    worker_pool_port: int = 8096  # the Java SDK worker pool that runs ReadFromKafka's Java side
-    taskmanagers: int = 2
-    slots: int = 2  # per TaskManager
-    jobmanager_memory: str = "768m"
-    taskmanager_memory: str = "1024m"
-    checkpointing_interval: float = 5.0  # seconds; Kafka reads emit nothing on Flink without it
+    rest_port: int = setting(8091, port)  # the JobManager's REST API
+    rpc_port: int = setting(6133, port)  # the JobManager's RPC
+    job_port: int = setting(8099, port)  # Beam's Flink job server (PortableRunner's --job_endpoint)
+    expansion_port: int = setting(8097, port)  # the Kafka expansion service (ReadFromKafka)
+    worker_pool_port: int = setting(8096, port)  # the Java SDK worker pool of ReadFromKafka's Java side
+    taskmanagers: int = setting(2, positive_int)
+    slots: int = setting(2, positive_int)  # per TaskManager
+    jobmanager_memory: str = setting("768m", memory_size)
+    taskmanager_memory: str = setting("1024m", memory_size)
+    # seconds; Kafka reads emit nothing on Flink without it
+    checkpointing_interval: float = setting(5.0, parse_duration)
 
 
 @dataclass(frozen=True)
@@ -229,54 +235,8 @@ _SECTIONS = {
     "paths": PathsConfig,
     "kappa_flink": KappaFlinkConfig,
 }
-_PORTS = ("rest_port", "rpc_port", "job_port", "expansion_port", "worker_pool_port")
 _OPTIONAL_SECTIONS = {"gcp": GcpConfig}
 _TOP_KEYS = {"profile", *_SECTIONS, *_OPTIONAL_SECTIONS}
-
-
-def _convert(section: str, name: str, value: Any) -> Any:
-    """The typed value of one key, or ValueError saying what is wrong with it."""
-    if section == "time" or name == "checkpointing_interval":
-        return parse_duration(value)
-    if name in ("partitions", "controller_port", "bigquery_grpc_port", "taskmanagers", "slots", *_PORTS):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"must be a positive integer, got {value!r}")
-        if name.endswith("port") and value > 65535:
-            raise ValueError(f"must be a port (1-65535), got {value!r}")
-        return value
-    if name in ("bootstrap", "emulator_host", "storage_emulator_host", "bigquery_emulator_host"):
-        if not isinstance(value, str) or not _HOST_PORT.match(value):
-            raise ValueError(f"must be host:port, got {value!r}")
-        return value
-    if section == "gcp" and name in ("archive_root", "cutover_state"):
-        if not isinstance(value, str) or not value.startswith("gs://") or len(value) <= len("gs://"):
-            raise ValueError(f"must be a gs://BUCKET/PREFIX URI, got {value!r}")
-        return value
-    if name == "archive_max_duration":
-        seconds = parse_duration(value)
-        low, high = MAX_DURATION_RANGE_S
-        if not low <= seconds <= high:
-            raise ValueError(f"must be {low:.0f}s to {high:.0f}s (the subscription's range), got {value!r}")
-        return seconds
-    if name == "archive_aligned_to_period":
-        if not isinstance(value, bool):
-            raise ValueError(f"must be true or false, got {value!r}")
-        return value
-    if name == "serving_source" and value not in ("legacy", "kappa"):
-        raise ValueError(f"must be legacy or kappa, got {value!r}")
-    if name == "subscriptions":
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            raise ValueError("must be a non-empty list of names")
-        return tuple(value)
-    if name in ("jobmanager_memory", "taskmanager_memory"):
-        if not isinstance(value, str) or not re.fullmatch(r"[1-9]\d*[mg]", value):
-            raise ValueError(f"must be a size such as 768m or 1g, got {value!r}")
-        return value
-    if name in ("state_dir", "warehouse_root"):
-        return Path(str(value))
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"must be a non-empty string, got {value!r}")
-    return value
 
 
 def _check_relations(t: TimeConfig) -> list[str]:
@@ -326,19 +286,19 @@ def build_config(raw: Any, source: str = "<dict>") -> Config:
         if not isinstance(values, Mapping):
             errors.append(f"{section}: must be a mapping")
             continue
-        known = {f.name for f in fields(cls)}
+        checks = {f.name: f.metadata["check"] for f in fields(cls)}
+        known = set(checks)
         kwargs = {}
         for key, value in values.items():
             if key not in known:
                 errors.append(f"unknown key '{section}.{key}'")
                 continue
             try:
-                kwargs[key] = _convert(section, key, value)
+                kwargs[key] = checks[key](value)
             except ValueError as exc:
                 errors.append(f"{section}.{key}: {exc}")
-        if section == "time":
-            missing = sorted(known - set(values))
-            errors.extend(f"missing key 'time.{key}'" for key in missing)
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        errors.extend(f"missing key '{section}.{key}'" for key in sorted(required - set(values)))
         if not errors:
             built[section] = cls(**kwargs)
     if not errors:
@@ -357,7 +317,7 @@ def _apply_override(raw: dict[str, Any], dotted: str, value: str) -> None:
     if not key:
         raise ConfigError(f"--set {dotted}: use SECTION.KEY=VALUE, e.g. time.window_size=5s")
     raw.setdefault(section, {})
-    raw[section][key] = yaml.safe_load(value)
+    raw[section][key] = parse_yaml_value(value)
 
 
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, str] | None = None) -> Config:
@@ -365,13 +325,7 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, str] | Non
 
     `PUBSUB_EMULATOR_HOST`, when set, names the emulator to use instead of the config's.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path} (try config/demo.yaml)") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    raw = read_yaml(path, "config file", hint="try config/demo.yaml") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a YAML mapping")
     for dotted, value in (overrides or {}).items():

@@ -5,7 +5,7 @@ loads or streaming inserts: on unbounded input (the stream) the per-element path
 with state, timers and triggers; on bounded input (the backfill) the Arrow-batch DoFns of
 `pipelines.beam.bounded`. Contract (see `pipelines.beam` for the summary):
 
-- `ParseInteractions(pipeline, window_s=None, allowed_lateness_s=None)`: raw payloads —
+- `ParseInteractions(pipeline, window_ms=None, allowed_lateness_ms=None)`: raw payloads —
   `bytes`/`str`, a Pub/Sub message (`.data`, `.publish_time`, `.attributes`), a
   `(payload, received_at_ms)` tuple, or a `LineBatch` of a part file's lines — ->
   `.events` (`Interaction` timestamped with its event_time, or one `EventBatch` per
@@ -15,12 +15,12 @@ with state, timers and triggers; on bounded input (the backfill) the Arrow-batch
   lateness, an event that arrived more than allowed lateness after its window ended is
   dropped and counted (`too_late`); in a bounded run nothing is late.
 - `SelectEventTimes(start_ms, end_ms)`: the events with event_time in [start, end).
-- `DedupByEventId(horizon_s)`: the first of each event_id kept; on unbounded input state
+- `DedupByEventId(horizon_ms)`: the first of each event_id kept; on unbounded input state
   is held until event_time + horizon (an event-time timer), so the result is the same on
   replay, whatever the processing speed; on bounded input over the whole run.
-- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s)`: FixedWindows with
-  AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)), ACCUMULATING; on
-  bounded input one final pane per window.
+- `WindowInteractions(window_ms, allowed_lateness_ms, early_firing_ms)`: FixedWindows with
+  AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)), ACCUMULATING (no early
+  panes when early_firing_ms is None); on bounded input one final pane per window.
 - `CountPerKey(shards)` (`pipelines.beam.counting`): ((tweet_id, event_type), count) per
   window pane.
 - `ToPaneRows(pipeline, run_epoch_ms)`: counts -> aggregate rows of DESIGN.md 2.3 (dicts
@@ -149,18 +149,18 @@ class ParseInteractions(beam.PTransform):
     def __init__(
         self,
         pipeline: str,
-        window_s: float | None = None,
-        allowed_lateness_s: float | None = None,
+        window_ms: int | None = None,
+        allowed_lateness_ms: int | None = None,
         label: str | None = None,
     ):
         super().__init__(label)
         self.pipeline_name = pipeline  # not `pipeline`: a PTransform's own attribute
-        self.window_s, self.allowed_lateness_s = window_s, allowed_lateness_s
+        self.window_ms, self.allowed_lateness_ms = window_ms, allowed_lateness_ms
 
     def expand(self, pcoll: beam.PCollection) -> pvalue.DoOutputsTuple:
         too_late_ms = None
-        if not pcoll.is_bounded and self.window_s is not None and self.allowed_lateness_s is not None:
-            too_late_ms = (int(self.window_s * 1000), int(self.allowed_lateness_s * 1000))
+        if not pcoll.is_bounded and self.window_ms is not None and self.allowed_lateness_ms is not None:
+            too_late_ms = (self.window_ms, self.allowed_lateness_ms)
         return pcoll | "ParseOrReject" >> beam.ParDo(_ParseFn(self.pipeline_name, too_late_ms)).with_outputs(
             DEAD_LETTER_TAG, main=EVENTS_TAG
         )
@@ -226,8 +226,8 @@ class _DedupFn(beam.DoFn):
     317 s), so bounded input takes the GroupByKey path of `DedupByEventId` instead.
     """
 
-    def __init__(self, horizon_s: float):
-        self.horizon_micros = Duration.of(horizon_s).micros
+    def __init__(self, horizon_ms: int):
+        self.horizon_micros = horizon_ms * 1000
         self.duplicates = KappaCounter("duplicates_removed")
 
     def process(
@@ -275,16 +275,16 @@ class _DedupFn(beam.DoFn):
 
 
 class DedupByEventId(beam.PTransform):
-    """Drop repeated event_ids seen within `horizon_s` of event time.
+    """Drop repeated event_ids seen within `horizon_ms` of event time.
 
     Unbounded input: state + timers per bucket of event_ids. Bounded input: over the whole
     run, as every copy of an event carries the same event_time (so any two copies are
     within the horizon of each other): one GroupByKey on the bucket, Arrow per bucket.
     """
 
-    def __init__(self, horizon_s: float, buckets: int | None = None, label: str | None = None):
+    def __init__(self, horizon_ms: int, buckets: int | None = None, label: str | None = None):
         super().__init__(label)
-        self.horizon_s = horizon_s
+        self.horizon_ms = horizon_ms
         self.buckets = buckets
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
@@ -298,7 +298,7 @@ class DedupByEventId(beam.PTransform):
         return (
             pcoll
             | "BatchPerBucket" >> beam.ParDo(_BatchPerBucketFn(self.buckets or STREAM_BUCKETS))
-            | "KeepFirst" >> beam.ParDo(_DedupFn(self.horizon_s))
+            | "KeepFirst" >> beam.ParDo(_DedupFn(self.horizon_ms))
         )
 
 
@@ -311,24 +311,24 @@ class WindowInteractions(beam.PTransform):
     processing-time clock for early firings).
     """
 
-    def __init__(self, window_s: float, allowed_lateness_s: float, early_firing_s: float):
+    def __init__(self, window_ms: int, allowed_lateness_ms: int, early_firing_ms: int | None):
         super().__init__()
-        self.window_s = window_s
-        self.allowed_lateness_s = allowed_lateness_s
-        self.early_firing_s = early_firing_s
+        self.window_ms = window_ms
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.early_firing_ms = early_firing_ms
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
         if pcoll.is_bounded:
-            return pcoll | "WindowStart" >> beam.ParDo(bounded.WindowStartFn(int(self.window_s * 1000)))
+            return pcoll | "WindowStart" >> beam.ParDo(bounded.WindowStartFn(self.window_ms))
+        early = None
+        if self.early_firing_ms is not None:
+            # Beam's runner API keeps whole seconds of this delay (ms // 1000).
+            early = trigger.AfterProcessingTime(max(1, round(self.early_firing_ms / 1000)))
         return pcoll | "FixedWindows" >> beam.WindowInto(
-            window.FixedWindows(self.window_s),
-            trigger=trigger.AfterWatermark(
-                # Beam's runner API keeps whole seconds of this delay (ms // 1000).
-                early=trigger.AfterProcessingTime(max(1, round(self.early_firing_s))),
-                late=trigger.AfterCount(1),
-            ),
+            window.FixedWindows(Duration(micros=self.window_ms * 1000)),
+            trigger=trigger.AfterWatermark(early=early, late=trigger.AfterCount(1)),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
-            allowed_lateness=Duration.of(self.allowed_lateness_s),
+            allowed_lateness=Duration(micros=self.allowed_lateness_ms * 1000),
         )
 
 

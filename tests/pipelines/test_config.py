@@ -132,3 +132,55 @@ def test_the_batch_delay_rule_is_one_line_and_exit_3_from_the_cli(tmp_path):
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 3 and len(lines) == 1, out.stderr
         assert "time.batch_delay 15s is shorter than gcp.archive_max_duration" in lines[0]
+
+
+def test_every_key_declares_its_check_beside_its_field():
+    from dataclasses import fields
+
+    from pipelines.config import (
+        GcpConfig,
+        KafkaConfig,
+        KappaFlinkConfig,
+        PathsConfig,
+        PubSubConfig,
+        TimeConfig,
+    )
+
+    for section in (TimeConfig, KafkaConfig, PubSubConfig, PathsConfig, KappaFlinkConfig, GcpConfig):
+        for f in fields(section):
+            assert callable(f.metadata.get("check")), f"{section.__name__}.{f.name} declares no check"
+    raw = {"time": TIME, "kappa_flink": {"rest_port": 70000, "slots": True, "jobmanager_memory": "lots"}}
+    with pytest.raises(ConfigError) as err:
+        build_config(raw)
+    for part in (
+        "rest_port: must be a port",
+        "slots: must be a positive integer",
+        "jobmanager_memory: must be a size",
+    ):
+        assert part in str(err.value)
+
+
+def test_every_duration_reaches_the_composites_in_milliseconds_rounded_not_truncated():
+    t = build_config({"time": {**TIME, "kappa_early_firing": "2.0006s", "dedup_horizon": "0.0017s"}}).time
+    assert (t.kappa_early_firing_ms, t.dedup_horizon_ms) == (2001, 2)  # int(x * 1000) gave 2000 and 1
+    assert (t.window_ms, t.kappa_allowed_lateness_ms) == (10_000, 120_000)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(None, "cannot read the config file"), (b"time: \xff\n", "not UTF-8"), (b"a: [1\n", "not valid YAML")],
+)
+def test_an_unreadable_config_is_one_line(tmp_path, content, reason):
+    path = tmp_path / "c.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=reason) as err:
+        load_config(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_bad_override_value_is_one_line():
+    with pytest.raises(ConfigError, match="not a YAML value"):
+        load_config("config/demo.yaml", {"time.window_size": "[10s"})
