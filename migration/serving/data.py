@@ -17,7 +17,7 @@ The legacy arm applies the legacy arm's own rule, the NumPy form of the `legacy_
 view (lambda_legacy.merge: `served_batch`, `served_speed`): per window, the rows of its batch
 period's latest FINISHED run if the period has one (a key that run did not produce is
 absent), else the speed value (`legacy_speed_current`). The kappa arm is
-`kappa_stream_current`. tests/serving/test_serving_refresh.py asserts both
+`kappa_stream_current`. tests/migration/serving/test_serving_refresh.py asserts both
 equal the DuckDB views after every refresh.
 """
 

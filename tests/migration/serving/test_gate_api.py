@@ -17,7 +17,7 @@ from migration.cutover.controller import evaluate
 from migration.policy import load_policy
 from migration.serving import ServingSettings, start_in_thread
 from migration.serving.gate_api import GATE_SCHEMA, MAX_HOOK_BODY_BYTES
-from tests.serving.gate_evidence import Evidence
+from tests.migration.serving.gate_evidence import Evidence
 
 # The keys of the document: a tool's jsonPath must not break between releases.
 DOCUMENT_KEYS = {

@@ -20,7 +20,7 @@ from migration.serving import ServingSettings, start_in_thread
 from pipelines.events import BadRecord
 from pipelines.warehouse import Warehouse
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "deploy" / "prometheus" / "migration-rules.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "migration-rules.test.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "kappa-migration.json"

@@ -18,8 +18,8 @@ from migration.cutover.controller import default_actor
 from migration.serving import ServingSettings, start_in_thread
 from migration.serving.action_guard import MAX_BODY_BYTES, MAX_REASON_CHARS, TOKEN_HEADER
 from pipelines.warehouse import Warehouse
-from tests.serving.actions import console_headers, metric, page_token
-from tests.serving.test_serving_api import aggregate_rows, set_state
+from tests.migration.serving.actions import console_headers, metric, page_token
+from tests.migration.serving.test_serving_api import aggregate_rows, set_state
 
 ROLLBACK = "/v1/migration/rollback"
 GOOD = {"reason": "kappa disagrees on the newest window", "confirm": True}

@@ -16,8 +16,8 @@ import pytest
 from migration.cutover import LocalStateStore, Stage
 from migration.serving import ServingSettings, canary_bucket, start_in_thread
 from pipelines.warehouse import Warehouse
-from tests.serving.actions import metric
-from tests.serving.test_serving_api import aggregate_rows, set_state
+from tests.migration.serving.actions import metric
+from tests.migration.serving.test_serving_api import aggregate_rows, set_state
 
 TWEETS = range(1, 101)
 KAPPA_TWEET = next(t for t in TWEETS if canary_bucket(t) < 30)  # kappa serves it at CANARY(30%)

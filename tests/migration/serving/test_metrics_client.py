@@ -24,8 +24,8 @@ from migration.policy import load_policy
 from migration.serving import ServingSettings, start_in_thread
 from migration.serving.metrics import CONTENT_TYPE, LATENCY_BUCKETS, Metrics
 from pipelines.events import BadRecord
-from tests.serving.gate_evidence import Evidence, now_ms
-from tests.serving.test_operator_tools import DASHBOARD, promtool
+from tests.migration.serving.gate_evidence import Evidence, now_ms
+from tests.migration.serving.test_operator_tools import DASHBOARD, promtool
 
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
                 "bool", "offset", "inf", "nan"}  # fmt: skip

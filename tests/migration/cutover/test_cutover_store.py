@@ -12,7 +12,7 @@ import pytest
 from migration.cutover.model import CutoverState
 from migration.cutover.store import LocalStateStore
 from pipelines.errors import ConflictError
-from tests.cutover.writers import churn, moved, race_once
+from tests.migration.cutover.writers import churn, moved, race_once
 
 
 def test_local_store_starts_in_shadow_and_round_trips(tmp_path):

@@ -16,7 +16,7 @@ from migration.policy import build_policy
 from pipelines.warehouse import Warehouse
 from tests.validator.test_validator_warehouse import build_warehouse
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 SHIPPED = REPO / "config" / "validations" / "interaction_counts.yaml"
 # The base policy FAILs the test warehouse (one final key of 120 differs); the spec's own
 # policy loosens it into a PASS.

@@ -14,7 +14,7 @@ from migration.cutover import LocalStateStore, Stage, advance, rollback
 from migration.cutover.model import CutoverState
 from migration.policy import build_policy
 from pipelines.errors import ConflictError, InputError
-from tests.cutover.writers import moved
+from tests.migration.cutover.writers import moved
 
 FREE = build_policy({"consecutive_passes": 0})
 

@@ -24,10 +24,10 @@ import pytest
 from migration.cutover.controller import default_actor
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
-from tests.serving.actions import console_headers, metric
-from tests.serving.browser import Browser, find_browser, free_port, poll
+from tests.migration.serving.actions import console_headers, metric
+from tests.migration.serving.browser import Browser, find_browser, free_port, poll
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIG = str(REPO / "config" / "demo.yaml")
 T0 = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a batch-period boundary of config/demo.yaml
 TWEETS, WINDOWS = 200, 6

@@ -25,7 +25,7 @@ from migration.cutover import LocalStateStore, Stage
 from migration.serving import ServingSettings, create_app, start_in_thread
 from migration.serving.action_guard import TOKEN_HEADER
 from pipelines.warehouse import Warehouse
-from tests.serving.test_serving_api import aggregate_rows, set_state
+from tests.migration.serving.test_serving_api import aggregate_rows, set_state
 
 with warnings.catch_warnings():  # Starlette suggests httpx2; httpx is what the project has
     warnings.simplefilter("ignore")

@@ -20,7 +20,7 @@ from migration.serving.data import BACKGROUND_NICE, Refresher, ServingData
 from migration.serving.routing import KAPPA, LEGACY
 from migration.serving.runs import MERGE_FACTOR
 from pipelines.warehouse import Warehouse
-from tests.serving.test_serving_api import set_state
+from tests.migration.serving.test_serving_api import set_state
 
 WINDOW_MS = 10_000
 PERIOD_MS = 60_000
