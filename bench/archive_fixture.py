@@ -26,11 +26,12 @@ from typing import Any
 from pipelines.archive import ArchiveWriter, partition_of
 from pipelines.config import TimeConfig, load_config, seconds_to_ms
 from pipelines.events import CLIENTS, EVENT_TYPES, Interaction
+from pipelines.stack.component import ROOT
 
 # 2026-01-05T00:00:00Z: a fixed epoch so the archive is byte-for-byte reproducible.
 DEFAULT_START_MS = 1_767_571_200_000
 # The event-time parameters the benchmarks use: the demo profile's (10 s windows, 60 s periods).
-DEMO_TIME: TimeConfig = load_config(Path(__file__).resolve().parents[1] / "config" / "demo.yaml").time
+DEMO_TIME: TimeConfig = load_config(ROOT / "config" / "demo.yaml").time
 _BAD_LINES = (
     b"{not json",
     b'{"event_id":"x","event_time":1}',
