@@ -116,6 +116,16 @@ def portable_args(config: Config, job_name: str) -> list[str]:
     ]
 
 
+def _cause(stacktrace: str) -> str:
+    """The innermost cause of a Java stack trace, or the Python error it carries, on one line."""
+    lines = [line.strip() for line in stacktrace.splitlines() if line.strip()]
+    python = [line for line in lines if not line.startswith(("at ", "...", "Caused by", "File ")) and ": " in line
+              and not line.startswith(("java.", "org.", "Traceback"))]  # fmt: skip
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    found = python[-1] if python else causes[-1] if causes else lines[0] if lines else ""
+    return found[:300]
+
+
 def _counter_name(metric_id: str) -> str:
     """The `kappa` counter a Flink metric id names, or "" for any other metric."""
     last = metric_id.rsplit(".", 1)[-1]
@@ -189,6 +199,21 @@ class FlinkJob:
         latest = (stats.get("latest") or {}).get("completed") or {}
         return {"completed": stats.get("counts", {}).get("completed", 0),
                 "latest_at_ms": latest.get("latest_ack_timestamp")}  # fmt: skip
+
+    def restarts(self) -> dict[str, Any]:
+        """How often Flink restarted the job from a checkpoint, and why it last did."""
+        if self.job_id is None:
+            return {}
+        try:
+            metric = self._get(f"/jobs/{self.job_id}/metrics?get=numRestarts")
+            history = self._get(f"/jobs/{self.job_id}/exceptions?maxExceptions=1").get("exceptionHistory", {})
+        except (OSError, ValueError, urllib.error.URLError):
+            return {}
+        restarts = int(float(metric[0]["value"])) if metric else 0
+        entries = history.get("entries") or []
+        if not restarts or not entries:
+            return {"restarts": restarts}
+        return {"restarts": restarts, "last_failure": _cause(entries[0].get("stacktrace", ""))}
 
     def cancel(self) -> None:
         if self.job_id is None:

@@ -188,11 +188,9 @@ def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
     )
     run = KappaRun(job.config, PIPELINE, destination, table, job.run_epoch_ms)
     if job.source == "kafka":
-        from kappa.flink import ReadKafka
-        from pipelines.stack.kappa_cluster import KappaCluster
+        from kappa.kafka_source import ReadKafkaPartitions
 
-        expansion = KappaCluster.of(job.config).expansion_endpoint
-        build_kappa(p, "ReadFromKafka", ReadKafka(job.config, expansion, KAFKA_GROUP), run)
+        build_kappa(p, "ReadFromKafka", ReadKafkaPartitions(job.config, KAFKA_GROUP), run)
     else:
         build_kappa(p, "ReadFromPubSub", ReadPubSub(job.subscription_path, on_dataflow(job.beam_args)), run)
 
@@ -275,7 +273,7 @@ def _run_on_flink(job: StreamJob) -> StreamResult:
     # Idleness counts from the first record read: deploying the job and starting its Java
     # Kafka reader take a minute or more on a busy machine, and are not idleness.
     watched = _Watched(flink.counters, lambda counters: counters.get("read", 0) > 0, terminal, flink.cancel,
-                       lambda: {"checkpoints": flink.checkpoints()})  # fmt: skip
+                       lambda: {"checkpoints": flink.checkpoints(), **flink.restarts()})  # fmt: skip
     return _finish(job, watched, started)
 
 

@@ -34,7 +34,10 @@ from tests.beam.sample import event
 
 pytestmark = [pytest.mark.stack, pytest.mark.flink, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
-LATENESS = "60s"
+# Shorter than the job takes to start reading: the records produced while it deploys are a
+# backlog older than the allowed lateness when read, which a watermark that ran ahead of the
+# read (Beam 2.73's ReadFromKafka on a busy machine) drops as late.
+LATENESS = "20s"
 LATE_MS, TOO_LATE_MS = 12_000, 150_000
 
 
@@ -93,15 +96,8 @@ class Producer(threading.Thread):
                 self._send(producer, payload)
             producer.poll(0)
             time.sleep(0.1)
-        # KafkaIO's watermark is the oldest of its partitions' newest record times: once the
-        # last window has ended, one more record in every partition closes it (on a busy
-        # topic, the traffic itself). Malformed, so it counts as a dead letter and nothing else.
-        last_end = max(key[0] for key in self.truth) + self.config.time.window_ms
-        while time.time() * 1000 < last_end + 1000:
-            time.sleep(0.2)
-        for _ in range(self.config.kafka.partitions):
-            self._send(producer, b"end of traffic")
-            self.malformed += 1
+        # Nothing more: the last windows close once every partition is caught up (a quiet
+        # partition's watermark follows the wall clock), not on a record after their end.
         assert producer.flush(30) == 0, "Kafka did not acknowledge every record"
 
     def _send(self, producer, payload: bytes) -> None:
@@ -187,7 +183,7 @@ def test_the_stream_on_flink_over_kafka_equals_truth(kappa_cluster, stack_config
     assert summary["dead_letters_written"] == producer.malformed
     dead = con.execute("SELECT payload, error FROM dead_letter").fetchall()
     assert len(dead) == producer.malformed
-    assert all(payload in (b'{"event_id": "broken', b"end of traffic") and error for payload, error in dead)
+    assert all(payload == b'{"event_id": "broken' and error for payload, error in dead)
     # Final panes for every window (waited on above); the early ones depend on how fast the
     # watermark passes a window's end, the late ones on a late event arriving after that.
     assert panes.get("ON_TIME", 0) >= len({key[0] for key in producer.truth})

@@ -1,0 +1,212 @@
+"""The Kappa stream's Kafka source on a portable runner: one splittable DoFn per partition.
+
+`ReadKafkaPartitions` reads the events topic with confluent-kafka inside the Python SDK
+worker, so records go from the broker straight into the fused Parse step:
+
+- **Restriction**: a partition's offsets `[next, ∞)`. The runner checkpoints it (Flink keeps
+  it in its checkpoints), so a restored job resumes at the offset after the last record its
+  checkpoint covers and reads nothing twice or never. A new job starts at the consumer
+  group's committed offset, or at the partition's start for a new group.
+- **Timestamps**: each record's CreateTime (the producer's send time), the arrival time the
+  too-late rule is judged against, as Pub/Sub's publish time is; event time comes from the
+  payload (`ParseInteractions`).
+- **Watermark** (`PartitionWatermark`), per partition: the newest CreateTime read there,
+  and once the partition is caught up (its high-water mark read from the broker at that
+  moment, not estimated) `now - IDLE_LAG_S`. A backlog delays results and never drops them;
+  a quiet partition does not hold the windows open. Beam 2.73's `ReadFromKafka` judged
+  "caught up" from an end-offset estimate that reads as "no backlog" until its first
+  background fetch ends: on a busy machine it moved the watermark to the wall clock while
+  two of three partitions were still unread, and their events were dropped as late.
+- **Group offsets**: committed after each checkpoint (a bundle finalizer), for the group's
+  lag; where a job resumes is its checkpoint, never the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterator
+
+import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
+
+from pipelines.beam import KappaCounter
+from pipelines.config import Config
+from pipelines.errors import PipelineError
+
+log = logging.getLogger(__name__)
+END = 2**63 - 1  # an unbounded partition's restriction ends here
+IDLE_LAG_S = 2.0  # a caught-up partition's watermark trails the wall clock by this much
+READ_FOR_S = 1.0  # one process call reads for about this long, then defers to the runner
+BATCH = 2000  # records per consume call
+POLL_S = 0.2  # the consume call's timeout
+RESUME_S = 0.2  # a caught-up partition is polled again after this long
+TIMESTAMP_NOT_AVAILABLE = 0  # confluent_kafka's record timestamp type when the broker has none
+
+
+def _consumer_settings(config: Config, group_id: str) -> dict[str, object]:
+    return {
+        "bootstrap.servers": config.kafka.bootstrap,
+        "group.id": group_id,
+        "enable.auto.commit": False,  # committed after a checkpoint, for the lag only
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 100,
+        "log_level": 3,
+    }
+
+
+def partitions_of(config: Config) -> list[int]:
+    """The events topic's partitions, from the broker (at construction time)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": config.kafka.bootstrap, "socket.timeout.ms": 5000})
+    try:
+        topic = admin.list_topics(config.kafka.topic, timeout=15).topics.get(config.kafka.topic)
+    except Exception as exc:  # the client's own errors, translated where they enter
+        raise PipelineError(f"cannot list Kafka topic '{config.kafka.topic}': {exc}") from exc
+    if topic is None or topic.error is not None or not topic.partitions:
+        raise PipelineError(
+            f"Kafka topic '{config.kafka.topic}' has no partitions on {config.kafka.bootstrap}"
+        )
+    return sorted(topic.partitions)
+
+
+class PartitionWatermark(WatermarkEstimatorProvider):
+    """A manual watermark per partition, starting at the minimum (nothing read yet)."""
+
+    def initial_estimator_state(self, partition: int, restriction: OffsetRange) -> Timestamp:
+        return MIN_TIMESTAMP
+
+    def create_watermark_estimator(self, state: Timestamp) -> ManualWatermarkEstimator:
+        return ManualWatermarkEstimator(state)
+
+
+def _advance(estimator: ManualWatermarkEstimator, to: Timestamp) -> None:
+    current = estimator.current_watermark()
+    if current is None or to > current:
+        estimator.set_watermark(to)
+
+
+class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
+    """partition -> (payload, CreateTime ms), timestamped with the CreateTime.
+
+    Its own restriction provider: a partition's `[committed or first offset, END)`, never
+    split up front.
+    """
+
+    def __init__(self, settings: dict[str, object], topic: str):
+        self.settings, self.topic = settings, topic
+        self.read = KappaCounter("read")
+        self._consumers: dict[int, Any] = {}
+        self._next: dict[int, int] = {}  # per partition: the offset its consumer reads next
+
+    def setup(self) -> None:
+        self._consumers, self._next = {}, {}
+
+    def initial_restriction(self, partition: int) -> OffsetRange:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(self.settings)
+        try:
+            tp = TopicPartition(self.topic, partition)
+            committed = consumer.committed([tp], timeout=30)[0].offset
+            start = committed if committed >= 0 else consumer.get_watermark_offsets(tp, timeout=30)[0]
+        finally:
+            consumer.close()
+        return OffsetRange(start, END)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def split(self, partition: int, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        yield restriction
+
+    def restriction_size(self, partition: int, restriction: OffsetRange) -> float:
+        return 1.0
+
+    def _consumer(self, partition: int, offset: int) -> Any:
+        """This worker's consumer of the partition, positioned at `offset`."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = self._consumers.get(partition)
+        if consumer is None:
+            consumer = self._consumers[partition] = Consumer(self.settings)
+        if self._next.get(partition) != offset:  # new, restored or moved: start where it says
+            consumer.assign([TopicPartition(self.topic, partition, offset)])
+            self._next[partition] = offset
+        return consumer
+
+    @beam.DoFn.unbounded_per_element()
+    def process(
+        self,
+        partition: int,
+        # Beam passes the placeholders by position and these two by name: placeholders first.
+        finalizer=beam.DoFn.BundleFinalizerParam,
+        tracker=beam.DoFn.RestrictionParam(),  # noqa: B008 (Beam's parameter markers)
+        watermark=beam.DoFn.WatermarkEstimatorParam(PartitionWatermark()),  # noqa: B008
+    ) -> Iterator[Any]:
+        from confluent_kafka import KafkaError, TopicPartition
+
+        start = tracker.current_restriction().start
+        consumer = self._consumer(partition, start)
+        deadline, drained = time.monotonic() + READ_FOR_S, False
+        while time.monotonic() < deadline:
+            records = consumer.consume(BATCH, POLL_S)
+            if not records:
+                drained = True
+                break
+            newest = None
+            for record in records:
+                error = record.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF or error.retriable():
+                        continue
+                    raise PipelineError(f"Kafka partition {partition}: {error.str()}")
+                if not tracker.try_claim(record.offset()):
+                    self._next.pop(partition, None)
+                    return
+                self._next[partition] = record.offset() + 1
+                kind, created_ms = record.timestamp()
+                if kind == TIMESTAMP_NOT_AVAILABLE:
+                    created_ms = int(time.time() * 1000)
+                newest = created_ms if newest is None else max(newest, created_ms)
+                self.read.inc()
+                yield beam.window.TimestampedValue((record.value(), created_ms), created_ms / 1000)
+            if newest is not None:
+                _advance(watermark, Timestamp.of(newest / 1000))
+        next_offset = self._next[partition]
+        if drained:
+            tp = TopicPartition(self.topic, partition)
+            if next_offset >= consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]:
+                _advance(watermark, Timestamp.of(time.time() - IDLE_LAG_S))  # caught up, says the broker
+        if next_offset > start:
+            committed = TopicPartition(self.topic, partition, next_offset)
+            finalizer.register(lambda: consumer.commit(offsets=[committed], asynchronous=True))
+        tracker.defer_remainder(Duration.of(RESUME_S if drained else 0))
+
+    def teardown(self) -> None:
+        for consumer in self._consumers.values():
+            consumer.close()
+        self._consumers, self._next = {}, {}
+
+
+class ReadKafkaPartitions(beam.PTransform):
+    """The events topic as (payload, CreateTime ms), one restriction per partition."""
+
+    def __init__(self, config: Config, group_id: str):
+        super().__init__()
+        self.config, self.group_id = config, group_id
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        partitions = partitions_of(self.config)
+        settings, topic = _consumer_settings(self.config, self.group_id), self.config.kafka.topic
+        return (
+            pbegin
+            | "Partitions" >> beam.Impulse()
+            | "EachPartition" >> beam.FlatMap(lambda _, ps=tuple(partitions): ps)
+            | "Read" >> beam.ParDo(_ReadPartitionFn(settings, topic))
+        )
