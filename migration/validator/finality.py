@@ -27,6 +27,10 @@ import ibis.expr.types as ir
 
 from pipelines.config import TimeConfig
 
+# batch_runs.status values that mark a finished legacy batch run (the legacy batch writes
+# FINISHED; SUCCEEDED is accepted for ledgers written by other schedulers).
+FINISHED_STATUSES = ("FINISHED", "SUCCEEDED")
+
 
 class Finality(Protocol):
     def expr(self, window_start: ir.TimestampValue, window_end: ir.TimestampValue) -> ir.BooleanValue: ...

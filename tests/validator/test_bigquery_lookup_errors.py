@@ -9,7 +9,7 @@ import requests
 from google.api_core import exceptions as google_errors
 from ibis.common.exceptions import TableNotFound
 
-from migration.validator.backends import is_not_found
+from migration.validator.engines.bigquery import is_not_found
 
 
 @pytest.mark.parametrize(

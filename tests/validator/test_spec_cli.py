@@ -198,3 +198,46 @@ def test_a_spec_whose_data_cannot_be_read_does_not_stop_the_others(orders: Path,
 def test_spec_refuses_arm_flags(orders: Path, tmp_path: Path) -> None:
     done = validate(tmp_path, "--spec", write_spec(tmp_path, orders_spec(orders)), "--left", "truth")
     assert done.returncode == 3 and "--spec replaces the arm flags: drop --left" in done.stderr
+
+
+SHIPPED = REPO / "config" / "validations" / "interaction_counts.yaml"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("right: {table: kappa_stream}", "right: {table: legacy_serving}"), "right: the same arm as left"),
+        (("right: {table: kappa_stream}", "right: {csv: x.csv}"), "right: finality rules: arms"),
+        (("keys: [window_start, tweet_id, event_type]", "keys: [window_start]"), "keys: finality rules"),
+        (
+            ("name: interaction_counts", "name: interaction_counts\ntop_n: -1"),
+            "top_n: must be a non-negative",
+        ),
+    ],
+)
+def test_a_bad_streaming_spec_names_its_keys_not_flags(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    text = SHIPPED.read_text().replace(*edit)
+    assert text != SHIPPED.read_text()
+    done = validate(tmp_path, "--spec", write_spec(tmp_path, text))
+    assert done.returncode == 3, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert " --" not in lines[0]  # the user typed no flag: none is named
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--left", "truth", "--left-path", "x.parquet"], "--left and --left-path are exclusive"),
+        (["--left", "kappa_stream"], "--left and --right are the same arm (kappa_stream)"),
+        (["--since", "soon", "--threads", "0"], "--threads must be at least 1"),
+        (["--bigquery-project", "p"], "--bigquery-project needs --dataset"),
+    ],
+)
+def test_bad_flags_exit_3_with_one_line_naming_them(tmp_path: Path, args: list[str], message: str) -> None:
+    done = validate(tmp_path, *args)
+    assert done.returncode == 3, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kappactl: error: ") and message in lines[0], done.stderr

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migration.validator.spec import parse_spec
-from migration.validator.spec_filter import filter_predicate
+from migration.validator.spec.filter import filter_predicate
 from pipelines.errors import ConfigError, InputError
 from tests.validator.orders import orders_spec, write_orders
 

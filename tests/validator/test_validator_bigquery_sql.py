@@ -14,7 +14,8 @@ import ibis
 import pytest
 import sqlglot
 
-from migration.validator import build_inputs, build_plan, builder
+from migration.validator import build_inputs, build_plan
+from migration.validator.kinds import counts_sql
 from pipelines.config import load_config
 from tests.validator.arms import arm_rows, build_archive, write_arm
 from tests.validator.test_validator_warehouse import build_warehouse
@@ -41,7 +42,7 @@ def check_same_results(inputs) -> dict[str, int]:
             direct = plan.backend.raw.execute(str(ibis.to_sql(expr, dialect="duckdb"))).fetchall()
             assert normalized(via_bigquery) == normalized(direct), name
             sizes[name] = len(direct)
-        approx = builder.error_stats(plan.diffs(), exact=False)
+        approx = counts_sql.error_stats(plan.diffs(), exact=False)
         assert "APPROX_QUANTILES" in ibis.to_sql(approx, dialect="bigquery")
         return sizes
     finally:

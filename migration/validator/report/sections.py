@@ -1,34 +1,40 @@
-"""report.md and report.html. The HTML embeds its plots as inline SVG (matplotlib, Agg
-backend), so it opens anywhere without a network."""
+"""What each kind shows of its report: the header lines and the tables (title, header,
+rows) that report.md and report.html both render, and the interaction counts' plots."""
 
 from __future__ import annotations
 
-import html
 import io
+from dataclasses import dataclass
 from typing import Any
 
 from migration.validator.classes import CLASSES
-from migration.validator.report import Report
+from migration.validator.report.model import KEY_CLASSES, Report
+from migration.validator.spec.model import INTERACTION_COUNTS
 
 Section = tuple[str, list[str], list[list[Any]]]  # (title, header, rows) of one table
 _MAX_WINDOW_ROWS = 200  # per-window table rows shown (all windows stay in report.json)
 
 
-def fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+@dataclass(frozen=True)
+class View:
+    markdown_title: str
+    html_title: str
+    heading: str  # before the coloured verdict
+    header: list[str]
+    tables: list[Section]
+    figures: list[str]
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return lines
+def view_of(report: Report, with_figures: bool = False) -> View:
+    if report.kind == INTERACTION_COUNTS:
+        figures = plots(report) if with_figures else []
+        return View(f"Validation {report.verdict}", f"Validation {report.run_id}: {report.verdict}",
+                    "Validation ", _counts_header(report), _counts_tables(report), figures)  # fmt: skip
+    return View(f"Validation {report.verdict}: {report.spec}", f"Validation {report.spec}: {report.verdict}",
+                f"{report.spec}: ", _keyed_header(report), _keyed_tables(report), [])  # fmt: skip
 
 
-def _sections(report: Report) -> list[Section]:
+def _counts_tables(report: Report) -> list[Section]:
     """(title, header, rows) of every table, shared by Markdown and HTML."""
     k, w, r = report.keys, report.weighted, report.rates
     out: list[Section] = [
@@ -137,7 +143,7 @@ def _sections(report: Report) -> list[Section]:
     return out
 
 
-def _header(report: Report) -> list[str]:
+def _counts_header(report: Report) -> list[str]:
     i = report.inputs
     return [
         f"Run `{report.run_id}`: **{report.verdict}** ({'; '.join(report.reasons)})",
@@ -150,44 +156,38 @@ def _header(report: Report) -> list[str]:
     ]
 
 
-def markdown_page(title: str, header: list[str], sections: list[Section]) -> str:
-    """A report as Markdown: a title, header bullets, one table per section."""
-    lines = [f"# {title}", ""]
-    lines += [f"- {h}" for h in header]
-    for name, columns, rows in sections:
-        lines += ["", f"## {name}", "", *_table(columns, rows)]
-    return "\n".join(lines) + "\n"
-
-
-def html_page(
-    title: str, heading: str, verdict: str, header: list[str], sections: list[Section], figures: list[str]
-) -> str:
-    """A report as one self-contained HTML page: `heading` then the coloured verdict."""
-    e = html.escape
-    colour = {"PASS": "#2a7", "FAIL": "#c33", "INCONCLUSIVE": "#d90"}[verdict]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{e(title)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
-        "margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
-        "th{background:#f4f4f4}</style></head><body>",
-        f"<h1>{e(heading)}<span style='color:{colour}'>{verdict}</span></h1><ul>",
-        *[f"<li>{e(h).replace('**', '')}</li>" for h in header],
-        "</ul>",
-        *figures,
+def _keyed_tables(report: Report) -> list[Section]:
+    out: list[Section] = [
+        ("Keys", ["class", "keys"], [[c, report.keys.get(c, 0)] for c in KEY_CLASSES]),
     ]
-    for name, columns, rows in sections:
-        parts.append(
-            f"<h2>{e(name)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in columns) + "</tr>"
-        )
-        parts += ["<tr>" + "".join(f"<td>{e(fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    if report.metrics:
+        header = ["metric", "tolerance", "differing keys", "sum abs diff", "max abs diff",
+                  "rel p50", "rel p90", "rel p99", "rel max"]  # fmt: skip
+        rows = [[m["metric"], m["tolerance"], m["differing_keys"], m.get("abs_sum"), m.get("abs_max"),
+                 *(m.get("rel", {}).get(p) for p in ("p50", "p90", "p99", "max"))] for m in report.metrics]  # fmt: skip
+        out.append(("Per-metric differences (final keys on both sides)", header, rows))
+    if report.top_differing:
+        header = list(report.top_differing[0])
+        out.append((f"Top {len(report.top_differing)} differing keys", header,
+                    [[row[h] for h in header] for row in report.top_differing]))  # fmt: skip
+    if report.schema:
+        out.append(("Schema", ["column", "left type", "right type", "status"],
+                    [[r["column"], r["left_type"], r["right_type"], r["status"]] for r in report.schema]))  # fmt: skip
+    if report.aggregates:
+        out.append(("Column aggregates", ["group", "column", "aggregate", "left", "right", "status"],
+                    [[r["group"], r["column"], r["aggregate"], r["left"], r["right"], r["status"]]
+                     for r in report.aggregates]))  # fmt: skip
+    return out
 
 
-def render_markdown(report: Report) -> str:
-    return markdown_page(f"Validation {report.verdict}", _header(report), _sections(report))
+def _keyed_header(report: Report) -> list[str]:
+    i = report.inputs
+    return [
+        f"Run `{report.run_id}`, spec `{report.spec}` ({report.kind}): **{report.verdict}** "
+        f"({'; '.join(report.reasons)})",
+        f"Left `{i['left']}` vs right `{i['right']}`; keys {i['keys']}; filter `{i['filter']}`; "
+        f"finality {i['finality']}; engine {i.get('engine')}; {report.started_at} .. {report.finished_at}",
+    ]
 
 
 def _svg(fig: Any) -> str:
@@ -230,8 +230,3 @@ def plots(report: Report) -> list[str]:
     out.append(_svg(fig))
     plt.close(fig)
     return out
-
-
-def render_html(report: Report) -> str:
-    title = f"Validation {report.run_id}: {report.verdict}"
-    return html_page(title, "Validation ", report.verdict, _header(report), _sections(report), plots(report))

@@ -13,19 +13,23 @@ from typing import Any, Callable
 import ibis.expr.types as ir
 
 from migration.validator.classes import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT, SAME
-from migration.validator.spec import Spec, Tolerance
-from migration.validator.spec_sources import (
+from migration.validator.kinds import KindRun, Outcome, decide_by_keys, generic_inputs
+from migration.validator.kinds.sides import (
     INCOMPATIBLE,
     NUMERIC,
     Sides,
     compatibility,
     default_columns,
     family,
+    open_sides,
 )
+from migration.validator.report.model import KEY_CLASSES
+from migration.validator.spec.model import SCHEMA, Spec, Tolerance
 
 COMPATIBLE_TYPE = "COMPATIBLE"
 # Sums of floating columns depend on the summation order: at least this relative tolerance.
 FLOAT_SUM_RELATIVE = 1e-9
+MAX_AGGREGATE_ITEMS = 200  # aggregate items kept in the report when all agree
 _ORDERED = ("integer", "decimal", "floating", "string", "date", "timestamp", "time", "boolean")
 
 
@@ -110,3 +114,34 @@ def compare_aggregates(spec: Spec, sides: Sides, fetch: Callable[[ir.Table, str]
             items.append({"group": group, "column": column, "aggregate": fn, "left": a, "right": b,
                           "status": SAME if same else DIFFERENT})  # fmt: skip
     return items
+
+
+def _table_counts(statuses: list[str], compatible: str | None = None) -> dict[str, int]:
+    keys = dict.fromkeys(KEY_CLASSES, 0)
+    keys["total"] = len(statuses)
+    for name, status in (("same", SAME), ("different", DIFFERENT), ("missing_in_left", MISSING_IN_LEFT),
+                         ("missing_in_right", MISSING_IN_RIGHT), ("compatible", compatible)):  # fmt: skip
+        keys[name] = statuses.count(status) if status else 0
+    keys["same"] += keys["compatible"]
+    keys["unexplained"] = keys["different"] + keys["missing_in_left"] + keys["missing_in_right"]
+    return keys
+
+
+def run(ctx: KindRun) -> Outcome:
+    spec, engine = ctx.spec, ctx.engine
+    sides = open_sides(engine, spec)
+    sections: dict[str, Any] = {"metrics": [], "top_differing": [], "schema": [], "aggregates": []}
+    if spec.kind == SCHEMA:
+        rows = compare_schema(spec, sides)
+        keys = _table_counts([r["status"] for r in rows], COMPATIBLE_TYPE)
+        sections["schema"] = rows
+    else:
+        items = compare_aggregates(spec, sides, engine.rows)
+        keys = _table_counts([r["status"] for r in items])
+        sections["aggregates"] = [r for r in items if r["status"] != SAME] or items[:MAX_AGGREGATE_ITEMS]
+    verdict, reasons = decide_by_keys(spec.kind, keys, ctx.policy)
+    return Outcome(keys, verdict, reasons, sections, generic_inputs(ctx))
+
+
+def sql(ctx: KindRun) -> dict[str, str]:
+    return {"reads the schemas (and, for aggregates, one grouped aggregate per side)": ""}

@@ -1,140 +1,53 @@
-"""Validation specs: a YAML declaration of what to compare, validated once into typed objects.
-
-    name: orders_daily
-    left:  {path: data/left/*.parquet}   # or {csv: PATH}, {table: NAME}, {bigquery: P.D.T}
-    right: {path: data/right/*.parquet}
-    keys: [region, day, sku]
-    metrics:
-      - {column: revenue, tolerance: {relative: 0.001}}
-      - {column: orders}
-    filter: "day >= DATE '2026-01-01'"   # a restricted predicate, see spec_filter
-    finality: {column: day, lateness: 1d}
-
-Every problem of a file is collected and reported in one ConfigError (exit 3), each
-naming its key. What needs the data (do the columns exist, do the types agree) is
-checked when the sources are opened (`spec_sources.check_columns`).
+"""A spec file read once and validated into a `Spec`: every problem of a file is collected
+and reported in one ConfigError (exit 3), each naming its key. What needs the data (do the
+columns exist, do the types agree) is checked when the sides are opened (`kinds.sides`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from migration.validator.spec_filter import parse_filter
+from migration.validator.spec.filter import parse_filter
+from migration.validator.spec.model import (
+    AGGREGATE_FUNCTIONS,
+    AGGREGATES,
+    COLUMN_AGGREGATES,
+    COLUMNS,
+    EXPLAIN,
+    FILTER,
+    FINALITY,
+    FINALITY_KEYS,
+    FINALITY_RULES,
+    GROUP_BY,
+    KEYS,
+    KIND,
+    KINDS,
+    LEFT,
+    METRIC_DIFF,
+    METRICS,
+    NAME,
+    POLICY,
+    REFERENCE,
+    RIGHT,
+    ROW_HASH,
+    SCHEMA,
+    SOURCE_KINDS,
+    STREAM_KEYS,
+    TOLERANCE,
+    TOLERANCE_KEYS,
+    TOP_LEVEL,
+    TOP_N,
+    FinalityRule,
+    Metric,
+    Source,
+    Spec,
+    Tolerance,
+)
 from pipelines.config import parse_duration, seconds_to_ms
 from pipelines.errors import ConfigError, InputError
-
-# The keys of a spec file, in one place.
-NAME, KIND, LEFT, RIGHT, KEYS, METRICS = "name", "kind", "left", "right", "keys", "metrics"
-FILTER, FINALITY, COLUMNS, GROUP_BY = "filter", "finality", "columns", "group_by"
-AGGREGATES, TOLERANCE, EXPLAIN, REFERENCE, POLICY, TOP_N = (
-    "aggregates",
-    "tolerance",
-    "explain",
-    "reference",
-    "policy",
-    "top_n",
-)
-TOP_LEVEL = (NAME, KIND, LEFT, RIGHT, KEYS, METRICS, FILTER, FINALITY, COLUMNS, GROUP_BY, AGGREGATES,
-             TOLERANCE, EXPLAIN, REFERENCE, POLICY, TOP_N)  # fmt: skip
-SOURCE_KINDS = ("path", "csv", "table", "bigquery")
-TOLERANCE_KEYS = ("absolute", "relative")
-FINALITY_KEYS = ("column", "lateness", "rules")
-FINALITY_RULES = ("arms",)  # the per-arm streaming rules of finality.py
-
-METRIC_DIFF, SCHEMA, COLUMN_AGGREGATES, ROW_HASH = "metric_diff", "schema", "aggregates", "row_hash"
-KINDS = (METRIC_DIFF, SCHEMA, COLUMN_AGGREGATES, ROW_HASH)
-AGGREGATE_FUNCTIONS = ("count", "sum", "min", "max", "null_count")
-STREAM_KEYS = ("window_start", "tweet_id", "event_type")  # the aggregate rows' key
-
-
-@dataclass(frozen=True)
-class Source:
-    """One side: Parquet files by glob, a CSV file, a warehouse table or view, a BigQuery table."""
-
-    kind: str  # path | csv | table | bigquery
-    value: str
-
-    @property
-    def label(self) -> str:
-        if self.kind == "table":
-            return self.value
-        return f"{'file' if self.kind == 'path' else self.kind}:{self.value}"
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Two values are the same when |l - r| <= max(absolute, relative x max(|l|, |r|))."""
-
-    absolute: float = 0.0
-    relative: float = 0.0
-
-    @property
-    def exact(self) -> bool:
-        return self.absolute == 0 and self.relative == 0
-
-
-@dataclass(frozen=True)
-class Metric:
-    column: str
-    tolerance: Tolerance = Tolerance()
-
-
-@dataclass(frozen=True)
-class FinalityRule:
-    """Keys whose `column` is newer than min(max(column) per side) - lateness are PENDING;
-    `rules: arms` instead judges each arm by its table's streaming rule (finality.py)."""
-
-    column: str | None = None
-    lateness_ms: int = 0
-    arm_rules: bool = False
-
-
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    left: Source
-    right: Source
-    kind: str = METRIC_DIFF
-    keys: tuple[str, ...] = ()
-    metrics: tuple[Metric, ...] = ()
-    filter: str | None = None
-    finality: FinalityRule | None = None
-    columns: tuple[str, ...] = ()  # schema, aggregates, row_hash: the columns compared (default all)
-    group_by: str | None = None  # aggregates: one row per value of this column
-    aggregates: tuple[str, ...] = AGGREGATE_FUNCTIONS
-    tolerance: Tolerance = Tolerance()  # aggregates: how close two aggregates must be
-    archive: str | None = None  # explain differences of interaction counts by the archive
-    reference: Source | None = None
-    policy: Mapping[str, Any] = field(default_factory=dict)  # overrides of the policy file
-    top_n: int = 20
-    origin: str = "<dict>"
-
-    @property
-    def streaming(self) -> bool:
-        """An interaction-count comparison with the streaming rules (spec_runner explains)."""
-        return bool((self.finality and self.finality.arm_rules) or self.archive or self.reference)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "spec": self.name,
-            "kind": self.kind,
-            "origin": self.origin,
-            "left": self.left.label,
-            "right": self.right.label,
-            "keys": list(self.keys),
-            "metrics": [
-                {"column": m.column, "absolute": m.tolerance.absolute, "relative": m.tolerance.relative}
-                for m in self.metrics
-            ],
-            "filter": self.filter,
-            "finality": None if self.finality is None else vars(self.finality),
-            "columns": list(self.columns),
-            "group_by": self.group_by,
-        }
 
 
 def _names(value: Any, key: str, errors: list[str], required: bool) -> tuple[str, ...]:
@@ -285,6 +198,8 @@ def _streaming_rules(spec: dict[str, Any], raw: Mapping[str, Any], errors: list[
         side = raw.get(key)
         if isinstance(side, Mapping) and set(side) - {"table", "path"}:
             errors.append(f"{key}: {why} a warehouse table or Parquet files")
+    if spec.get("left") is not None and spec.get("left") == spec.get("right"):
+        errors.append(f"right: the same arm as left ({spec['left'].label}): compare two different arms")
 
 
 def _archive(value: Any, errors: list[str]) -> str | None:
@@ -317,8 +232,8 @@ def parse_spec(raw: Any, origin: str = "<dict>") -> Spec:
     left = _source(raw.get(LEFT), LEFT, errors)
     right = _source(raw.get(RIGHT), RIGHT, errors)
     keys = _names(raw.get(KEYS), KEYS, errors, required=False)
-    top_n = raw.get(TOP_N, 20)
-    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0:
+    top_n = raw.get(TOP_N)
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0):
         errors.append(f"top_n: must be a non-negative integer, got {top_n!r}")
     flt = raw.get(FILTER)
     if flt is not None:
@@ -344,12 +259,12 @@ def parse_spec(raw: Any, origin: str = "<dict>") -> Spec:
         "archive": _archive(raw.get(EXPLAIN), errors),
         "reference": _source(raw[REFERENCE], REFERENCE, errors) if raw.get(REFERENCE) else None,
     }
-    _kind_rules(fields, raw, errors)
+    _kind_rules({**fields, "left": left, "right": right}, raw, errors)
     if errors:
         raise ConfigError(f"{origin}: " + "; ".join(errors))
     assert left is not None and right is not None
     return Spec(name=str(name), left=left, right=right, filter=flt, group_by=group_by, policy=dict(policy),
-                top_n=int(top_n), origin=origin, **fields)  # fmt: skip
+                top_n=top_n, origin=origin, **fields)  # fmt: skip
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -1,4 +1,5 @@
-"""The validation report: a fixed schema plus run metadata, and the verdict rule.
+"""The interaction-count summaries: class counts rolled up from the per-group rows of
+`counts_sql.group_summary`, their rates, and the verdict rule from the policy's thresholds.
 
 Key classes (report.json `keys`): `CLASSES` of migration/validator/classes.py, which says
 how they add up. `weighted` holds the same classes summed by count (a key weighs the larger
@@ -7,24 +8,11 @@ of its two counts).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from migration.policy import Policy
-from migration.validator.classes import CLASSES, explained, explained_summary
-
-PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
-EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 2}
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+from migration.validator.classes import CLASSES, explained
+from migration.validator.report.model import FAIL, INCONCLUSIVE, PASS, iso
 
 
 def rollup(groups: Iterable[Mapping[str, Any]], prefix: str) -> dict[str, int]:
@@ -107,51 +95,3 @@ def decide(keys: Mapping[str, int], weighted: Mapping[str, int], policy: Policy)
     if fails:
         return FAIL, fails
     return PASS, [f"{name} {r[name] or 0:.6f} <= {limit}" for name, limit in checks]
-
-
-@dataclass
-class Report:
-    run_id: str
-    verdict: str
-    reasons: list[str]
-    keys: dict[str, int]
-    weighted: dict[str, int]
-    rates: dict[str, float | None]
-    by_event_type: dict[str, dict[str, Any]]
-    by_window: list[dict[str, Any]]
-    errors: dict[str, Any]
-    top_unexplained: list[dict[str, Any]]
-    finality: dict[str, str]
-    policy: dict[str, Any]
-    inputs: dict[str, Any]
-    started_at: str
-    finished_at: str
-    reference: dict[str, Any] | None = None
-    noise_baseline: dict[str, Any] | None = None
-    consecutive_passes: dict[str, int] = field(default_factory=dict)
-    report_dir: str | None = None
-    spec: str | None = None  # the validation spec of the run (None: `kappactl validate` flags)
-    # The spec's `policy:` keys that changed the policy file's values: such a run does not
-    # count toward a cutover gate unless the policy's gate_counts_restricted_runs says so.
-    policy_overrides: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_CODES[self.verdict]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2, sort_keys=False, default=str)
-
-    def summary_line(self) -> str:
-        k, r = self.keys, self.rates
-        rate = r.get("unexplained_key_rate")
-        shown = "n/a" if rate is None else f"{rate:.4%}"
-        return (
-            f"{self.verdict}: {k['total']} keys, {k['same']} same, {k['different']} different, "
-            f"{k['missing_in_left']} missing in left, {k['missing_in_right']} missing in right, "
-            f"{k['pending']} pending; explained {explained_summary(k)}; "
-            f"{k['unexplained']} unexplained ({shown})"
-        )

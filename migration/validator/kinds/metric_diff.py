@@ -19,14 +19,18 @@ left out of the verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from migration.validator.builder import quantiles_or_null
 from migration.validator.classes import DIFFERENT, MISSING_IN_LEFT, MISSING_IN_RIGHT
-from migration.validator.spec import ROW_HASH, FinalityRule, Metric, Spec
-from migration.validator.spec_sources import Sides, compatibility, default_columns
+from migration.validator.kinds import KindRun, Outcome, decide_by_keys, generic_inputs
+from migration.validator.kinds.counts_sql import quantiles_or_null
+from migration.validator.kinds.sides import Sides, compatibility, default_columns, open_sides
+from migration.validator.report.model import iso
+from migration.validator.spec.model import ROW_HASH, FinalityRule, Metric, Spec
 
 HASH_METRIC = "row_hash"
 _NULL_TEXT = "\x00"  # stands for NULL in the hashed text, so NULL and '' differ
@@ -183,3 +187,68 @@ def top_keys(plan: DiffPlan, d: ir.Table, n: int) -> ir.Table:
     for i in range(len(plan.metrics)):
         cols += [f"l_{i}", f"r_{i}"] + ([f"abs_{i}", f"rel_{i}"] if plan.numeric else [])
     return ordered.select(*cols)
+
+
+def _class_counts(scan: dict[str, int], per: dict[str, int]) -> dict[str, int]:
+    final_left = scan["left_keys"] - scan["left_pending"]
+    keys = {
+        "total": scan["left_keys"] + per[f"final_{MISSING_IN_LEFT}"] + per[f"pending_{MISSING_IN_LEFT}"],
+        "same": final_left - per[f"final_{DIFFERENT}"] - per[f"final_{MISSING_IN_RIGHT}"],
+        "compatible": 0,
+        "different": per[f"final_{DIFFERENT}"],
+        "missing_in_left": per[f"final_{MISSING_IN_LEFT}"],
+        "missing_in_right": per[f"final_{MISSING_IN_RIGHT}"],
+        "pending": scan["left_pending"] + per[f"pending_{MISSING_IN_LEFT}"],
+    }
+    keys["unexplained"] = keys["different"] + keys["missing_in_left"] + keys["missing_in_right"]
+    return keys
+
+
+def _metric_rows(plan: DiffPlan, stats: dict[str, Any]) -> list[dict[str, Any]]:
+    metrics = []
+    for i, m in enumerate(plan.metrics):
+        t = m.tolerance
+        shown = "exact" if t.exact else f"absolute {t.absolute}, relative {t.relative}"
+        row: dict[str, Any] = {
+            "metric": m.column,
+            "tolerance": shown,
+            "differing_keys": stats[f"differing_{i}"],
+        }
+        if plan.numeric:
+            q = stats[f"rel_q_{i}"] or [None, None, None]
+            row.update(abs_sum=stats[f"abs_sum_{i}"] or 0.0, abs_max=stats[f"abs_max_{i}"],
+                       rel={"p50": q[0], "p90": q[1], "p99": q[2], "max": stats[f"rel_max_{i}"]})  # fmt: skip
+        metrics.append(row)
+    return metrics
+
+
+def _top_row(plan: DiffPlan, row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: iso(row[k]) if isinstance(row[k], datetime) else row[k] for k in plan.keys}
+    out["comparison"] = row["comparison"]
+    for i, m in enumerate(plan.metrics):
+        out[f"left_{m.column}"], out[f"right_{m.column}"] = row[f"l_{i}"], row[f"r_{i}"]
+        if plan.numeric:
+            out[f"rel_{m.column}"] = row[f"rel_{i}"]
+    return {k: str(v) if hasattr(v, "isoformat") else v for k, v in out.items()}
+
+
+def run(ctx: KindRun) -> Outcome:
+    engine = ctx.engine
+    plan = prepare(ctx.spec, open_sides(engine, ctx.spec))
+    d = engine.cache(diffs(plan), "comparing the sides")
+    scan_expr, per_expr = counts(plan, d)
+    keys = _class_counts(
+        engine.rows(scan_expr, "counting keys")[0], engine.rows(per_expr, "counting classes")[0]
+    )
+    stats = engine.rows(metric_stats(plan, d, engine.exact_quantiles), "metric statistics")[0]
+    top = [_top_row(plan, row) for row in engine.rows(top_keys(plan, d, ctx.top_n), "top keys")]
+    verdict, reasons = decide_by_keys(ctx.spec.kind, keys, ctx.policy)
+    sections = {"metrics": _metric_rows(plan, stats), "top_differing": top, "schema": [], "aggregates": []}
+    return Outcome(keys, verdict, reasons, sections, generic_inputs(ctx))
+
+
+def sql(ctx: KindRun) -> dict[str, str]:
+    plan = prepare(ctx.spec, open_sides(ctx.engine, ctx.spec))
+    d = diffs(plan)
+    exprs = {"diffs": d, "top_keys": top_keys(plan, d, ctx.top_n)}
+    return {name: str(ibis.to_sql(e, dialect=ctx.engine.name)) for name, e in exprs.items()}

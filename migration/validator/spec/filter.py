@@ -28,7 +28,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, first_line
 
 MAX_CHARS = 4096
 MAX_DEPTH = 64  # nesting of the parsed tree: deeper is refused, never a RecursionError
@@ -94,7 +94,7 @@ def parse_filter(text: str) -> exp.Expression:
     except RecursionError:
         raise _refuse("nested too deeply") from None
     except Exception as exc:  # sqlglot's TokenError, ParseError, and whatever odd input provokes
-        raise _refuse(f"cannot parse it: {_first_line(exc)}") from exc
+        raise _refuse(f"cannot parse it: {first_line(exc)}") from exc
     if len(trees) != 1:
         raise _refuse("one expression only")
     tree = trees[0]
@@ -102,10 +102,6 @@ def parse_filter(text: str) -> exp.Expression:
         raise _refuse("nested too deeply")
     _check_node(tree)
     return tree
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _check_node(node: exp.Expression) -> None:
@@ -166,7 +162,7 @@ def filter_predicate(table: ir.Table, text: str) -> ir.BooleanValue:
     except InputError:
         raise
     except Exception as exc:  # Ibis refuses the types (a string compared with a number, ...)
-        raise InputError(f"filter: {tree.sql()}: {_first_line(exc)}") from exc
+        raise InputError(f"filter: {tree.sql()}: {first_line(exc)}") from exc
     if not isinstance(predicate, ir.BooleanValue):
         raise _refuse(f"{tree.sql()} is not a condition")
     return predicate

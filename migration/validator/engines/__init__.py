@@ -1,0 +1,103 @@
+"""Where the expressions run: one engine per run, DuckDB or BigQuery, set up once.
+
+`open_engine` picks it from the spec's sides and the run options: BigQuery when the sides
+are BigQuery tables or the options name a BigQuery dataset (`--bigquery-project`), else an
+in-memory DuckDB over the local warehouse's views and over files. Every kind reads its
+sides, caches its one expensive step and fetches its few result rows through the `Engine`
+protocol, so a session setting (memory limit, threads, time zone) is applied in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import ibis.expr.types as ir
+
+from migration.validator.finality import Finality
+from migration.validator.options import RunOptions
+from migration.validator.spec.model import ArmSpec, Source, Spec
+from pipelines.config import TimeConfig
+from pipelines.errors import ConfigError, InputError, KappaError, first_line
+
+
+@dataclass
+class RawArm:
+    """An interaction-count arm as the engine finds it: its current rows and finality rule."""
+
+    table: ir.Table
+    finality: Finality
+    latest_pane: bool  # several panes per key: keep the highest pane_index
+    source: str  # the table, view or files actually read
+
+
+class Engine(Protocol):
+    name: str  # duckdb | bigquery: the SQL dialect
+    exact_quantiles: bool
+    has_warehouse: bool  # the local warehouse's tables are readable (the noise baseline needs them)
+
+    def table(self, source: Source, role: str) -> ir.Table: ...
+
+    def has_table(self, name: str) -> bool: ...
+
+    def arm(self, arm: ArmSpec) -> RawArm: ...
+
+    def archive_events(self, archive: str, since_ms: int | None) -> ir.Table: ...
+
+    def cache(self, expr: ir.Table, what: str) -> ir.Table: ...
+
+    def rows(self, expr: ir.Table, what: str) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class CachingEngine:
+    """What both engines share: materialized steps released on `close`, and every engine
+    error while fetching or caching turned into one InputError line naming the step."""
+
+    can_cache = True
+
+    def __init__(self) -> None:
+        self._cached: list[ir.Table] = []
+
+    def cache(self, expr: ir.Table, what: str) -> ir.Table:
+        if not self.can_cache:
+            return expr
+        try:
+            cached = expr.cache()
+        except Exception as exc:  # the engine's own errors: unreadable file, bad cast, ...
+            raise InputError(f"{what}: the query failed: {first_line(exc)}") from exc
+        self._cached.append(cached)
+        return cached
+
+    def fetch(self, expr: ir.Table) -> list[dict[str, Any]]:
+        return list(expr.to_pyarrow().to_pylist())
+
+    def rows(self, expr: ir.Table, what: str) -> list[dict[str, Any]]:
+        try:
+            return self.fetch(expr)
+        except KappaError:
+            raise
+        except Exception as exc:  # the engine's own errors: unreadable file, bad cast, ...
+            raise InputError(f"{what}: the query failed: {first_line(exc)}") from exc
+
+    def release(self) -> None:
+        for cached in self._cached:
+            cached.release()
+        self._cached.clear()
+
+
+def open_engine(spec: Spec, options: RunOptions, time: TimeConfig | None) -> Engine:
+    """The one engine of a run: both sides (and a reference) must live in it."""
+    sources = [s for s in (spec.left, spec.right, spec.reference) if s is not None]
+    kinds = {s.kind for s in sources}
+    if "bigquery" in kinds and kinds != {"bigquery"}:
+        raise ConfigError(f"{spec.origin}: a bigquery side needs the other side in BigQuery too")
+    if kinds == {"bigquery"} or options.bigquery_project:
+        from migration.validator.engines.bigquery import BigQueryEngine
+
+        project = options.bigquery_project or spec.left.value.split(".")[0]
+        return BigQueryEngine(project, options.bigquery_dataset, time)
+    from migration.validator.engines.duckdb import DuckDBEngine
+
+    return DuckDBEngine(options, time, uses_warehouse="table" in kinds)
