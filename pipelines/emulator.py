@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from pipelines.errors import ConfigError, InputError, StackError, Translation, map_exceptions
+from pipelines.errors import Causes, ConfigError, InputError, StackError, Translation, map_exceptions
 
 
 def require_listening(endpoint: str, service: str, timeout_s: float = 3.0) -> None:
@@ -34,7 +34,7 @@ def google_errors(
     service: str,
     host: str,
     not_found_fix: str,
-    more: Mapping[type[BaseException], Translation] | None = None,
+    more: Mapping[Causes, Translation] | None = None,
 ) -> AbstractContextManager[None]:
     """Inside the block, an error of Google's clients about `what` becomes one line of ours
     saying what to fix: not found (`not_found_fix`) or refused -> InputError, no credentials

@@ -71,16 +71,17 @@ def first_line(exc: BaseException | str, limit: int = FIRST_LINE_LIMIT) -> str:
 # What an entry of `map_exceptions` makes of the cause's first line: one of our classes
 # (`InputError`), or a function that says more (`lambda why: StackError(f"... ({why})")`).
 Translation = Callable[[str], KappaError]
+Causes = type[BaseException] | tuple[type[BaseException], ...]
 
 
 @contextlib.contextmanager
-def map_exceptions(mapping: Mapping[type[BaseException], Translation]) -> Iterator[None]:
+def map_exceptions(mapping: Mapping[Causes, Translation]) -> Iterator[None]:
     """Translate third-party errors raised inside the block into the project's own.
 
     An error is translated by the entry of the most specific class it is an instance of
-    (`NotFound` before `GoogleAPICallError` before `Exception`), called with the error's
-    first line, and raised `from` it. The project's own errors, and errors no entry names,
-    pass through unchanged (a bug stays a traceback)."""
+    (`NotFound` before `GoogleAPICallError` before `Exception`; an entry may name a tuple of
+    classes), called with the error's first line, and raised `from` it. The project's own
+    errors, and errors no entry names, pass through unchanged (a bug stays a traceback)."""
     try:
         yield
     except KappaError:
@@ -92,9 +93,14 @@ def map_exceptions(mapping: Mapping[type[BaseException], Translation]) -> Iterat
         raise translation(first_line(exc)) from exc
 
 
-def _entry_for(mapping: Mapping[type[BaseException], Translation], exc: BaseException) -> Translation | None:
+def _entry_for(mapping: Mapping[Causes, Translation], exc: BaseException) -> Translation | None:
+    by_class = {
+        cls: translation
+        for causes, translation in mapping.items()
+        for cls in (causes if isinstance(causes, tuple) else (causes,))
+    }
     for cls in type(exc).__mro__:
-        if cls in mapping:
-            return mapping[cls]
+        if cls in by_class:
+            return by_class[cls]
     # A class the error is an instance of without inheriting from it (an ABC's virtual subclass).
-    return next((t for cls, t in mapping.items() if isinstance(exc, cls)), None)
+    return next((t for cls, t in by_class.items() if isinstance(exc, cls)), None)

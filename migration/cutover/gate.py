@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from migration.cutover.model import CutoverState, Transition, now_ms
 from migration.policy import same_arms
-from pipelines.errors import InputError
+from pipelines.errors import InputError, Translation, map_exceptions
 from pipelines.instants import utc_iso
 from pipelines.warehouse import Warehouse
 
@@ -84,17 +84,20 @@ def restriction(row: Mapping[str, Any]) -> str | None:
     return "; ".join(parts) or None
 
 
+def unreadable_segment(segment: object) -> Translation:
+    """A validation_runs segment pyarrow cannot read, as our InputError naming it."""
+    return lambda why: InputError(f"{segment}: unreadable validation_runs segment ({why})")
+
+
 def read_validation_runs(warehouse: Warehouse, arms: tuple[str, str] | None = None) -> list[ValidationRun]:
     """The rows of the `validation_runs` table (those comparing `arms`, left and right, by
     arm name, if given), oldest first."""
     runs: list[ValidationRun] = []
     for segment in warehouse.segments("validation_runs"):
-        try:
+        with map_exceptions({(OSError, ValueError, KeyError): unreadable_segment(segment)}):
             names = set(pq.read_schema(segment).names)
             columns = _RUN_COLUMNS + [c for c in _RESTRICTION_COLUMNS if c in names]
             rows = pq.read_table(segment, columns=columns).to_pylist()
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"{segment}: unreadable validation_runs segment ({exc})") from exc
         chosen = (r for r in rows if arms is None or same_arms(r["left_arm"], r["right_arm"], arms))
         runs.extend(ValidationRun.coerce(row) for row in chosen)
     return sorted(runs, key=lambda r: (r.finished_at_ms, r.run_id))
@@ -227,11 +230,10 @@ def read_shadow_stats(path: str | os.PathLike[str]) -> ShadowStats | None:
     path = Path(path)
     if path.is_dir():
         path = path / SHADOW_STATS_FILE
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:
-        raise InputError(f"{path}: unreadable shadow stats ({exc})") from exc
+    with map_exceptions({ValueError: lambda why: InputError(f"{path}: unreadable shadow stats ({why})")}):
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
     raw.pop("mismatch_rate", None)
     return ShadowStats(**raw)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migration.cutover.model import CutoverState, Stage, Transition
-from pipelines.errors import ConflictError, InputError
+from pipelines.errors import ConflictError, InputError, map_exceptions
 
 log = logging.getLogger(__name__)
 DIGEST = "digest"
@@ -36,10 +36,9 @@ def seal(payload: dict[str, Any]) -> bytes:
 
 def unseal(data: bytes | str) -> tuple[dict[str, Any], bool]:
     """(payload, whether its digest matches: True also when it has none), or InputError."""
-    try:
+    # UnicodeDecodeError is a ValueError; a deep enough nesting is a RecursionError.
+    with map_exceptions({(ValueError, RecursionError): lambda why: InputError(f"not JSON ({why})")}):
         raw = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InputError(f"not JSON ({str(exc)[:80]})") from exc
     if not isinstance(raw, dict):
         raise InputError("not a JSON object")
     digest = raw.pop(DIGEST, None)

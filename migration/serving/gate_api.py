@@ -48,7 +48,7 @@ from migration.cutover.gate import MIN_SHADOW_KEYS, cited_runs, counted, in_wind
 from migration.cutover.model import now_ms
 from migration.serving.action_guard import read_body
 from migration.serving.console import Console
-from pipelines.errors import InputError, KappaError, StackError, first_line
+from pipelines.errors import InputError, KappaError, StackError, first_line, map_exceptions
 from pipelines.instants import utc_iso
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,9 @@ def parse_payload(raw: bytes) -> dict[str, str]:
     """The caller's Flagger payload (name, namespace, phase), or {} without a body."""
     if not raw.strip():
         return {}
-    try:
+    not_json = "the webhook body must be a JSON object (Flagger's payload)"
+    with map_exceptions({(ValueError, RecursionError): lambda why: InputError(f"{not_json}: {why}")}):
         body = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"the webhook body must be a JSON object (Flagger's payload): {exc}") from exc
     if not isinstance(body, dict):
         raise InputError("the webhook body must be a JSON object (Flagger's payload)")
     return {k: str(body[k])[:253] for k in ("name", "namespace", "phase") if isinstance(body.get(k), str)}

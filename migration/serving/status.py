@@ -36,11 +36,12 @@ from migration.cutover.gate import (
     counted,
     read_shadow_stats,
     read_validation_runs,
+    unreadable_segment,
 )
 from migration.cutover.model import TERRAFORM_HINTS, CutoverState, Stage, Transition
 from migration.cutover.store import LocalStateStore, StateStore
 from migration.policy import Policy, same_arms
-from pipelines.errors import InputError
+from pipelines.errors import map_exceptions
 from pipelines.instants import utc_iso
 from pipelines.rows import AGGREGATE_TABLES
 from pipelines.warehouse import Warehouse
@@ -181,10 +182,8 @@ class LocalMigrationSource:
     def validation_runs(self) -> list[RunSummary]:
         runs: list[RunSummary] = []
         for segment in self.warehouse.segments("validation_runs"):
-            try:
+            with map_exceptions({(OSError, ValueError): unreadable_segment(segment)}):
                 rows = pq.read_table(segment).to_pylist()
-            except (OSError, ValueError) as exc:
-                raise InputError(f"{segment}: unreadable validation_runs segment ({exc})") from exc
             runs.extend(run_summary(row) for row in rows)
         return sorted(runs, key=lambda r: (r.finished_at_ms, r.run_id))
 

@@ -138,3 +138,17 @@ def test_bigquery_errors_enter_as_one_line_saying_what_to_fix(refusing_api):
     with pytest.raises(InputError, match=r"^BigQuery p\.d\.missing: not found \(404 .*Terraform$") as info:
         bigquery_io.insert_rows(client, "p.d.missing", [{"a": 1}])
     assert "\n" not in str(info.value)
+
+
+def test_an_entry_may_name_several_classes():
+    mapping = {(ValueError, RecursionError): lambda why: InputError(f"not JSON ({why})")}
+    with (
+        pytest.raises(InputError, match=r"^not JSON \(maximum recursion depth exceeded"),
+        map_exceptions(mapping),
+    ):
+        json.loads("[" * 100_000)
+    with (
+        pytest.raises(InputError, match=r"^not JSON \('utf-8' codec can't decode byte 0xff"),
+        map_exceptions(mapping),
+    ):
+        json.loads(b"\xff")
