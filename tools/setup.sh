@@ -9,6 +9,7 @@
 #   .local/jars-kappa  the Kappa arm's Flink 1.19 cluster, Beam job server, Kafka expansion
 #                  service and Java worker pool, by Maven from tools/kappa-flink/
 #   .local/bin     the Pub/Sub emulator (Go), fake-gcs-server (Go, the Cloud Storage emulator),
+#                  Prism (Go, Beam's portable local runner, for the portability tests),
 #                  and OpenTofu when no terraform/tofu is on PATH
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -70,6 +71,19 @@ fake_gcs() {  # the Cloud Storage emulator, built from the Go module proxy
   fi
 }
 
+prism() {  # Beam's Prism runner, built from the Go module proxy at the Python SDK's version
+  # Pinned to apache-beam in requirements/main.lock: a Prism of another release may speak
+  # another Fn API (tests/kappa/test_portability.py fails loudly when the two drift apart).
+  local version=v2.77.0
+  local stamp=.local/bin/.prism.version
+  if [[ ! -x .local/bin/prism || "$(cat "$stamp" 2>/dev/null)" != "$version" ]]; then
+    echo "setup: building Prism $version from the Go module proxy (a minute or two the first time) ..."
+    mkdir -p .local/bin
+    GOBIN="$root/.local/bin" go install "github.com/apache/beam/sdks/v2/go/cmd/prism@$version"
+    echo "$version" > "$stamp"
+  fi
+}
+
 jars() {  # the Kafka broker and Flink connector jars
   local stamp=.local/jars/.pom.sha256 want
   want="$(sha256sum tools/pom.xml | cut -d' ' -f1)"
@@ -117,6 +131,7 @@ step venv .venv-flink requirements/flink.lock yes
 step venv .venv-checkov requirements/checkov.lock no
 step venv .venv-bq requirements/bqemulator.lock no
 step fake_gcs
+step prism
 step jars
 step kappa_flink_jars
 step tools/build_emulator.sh

@@ -2,10 +2,10 @@
 
 The session's Kafka (`local_stack`) carries a known set of events: good ones, duplicates,
 late ones (within allowed lateness), too-late ones and malformed payloads, published while
-the job runs. The Kappa cluster (`kappactl up --kappa-cluster`: JobManager, two
-TaskManagers, Beam's job server, the Kafka expansion service and the Java worker pool)
-runs `kappactl kappa run --runner flink --source kafka` with checkpointing on; the job's
-summary comes from Beam metrics as Flink reports them. Truth is what was published.
+the job deploys. The Kappa cluster (`kappactl up --kappa-cluster`: JobManager, two
+TaskManagers and Beam's job server) runs `kappactl kappa run --runner flink --source kafka`
+with checkpointing on; the job's summary comes from Beam metrics as Flink reports them.
+Truth is what was published.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import psutil
 import pytest
 
 from pipelines import kafka_io
-from pipelines.config import Config, KappaFlinkConfig
+from pipelines.config import Config
 from pipelines.events import Interaction
 from pipelines.stack.kappa_cluster import KappaCluster
-from pipelines.stack.private import free_port, write_config
+from pipelines.stack.private import write_config
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import event
@@ -39,22 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # read (Beam 2.73's ReadFromKafka on a busy machine) drops as late.
 LATENESS = "20s"
 LATE_MS, TOO_LATE_MS = 12_000, 150_000
-
-
-@pytest.fixture(scope="module")
-def kappa_cluster(local_stack):
-    """The Kappa cluster on free loopback ports, beside the session's Kafka; stopped at the end."""
-    ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "expansion_port",
-                                            "worker_pool_port")}  # fmt: skip
-    config = replace(local_stack.config, kappa_flink=KappaFlinkConfig(**ports, checkpointing_interval=2.0))
-    cluster = KappaCluster.of(config)
-    try:
-        started = time.monotonic()
-        cluster.up(timeout_s=400)
-        print(f"kappa cluster up in {time.monotonic() - started:.1f}s")
-        yield config.kappa_flink
-    finally:
-        cluster.down()
 
 
 class Producer(threading.Thread):
@@ -214,7 +198,7 @@ def test_up_is_idempotent_and_status_shows_every_kappa_component(
     kappa_cluster, local_stack, tmp_path
 ) -> None:
     """`kappactl up --kappa-cluster` on a running cluster starts nothing new; `status` lists the
-    JobManager, both TaskManagers, the supervisor and the three Beam services, healthy."""
+    JobManager, both TaskManagers, the supervisor and the job server, healthy."""
     config_path = write_config(replace(local_stack.config, kappa_flink=kappa_cluster), tmp_path / "c.yaml")
     before = {
         s.name: s.pid
@@ -228,7 +212,7 @@ def test_up_is_idempotent_and_status_shows_every_kappa_component(
     assert status.returncode == 0, status.stdout + status.stderr[-2000:]
     found = {s["name"]: s for s in json.loads(status.stdout)}
     kappa = ["kappa-flink-jobmanager", "kappa-flink-taskmanager-1", "kappa-flink-taskmanager-2",
-             "kappa-flink-supervisor", "kappa-jobserver", "kappa-expansion", "kappa-workerpool"]  # fmt: skip
+             "kappa-flink-supervisor", "kappa-jobserver"]  # fmt: skip
     assert all(found[name]["healthy"] for name in kappa), found
     assert {name: found[name]["pid"] for name in kappa} == {name: before[name] for name in kappa}
 
@@ -249,9 +233,9 @@ def listening_beyond_loopback(pids: list[int]) -> list[str]:
 
 
 def test_every_kappa_process_listens_on_loopback_only(kappa_cluster, local_stack) -> None:
-    """The JobManager, the TaskManagers and the three Beam services (run through the loopback
-    launchers of tools/kappa-flink) listen on 127.0.0.1 only, after a job has run on them."""
+    """The JobManager, the TaskManagers and Beam's job server (run through the loopback
+    launcher of tools/kappa-flink) listen on 127.0.0.1 only, after a job has run on them."""
     cluster = KappaCluster.of(replace(local_stack.config, kappa_flink=kappa_cluster))
     pids = [*cluster.jobmanager_pids(), *cluster.taskmanager_pids(), *(s.pid() for s in cluster.services())]
-    assert None not in pids and len(pids) == 1 + kappa_cluster.taskmanagers + 3, pids
+    assert None not in pids and len(pids) == 1 + kappa_cluster.taskmanagers + 1, pids
     assert listening_beyond_loopback([pid for pid in pids if pid]) == []

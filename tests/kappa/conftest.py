@@ -1,0 +1,41 @@
+"""Fixtures of the Kappa arm's tests: the Kappa cluster (Flink 1.19 and Beam's services) and Prism."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import KappaFlinkConfig
+from pipelines.stack.kappa_cluster import KappaCluster
+from pipelines.stack.private import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+PRISM = ROOT / ".local" / "bin" / "prism"  # built by `make setup` (tools/setup.sh, pinned)
+
+
+@pytest.fixture(scope="session")
+def kappa_cluster(local_stack):
+    """The Kappa cluster on free loopback ports, beside the session's Kafka, started once for
+    the session when a test asks for it (a minute or more) and stopped at the end."""
+    ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "expansion_port",
+                                            "worker_pool_port")}  # fmt: skip
+    config = replace(local_stack.config, kappa_flink=KappaFlinkConfig(**ports, checkpointing_interval=2.0))
+    cluster = KappaCluster.of(config)
+    try:
+        started = time.monotonic()
+        cluster.up(timeout_s=400)
+        print(f"kappa cluster up in {time.monotonic() - started:.1f}s")
+        yield config.kappa_flink
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def prism() -> Path:
+    """Beam's Prism runner, as `make setup` built it."""
+    if not PRISM.is_file():
+        pytest.fail(f"no Prism at {PRISM.relative_to(ROOT)}: run `make setup`")
+    return PRISM
