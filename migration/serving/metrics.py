@@ -6,13 +6,26 @@ any registry lookup), and `prometheus_client` writes them: `Metrics.render` coll
 `MetricsCollector` (and any other collector registered beside it, e.g. the cutover gate's
 gauges) through a `CollectorRegistry` and `generate_latest`. Names carry the prefix
 `kappa_serving_`; counters are named with their `_total` suffix.
+
+`KappaJobCollector` puts the Kappa stream job's summary (read, dead-lettered, too late,
+duplicates removed, counted, rows written) beside them, so an operator sees one set of
+figures: read from the job's Beam metrics over the Kappa cluster's REST API
+(`KappaFlinkFigures`, the job on the Flink runner) or from its `kappa run` log
+(`KappaLogFigures`: the summary the job prints from the same Beam metrics on every runner
+but the DirectRunner, where it is the process-local tally of `kappa.direct_runner`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
+import time
 from collections import defaultdict
-from typing import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -20,8 +33,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from pipelines.config import Config
+from pipelines.errors import first_line
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format Prometheus and promtool read
+log = logging.getLogger(__name__)
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -124,3 +141,113 @@ class MetricsCollector(Collector):
             buckets = [(floatToGoString(b), n) for b, n in zip(LATENCY_BUCKETS, slot, strict=False)]
             family.add_metric([labels.get(n, "") for n in names], [*buckets, ("+Inf", slot[-1])], slot[-2])
         yield family
+
+
+# The Kappa stream's summary, as `kappa run` reports it (kappa.stream.StreamResult.summary),
+# each figure a counter of the running job (it starts again from 0 with the next run).
+KAPPA_FIGURES = ("read", "dead_lettered", "too_late", "duplicates_removed", "counted", "rows_written",
+                 "dead_letters_written")  # fmt: skip
+KAPPA_PREFIX = "kappa_serving_kappa_stream_"
+_TAIL_BYTES = 256 << 10  # a progress line every few seconds: the newest is in the last 256 KiB
+
+
+@dataclass(frozen=True)
+class KappaFigures:
+    """The Kappa job's summary figures as the job last published them, and when."""
+
+    figures: dict[str, int]
+    source: str  # "flink": Beam metrics over Flink's REST API; "log": the job's progress line
+    published_s: float  # epoch seconds
+
+
+class KappaFlinkFigures:
+    """The newest Kappa stream job on the Kappa cluster: its Beam metrics over Flink's REST API,
+    summed as `kappa run` sums them (`kappa.flink.FlinkJob`)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def __call__(self) -> KappaFigures | None:
+        from kappa.flink import FlinkJob  # Beam's import, paid at the first scrape only
+        from kappa.stream import StreamJob, StreamResult
+
+        # Every stream job is named "kappa-stream-<run start ms>" (StreamJob.job_name).
+        prefix = StreamJob(self.config, "", run_epoch_ms=0).job_name.removesuffix("0")
+        counters = FlinkJob(self.config, prefix).counters()  # a fresh lookup: the newest job
+        if not counters:
+            return None
+        return KappaFigures(_figures(StreamResult(counters, 0.0, "running").summary()), "flink", time.time())
+
+
+class KappaLogFigures:
+    """The figures of a `kappa run` log: its final summary once the run ended, else its newest
+    progress line (`kappa.stream.stream_progress`); published when the log was last written."""
+
+    def __init__(self, log_path: Path):
+        self.log_path = Path(log_path)
+
+    def __call__(self) -> KappaFigures | None:
+        from kappa.stream import stream_progress
+
+        try:
+            with self.log_path.open("rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - _TAIL_BYTES))
+                tail = f.read().decode("utf-8", errors="replace")
+            published_s = self.log_path.stat().st_mtime
+        except OSError:
+            return None
+        summary = _final_summary(tail) or stream_progress(tail)
+        return KappaFigures(_figures(summary), "log", published_s) if summary else None
+
+
+def _final_summary(tail: str) -> dict[str, Any]:
+    """The summary `kappa run` prints as its last line when it ends ({} while it runs)."""
+    lines = tail.strip().splitlines()
+    try:
+        last = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return {}
+    return last if isinstance(last, dict) and "stopped_because" in last else {}
+
+
+def _figures(summary: dict[str, Any]) -> dict[str, int]:
+    return {name: int(summary[name]) for name in KAPPA_FIGURES if isinstance(summary.get(name), int)}
+
+
+class KappaJobCollector(Collector):
+    """The Kappa job's summary beside the API's own figures (prefix kappa_serving_kappa_stream_):
+    `<figure>_total` counters labelled by where they were read, `up` and `figures_age_seconds`."""
+
+    def __init__(self, source: Callable[[], KappaFigures | None]):
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            found = self.source()
+        except Exception as exc:  # a scrape must not fail with the job: up says so instead
+            log.warning("Kappa job figures not exported: %s", first_line(exc))
+            found = None
+        yield GaugeMetricFamily(KAPPA_PREFIX + "up", "1 when the Kappa stream job's summary could be read.",
+                                value=float(found is not None))  # fmt: skip
+        if found is None:
+            return
+        yield GaugeMetricFamily(KAPPA_PREFIX + "figures_age_seconds",
+                                "Seconds since the Kappa stream job published the figures exported.",
+                                value=max(0.0, time.time() - found.published_s))  # fmt: skip
+        for name in KAPPA_FIGURES:
+            if name in found.figures:
+                family = CounterMetricFamily(KAPPA_PREFIX + name, _HELP[name], labels=["source"])
+                family.add_metric([found.source], float(found.figures[name]))
+                yield family
+
+
+_HELP = {
+    "read": "Records the Kappa stream job read from its source.",
+    "dead_lettered": "Records it dead-lettered (unparseable or invalid).",
+    "too_late": "Events it dropped as arriving more than allowed lateness after their window.",
+    "duplicates_removed": "Events it dropped as repeats of an event_id within the dedup horizon.",
+    "counted": "Events it counted into windows.",
+    "rows_written": "Aggregate rows (window panes) it wrote.",
+    "dead_letters_written": "Dead-letter rows it wrote.",
+}

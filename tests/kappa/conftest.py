@@ -35,7 +35,13 @@ def kappa_cluster(local_stack):
 
 @pytest.fixture(scope="session")
 def prism() -> Path:
-    """Beam's Prism runner, as `make setup` built it."""
+    """Beam's Prism runner, as `make setup` built it: the Python SDK's own release, or a failure."""
+    import apache_beam
+
     if not PRISM.is_file():
         pytest.fail(f"no Prism at {PRISM.relative_to(ROOT)}: run `make setup`")
+    built = (PRISM.parent / ".prism.version").read_text().strip()
+    if built != f"v{apache_beam.__version__}":
+        pytest.fail(f"Prism {built} beside apache-beam {apache_beam.__version__}: pin tools/setup.sh's prism() "
+                    "to the SDK's release and run `make setup`")  # fmt: skip
     return PRISM
