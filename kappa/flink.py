@@ -3,22 +3,14 @@
 `kappactl kappa run --runner flink --source kafka` builds the same pipeline as every other
 run (`kappa.pipeline.build_kappa`); only its source and its runner differ:
 
-- **Source** `ReadKafka`: Beam's cross-language `ReadFromKafka`, expanded by the Kappa
-  cluster's expansion service (`kappactl up --kappa-cluster`) and run by its Java worker
-  pool. Record timestamps are the records' CreateTime (the producer's send time: the
-  arrival time that too-late is judged against, as Pub/Sub's publish time is); event time
-  comes from the payload (`ParseInteractions` stamps each event with its event_time).
-  KafkaIO's watermark is, per partition, the newest CreateTime this job has read there,
-  and the job's is the oldest of those: a backlog delays results and never drops them,
-  but a partition that has delivered nothing since the job started holds every window
-  open (measured: the watermark stayed at its minimum until each of the 3 partitions had
-  delivered a record), and the last windows close only when every partition has a record
-  newer than their end, which a busy topic always has.
-  The read's offsets are in Flink's checkpoints (a restored job resumes there); the
-  consumer group's offsets are auto-committed, for its lag only.
+- **Source** `ReadKafkaPartitions` (`kappa.kafka_source`): a Python splittable DoFn per
+  partition, whose offsets are in Flink's checkpoints and whose watermark follows what it
+  has read. Beam's cross-language `ReadFromKafka` (2.73) is not used: on a busy machine its
+  watermark ran ahead of its read and it dropped a backlog as late.
 - **Runner**: Beam's PortableRunner, submitting to the cluster's Flink job server, with
-  checkpointing on (`kappa_flink.checkpointing_interval`): KafkaIO on Flink emits nothing
-  without it. The Python SDK workers run in this process (LOOPBACK), so the warehouse
+  checkpointing on (`kappa_flink.checkpointing_interval`): after a failure Flink restores
+  every step's state and the read's offsets from the newest checkpoint, and a checkpoint
+  is what commits the consumer group's offsets. The Python SDK workers run in this process (LOOPBACK), so the warehouse
   sink writes the same local files as on the DirectRunner.
 - **Progress and summary** from Beam metrics, as Flink reports them over its REST API
   (`FlinkJob.counters`): the process-local counters and the DirectRunner adaptations
@@ -32,11 +24,9 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Iterator
+from typing import Any
 
-import apache_beam as beam
-
-from pipelines.beam import METRICS_NAMESPACE, KappaCounter
+from pipelines.beam import METRICS_NAMESPACE
 from pipelines.config import Config
 from pipelines.errors import PipelineError, StackError
 from pipelines.stack.local import port_open
@@ -44,56 +34,6 @@ from pipelines.stack.local import port_open
 log = logging.getLogger(__name__)
 # Flink's REST API shows a Beam counter of the `kappa` namespace as "<operator>.kappa_<name>".
 USER_COUNTER = f"{METRICS_NAMESPACE}_"
-
-
-class _WithArrivalFn(beam.DoFn):
-    """A Kafka record -> (payload, arrival ms): the shape ParseInteractions takes, counted as `read`."""
-
-    def __init__(self) -> None:
-        self.read = KappaCounter("read")
-
-    def process(self, record: tuple[bytes, bytes], at: Any = beam.DoFn.TimestampParam) -> Iterator[Any]:
-        self.read.inc()
-        yield record[1], at.micros // 1000
-
-
-class ReadKafka(beam.PTransform):
-    """The stream's source on a real runner: the events topic, as (payload, arrival ms)."""
-
-    def __init__(self, config: Config, expansion_service: str, group_id: str):
-        super().__init__()
-        self.config, self.expansion_service, self.group_id = config, expansion_service, group_id
-
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        from apache_beam.io.kafka import ReadFromKafka
-
-        if not port_open(int(self.expansion_service.rsplit(":", 1)[1])):
-            raise StackError(
-                f"the Kafka expansion service on {self.expansion_service} does not answer: "
-                "start it with `kappactl up --kappa-cluster`"
-            )
-        consumer = {
-            "bootstrap.servers": self.config.kafka.bootstrap,
-            "group.id": self.group_id,
-            "auto.offset.reset": "earliest",  # a new group reads the topic from its start
-            # For the group's lag only: where a restarted job resumes is Flink's checkpoint.
-            "enable.auto.commit": "true",
-        }
-        return (
-            pbegin
-            | "Read"
-            >> ReadFromKafka(
-                consumer_config=consumer,
-                topics=[self.config.kafka.topic],
-                timestamp_policy=ReadFromKafka.create_time_policy,
-                # Not with the checkpoint: on Beam 2.62's Flink runner that commit puts the read
-                # under stable input, whose buffered timers fail every checkpoint ("State
-                # backend must be locked when retrieving the current key").
-                commit_offset_in_finalize=False,
-                expansion_service=self.expansion_service,
-            )
-            | "WithArrival" >> beam.ParDo(_WithArrivalFn())
-        )
 
 
 def portable_args(config: Config, job_name: str) -> list[str]:

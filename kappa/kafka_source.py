@@ -31,6 +31,7 @@ import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 
 from pipelines.beam import KappaCounter
@@ -175,7 +176,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                     created_ms = int(time.time() * 1000)
                 newest = created_ms if newest is None else max(newest, created_ms)
                 self.read.inc()
-                yield beam.window.TimestampedValue((record.value(), created_ms), created_ms / 1000)
+                yield TimestampedValue((record.value(), created_ms), created_ms / 1000)
             if newest is not None:
                 _advance(watermark, Timestamp.of(newest / 1000))
         next_offset = self._next[partition]

@@ -6,13 +6,11 @@
   (`TaskManagerRunner`), with the JVM and memory settings Flink's own scripts would give
   them (`BashJavaUtils`), supervised like the legacy cluster (`flink_supervisor`);
 - Beam's Flink job server (`FlinkJobServerDriver`), which `kappactl kappa run --runner
-  flink` submits to through Beam's PortableRunner;
-- the Kafka expansion service (`ExpansionService`), which turns Python's ReadFromKafka into
-  Java's KafkaIO when a pipeline is built, and the Java SDK worker pool
-  (`ExternalWorkerService`) that runs that Java side for the TaskManagers.
-Beam's own mains listen on every interface whatever address they are given (its
-ServerFactory binds by port only): the three Beam services run through small launchers in
-tools/kappa-flink that give Beam's classes a ServerFactory bound to 127.0.0.1. What stays
+  flink` submits to through Beam's PortableRunner. The job's Python steps, its Kafka read
+  among them (`kappa.kafka_source`), run in the submitting process's SDK harness (LOOPBACK).
+Beam's own main listens on every interface whatever address it is given (its ServerFactory
+binds by port only): the job server runs through a small launcher in tools/kappa-flink that
+gives Beam's classes a ServerFactory bound to 127.0.0.1. What stays
 open: the Fn API servers (control, data, state, logging, artifacts, provisioning) that a
 TaskManager opens on ephemeral ports for a running job's SDK harness; Beam's runner makes
 them with its default ServerFactory and has no option to choose their address.
@@ -93,7 +91,7 @@ def job_jars() -> list[str]:
 
 
 def classpath(kind: str) -> str:
-    """`cluster` (Flink 1.19 + Beam's Flink runner) or `expansion` (Kafka IO + Java SDK)."""
+    """The jars of `kind`: `cluster` (Flink 1.19 + Beam's Flink runner and job server)."""
     folder = JARS / kind
     if not any(folder.glob("*.jar")):
         raise StackError(f"the Kappa arm's jars are not in {folder}: run `make setup` first")
@@ -107,8 +105,6 @@ class KappaClusterSettings(ClusterSettings):
     taskmanagers: int = 2
     slots: int = 2
     job_port: int = 8099
-    expansion_port: int = 8097
-    worker_pool_port: int = 8096
     jobmanager_memory: str = "768m"
     taskmanager_memory: str = "1024m"
     # The job server's artifact staging and its own expansion service: chosen free when `up`
@@ -119,15 +115,14 @@ class KappaClusterSettings(ClusterSettings):
     @classmethod
     def of(cls, config: Config) -> KappaClusterSettings:
         k = config.kappa_flink
-        return cls(k.rest_port, k.rpc_port, k.taskmanagers, k.slots, k.job_port, k.expansion_port,
-                   k.worker_pool_port, k.jobmanager_memory, k.taskmanager_memory)  # fmt: skip
+        return cls(k.rest_port, k.rpc_port, k.taskmanagers, k.slots, k.job_port, k.jobmanager_memory,
+                   k.taskmanager_memory)  # fmt: skip
 
 
 class _BeamService(Component):
     """A Beam JVM service on one loopback port (a `Component` of the local stack)."""
 
     main = ""
-    kind = "cluster"  # which classpath
     heap = "512m"
     start_timeout = 120.0
 
@@ -145,18 +140,13 @@ class _BeamService(Component):
             f"-Dlog4j.configurationFile=file:{log4j}",  # the job server's Log4j; stdout is the log
             *JAVA_17_OPENS,
             "-cp",
-            classpath(self.kind),
+            classpath("cluster"),
             self.main,
             *self.args,
         ]
 
     def healthy(self) -> bool:
         return True  # listening (checked first) is all a gRPC service shows without a client
-
-    def env(self) -> dict[str, str]:
-        return {**super().env(), **self.extra_env}
-
-    extra_env: dict[str, str] = {}
 
 
 class JobServer(_BeamService):
@@ -167,31 +157,6 @@ class JobServer(_BeamService):
     name = "kappa-jobserver"
     main = str(ROOT / "tools" / "kappa-flink" / "LoopbackFlinkJobServer.java")
     heap = "768m"
-
-
-class ExpansionService(_BeamService):
-    """Beam's ExpansionService, through tools/kappa-flink/LoopbackExpansionService.java (its
-    own main listens on every interface), run by `java` in source-file mode."""
-
-    name = "kappa-expansion"
-    main = str(ROOT / "tools" / "kappa-flink" / "LoopbackExpansionService.java")
-    kind = "expansion"
-
-
-class WorkerPool(_BeamService):
-    """Java SDK workers for the TaskManagers, as threads (the EXTERNAL environment): Beam's
-    ExternalWorkerService through tools/kappa-flink/LoopbackWorkerPool.java (its own main
-    listens on every interface), run by `java` in source-file mode."""
-
-    name = "kappa-workerpool"
-    main = str(ROOT / "tools" / "kappa-flink" / "LoopbackWorkerPool.java")
-    kind = "expansion"
-
-    def __init__(self, state_dir: Path, port: int):
-        super().__init__(state_dir, port, [str(port)])
-        # The workers read their options from the environment only, as Beam's own main does.
-        options = {"defaultEnvironmentType": "EXTERNAL", "defaultEnvironmentConfig": f"127.0.0.1:{port}"}
-        self.extra_env = {"PIPELINE_OPTIONS": json.dumps({"options": options})}
 
 
 class KappaCluster(FlinkCluster):
@@ -235,12 +200,8 @@ class KappaCluster(FlinkCluster):
     def job_endpoint(self) -> str:
         return f"127.0.0.1:{self.ks.job_port}"
 
-    @property
-    def expansion_endpoint(self) -> str:
-        return f"127.0.0.1:{self.ks.expansion_port}"
-
     def services(self) -> list[_BeamService]:
-        s, worker_pool = self.ks, f"127.0.0.1:{self.ks.worker_pool_port}"
+        s = self.ks
         return [
             JobServer(
                 self.state_dir,
@@ -251,16 +212,6 @@ class KappaCluster(FlinkCluster):
                     f"--job-port={s.job_port}",
                     f"--artifact-port={s.artifact_port}",
                     f"--expansion-port={s.jobserver_expansion_port}",
-                ],
-            ),
-            WorkerPool(self.state_dir, s.worker_pool_port),
-            ExpansionService(
-                self.state_dir,
-                s.expansion_port,
-                [
-                    str(s.expansion_port),
-                    "--defaultEnvironmentType=EXTERNAL",
-                    f"--defaultEnvironmentConfig={worker_pool}",
                 ],
             ),
         ]
@@ -363,7 +314,7 @@ class KappaCluster(FlinkCluster):
             self.write_conf()
             self.settings_file.write_text(json.dumps(s.__dict__))
             self.replace_lost()
-        # The services need nothing of the cluster until a job is submitted: eight JVMs start
+        # The job server needs nothing of the cluster until a job is submitted: the JVMs start
         # side by side rather than one after another (on two busy cores, minutes apart).
         with ThreadPoolExecutor(len(self.services())) as pool:
             started = [pool.submit(service.start) for service in self.services()]

@@ -1,9 +1,8 @@
-"""The three Beam versions of the Kappa arm on Flink move together or not at all.
+"""The two Beam versions of the Kappa arm on Flink move together or not at all.
 
-Python's apache-beam builds and submits the pipeline, Beam's Flink runner (job server) runs
-it, and Beam's Kafka IO expansion service expands ReadFromKafka; tools/kappa-flink/pom.xml
-says why each is the version it is. These tests read the pins where they are written and
-what is installed, and fail when one of them moves alone.
+Python's apache-beam builds and submits the pipeline and Beam's Flink runner (job server)
+runs it; tools/kappa-flink/pom.xml says why each is the version it is. These tests read the
+pins where they are written and what is installed, and fail when one of them moves alone.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ POM = ROOT / "tools" / "kappa-flink" / "pom.xml"
 JARS = ROOT / ".local" / "jars-kappa"
 # The combination that ran the Kappa stream on the Flink runner (tests/kappa/test_stream_flink.py).
 KNOWN_TOGETHER = {"beam.python.version": "2.77.0", "beam.flink.runner.version": "2.62.0",
-                  "beam.kafka.io.version": "2.73.0", "flink.version": "1.19"}  # fmt: skip
+                  "flink.version": "1.19"}  # fmt: skip
 
 
 def pom_properties() -> dict[str, str]:
@@ -49,7 +48,7 @@ def test_the_python_sdk_locked_and_installed_is_the_one_the_pom_names() -> None:
     pinned = pom_properties()["beam.python.version"]
     assert locked_beam() == pinned, (
         f"requirements/main.lock has apache-beam {locked_beam()}, tools/kappa-flink/pom.xml {pinned}: "
-        "a new Python SDK needs its Kafka expansion service (and maybe the runner) moved with it"
+        "a new Python SDK needs tests/kappa/test_stream_flink.py run on the pinned runner first"
     )
     assert version("apache-beam") == pinned, f"installed apache-beam {version('apache-beam')} is not {pinned}"
 
@@ -59,8 +58,6 @@ def test_the_python_sdk_locked_and_installed_is_the_one_the_pom_names() -> None:
     [
         ("cluster", "beam-runners-flink-{flink}-{v}.jar", "beam.flink.runner.version"),
         ("cluster", "flink-runtime-{flink}.0.jar", "flink.version"),
-        ("expansion", "beam-sdks-java-io-kafka-{v}.jar", "beam.kafka.io.version"),
-        ("expansion", "beam-sdks-java-harness-{v}.jar", "beam.kafka.io.version"),
     ],
 )
 def test_the_fetched_jars_are_the_pinned_versions(folder: str, jar: str, pin: str) -> None:
