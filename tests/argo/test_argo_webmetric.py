@@ -19,7 +19,7 @@ import pytest
 
 from migration.cutover import advance
 from migration.policy import load_policy
-from tests.serving.gate_evidence import Evidence, Serve
+from tests.migration.serving.gate_evidence import Evidence, Serve
 
 MODULE = Path(__file__).resolve().parent
 

@@ -13,7 +13,7 @@ import pytest
 from migration.cutover.model import CutoverState, Stage
 from migration.cutover.store import GcsStateStore, open_store
 from pipelines.errors import ConflictError
-from tests.cutover.writers import churn, moved, race_once
+from tests.migration.cutover.writers import churn, moved, race_once
 
 pytestmark = pytest.mark.cloud
 

@@ -17,7 +17,7 @@ from migration.cutover.store import open_store
 from migration.serving import ServingSettings, start_in_thread
 from pipelines.beam import bigquery_row
 from pipelines.bigquery_io import bigquery_client, ensure_warehouse, insert_rows
-from tests.serving.test_serving_api import BASE_MS, TWEETS, WINDOW_MS, aggregate_rows
+from tests.migration.serving.test_serving_api import BASE_MS, TWEETS, WINDOW_MS, aggregate_rows
 
 pytestmark = pytest.mark.cloud
 

@@ -26,12 +26,12 @@ from pipelines.beam import bigquery_row
 from pipelines.bigquery_io import bigquery_client, ensure_warehouse, insert_rows
 from pipelines.events import now_ms
 from pipelines.instants import utc_iso
-from pipelines.stack.local import ROOT
+from pipelines.stack.component import ROOT
 from pipelines.stack.private import free_port, write_config
 from pipelines.stack.processes import KAPPACTL
-from tests.serving.actions import console_headers
-from tests.serving.browser import poll
-from tests.serving.test_serving_api import aggregate_rows
+from tests.migration.serving.actions import console_headers
+from tests.migration.serving.browser import poll
+from tests.migration.serving.test_serving_api import aggregate_rows
 
 pytestmark = pytest.mark.cloud
 GATE = ("legacy_serving", "kappa_stream")

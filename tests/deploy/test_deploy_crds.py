@@ -15,7 +15,7 @@ import yaml
 
 from migration.serving.gate_api import HOOKS, VERDICTS
 from tests.argo.test_argo_webmetric import MODULE, go, go_env
-from tests.serving.gate_evidence import REPO
+from tests.migration.serving.gate_evidence import REPO
 
 TEMPLATE = REPO / "deploy" / "argo" / "analysis-template.yaml"
 CANARY = REPO / "deploy" / "flagger" / "canary.yaml"

@@ -20,8 +20,8 @@ import click
 import pytest
 import yaml
 
-from pipelines.stack.local import ROOT
-from tests.serving.browser import Browser
+from pipelines.stack.component import ROOT
+from tests.migration.serving.browser import Browser
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from migration.cutover import advance
 from migration.policy import load_policy
 from tests.argo.test_argo_webmetric import go, go_env
-from tests.serving.gate_evidence import Evidence, Serve
+from tests.migration.serving.gate_evidence import Evidence, Serve
 
 MODULE = Path(__file__).resolve().parent
 

@@ -1,6 +1,0 @@
-"""Moved to tests/migration/serving/actions.py (tests mirror the packages); this module keeps the old
-import path working for the tests that still use it, and goes when none does."""
-
-from __future__ import annotations
-
-from tests.migration.serving.actions import console_headers as console_headers
