@@ -59,11 +59,8 @@ class DuckDBEngine(CachingEngine):
 
     def __init__(self, options: RunOptions, time: TimeConfig | None, uses_warehouse: bool):
         super().__init__()
-        if uses_warehouse and (options.warehouse_root is None or not Path(options.warehouse_root).is_dir()):
-            raise InputError(
-                f"table sides read the warehouse, and {options.warehouse_root} is not a folder: "
-                "pass --warehouse, or name files"
-            )
+        if uses_warehouse and options.warehouse_root is None:
+            raise InputError("table sides read the warehouse: pass --warehouse, or name files")
         self.root, self.time, self.has_warehouse = options.warehouse_root, time, uses_warehouse
         self.raw = _session(options, time, uses_warehouse)
         self.con: Any = ibis_connection(self.raw)
