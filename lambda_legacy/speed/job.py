@@ -36,6 +36,7 @@ from typing import Any
 from lambda_legacy.speed import logic
 from lambda_legacy.speed.bigquery_sink import BigQueryTarget, write_rows
 from lambda_legacy.speed.supervisor import ProgressFile, latest_restore_point
+from pipelines.stack.component import ROOT
 
 END_OF_TIME_MS = 2**62
 LOG = logging.getLogger("legacy_speed")
@@ -229,7 +230,7 @@ def _environment(args: argparse.Namespace):
     env.set_python_executable(sys.executable)
     if args.flink_master:  # the TaskManagers' Python workers get the job's modules with the job
         for package in ("lambda_legacy", "pipelines"):
-            env.add_python_file(str(Path(__file__).resolve().parents[2] / package))
+            env.add_python_file(str(ROOT / package))
     return env
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pipelines.config import Config
 from pipelines.errors import ConfigError, PipelineError
+from pipelines.stack.component import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CONNECTOR_JAR = ROOT / ".local" / "jars" / "flink" / "flink-sql-connector-kafka-5.0.0-2.2.jar"
 
 
