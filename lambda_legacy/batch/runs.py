@@ -23,7 +23,7 @@ from typing import Callable
 from lambda_legacy.batch.destinations import Destination, ledger
 from lambda_legacy.batch.pipeline import BatchRun, execute
 from pipelines.archive import ArrivalSpans, list_parts
-from pipelines.errors import ConfigError, InputError, PipelineError
+from pipelines.errors import ConfigError, InputError, KappaError, PipelineError, map_exceptions
 from pipelines.events import now_ms
 from pipelines.instants import utc_iso
 
@@ -123,11 +123,14 @@ def run_period(
         raise InputError(f"legacy batch run {run_id} FAILED: {reason}")
     runs.append(_ledger_row(run, run_id, "RUNNING", None))
     began = time.monotonic()
-    try:
-        counters = execute(run, destination, beam_args)
-    except Exception as exc:
+    try:  # a Beam job failure of any kind, translated where it enters; ours pass through
+        with map_exceptions(
+            {Exception: lambda why: PipelineError(f"legacy batch run {run_id} failed: {why}")}
+        ):
+            counters = execute(run, destination, beam_args)
+    except KappaError:
         runs.append(_ledger_row(run, run_id, "FAILED", None))
-        raise PipelineError(f"legacy batch run {run_id} failed: {str(exc).splitlines()[0][:300]}") from exc
+        raise
     runs.append(_ledger_row(run, run_id, "FINISHED", counters))
     return RunReport(run_id, period_start_ms, end_ms, len(parts), counters, time.monotonic() - began)
 

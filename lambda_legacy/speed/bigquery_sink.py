@@ -36,14 +36,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pipelines.errors import BigQueryWriteError, first_line
+
 BATCH_ROWS = 500  # BigQuery recommends at most 500 rows per insertAll request
 RETRY_TIMEOUT_S = 30.0  # then the task fails and Flink retries from the last checkpoint
 INSERT_TIMEOUT_S = 60.0  # one request
 _TIMESTAMPS = ("window_start", "window_end", "emitted_at", "failed_at")
-
-
-class BigQueryWriteError(RuntimeError):
-    """An insert BigQuery refused or that could not reach it (fails the Flink task)."""
 
 
 @dataclass(frozen=True)
@@ -144,19 +142,15 @@ def client_for(target: BigQueryTarget) -> Any:
         return bigquery.Client(project=target.project)
     except auth_exc.DefaultCredentialsError as exc:
         raise BigQueryWriteError(
-            f"no Google application default credentials ({_line(exc)}): run on a GCP VM, "
+            f"no Google application default credentials ({first_line(exc)}): run on a GCP VM, "
             "set GOOGLE_APPLICATION_CREDENTIALS, or use an emulator (--bigquery-endpoint)"
         ) from exc
-
-
-def _line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _first_error(errors: list[dict[str, Any]]) -> str:
     first = errors[0]
     detail = "; ".join(str(e.get("message") or e.get("reason")) for e in first.get("errors") or [])
-    return f"row {first.get('index')}: {detail or first}"[:300]
+    return first_line(f"row {first.get('index')}: {detail or first}")
 
 
 def insert_all(
@@ -176,10 +170,10 @@ def insert_all(
                                              retry=retry, timeout=INSERT_TIMEOUT_S)  # fmt: skip
         except gexc.RetryError as exc:
             raise BigQueryWriteError(
-                f"BigQuery {where}: still failing after retries ({_line(exc.cause or exc)})"[:400]
+                f"BigQuery {where}: still failing after retries ({first_line(exc.cause or exc)})"
             ) from exc
         except (gexc.GoogleAPIError, auth_exc.GoogleAuthError, OSError) as exc:
-            raise BigQueryWriteError(f"BigQuery {where}: {_line(exc)}"[:400]) from exc
+            raise BigQueryWriteError(f"BigQuery {where}: {first_line(exc)}") from exc
         if errors:
             raise BigQueryWriteError(
                 f"BigQuery {where}: {len(errors)} row(s) refused, {_first_error(errors)}"

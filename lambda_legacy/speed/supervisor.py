@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipelines.errors import first_line
+
 LOG = logging.getLogger("legacy_speed")
 TERMINAL = {"FINISHED", "FAILED", "CANCELED", "SUSPENDED"}
 
@@ -132,7 +134,7 @@ def _job_status(client: Any) -> str:
         try:
             client.get_job_execution_result().result()
         except Exception as exc:
-            LOG.error("job failed: %s", str(exc).splitlines()[0][:500])
+            LOG.error("job failed: %s", first_line(exc))
             return "FAILED"
         return "FINISHED"
 
@@ -193,7 +195,7 @@ def supervise(client: Any, args: Any, state_dir: Path, requested: list[str], sta
             try:
                 LOG.info("savepoint %s", _stop(client, args.drain, state_dir / "savepoints"))
             except Exception as exc:  # the job may have finished meanwhile
-                LOG.warning("stop with savepoint failed (%s); cancelling", str(exc).splitlines()[0])
+                LOG.warning("stop with savepoint failed (%s); cancelling", first_line(exc))
                 client.cancel().result()
             break
         time.sleep(0.5)
