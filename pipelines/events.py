@@ -2,7 +2,9 @@
 
 `parse_event` returns an `Interaction` or raises `BadEvent` with a reason;
 `parse_or_reject` turns that into a `BadRecord` for a dead-letter output. Every arm
-(legacy batch, legacy speed, kappa stream and backfill, validator) uses these.
+(legacy batch, legacy speed, kappa stream and backfill, validator) uses these. The rules
+are the table of `pipelines.event_rules`, which the backfill's Arrow fast path and the
+validator's SQL over archive lines are built from too.
 
 Validation is deterministic for a given payload and arrival time: "too far in the
 future" is judged against when the record arrived (Pub/Sub publish time, Kafka
@@ -18,34 +20,26 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
-EVENT_TYPES = (
-    "impression",
-    "like",
-    "retweet",
-    "reply",
-    "quote",
-    "click",
-    "profile_click",
-    "video_view",
-    "bookmark",
+from pipelines.event_rules import CLIENTS as CLIENTS
+from pipelines.event_rules import (
+    ENUMS,
+    FIELDS,
+    INT_FIELDS,
+    MAX_DEPTH,
+    MAX_FUTURE_MS,
+    MAX_INT64,
+    MAX_PAYLOAD_BYTES,
+    MIN_EVENT_TIME_MS,
+    STRING_FIELDS,
+    TIME_FIELD,
+    UUID_FIELDS,
 )
-CLIENTS = ("web", "ios", "android")
-FIELDS = ("event_id", "event_time", "event_type", "tweet_id", "user_id", "author_id", "client")
-ID_FIELDS = ("tweet_id", "user_id", "author_id")
+from pipelines.event_rules import EVENT_TYPES as EVENT_TYPES
+from pipelines.event_rules import ID_FIELDS as ID_FIELDS
 
-MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_FUTURE_MS = 24 * 3600 * 1000
-# Twitter's first tweet (2006-03-21): anything earlier is a broken clock, not a late event.
-MIN_EVENT_TIME_MS = 1_142_899_200_000
-MAX_INT64 = 2**63 - 1
-# A valid event is one object of scalars. Deeper nesting is refused before json.loads, so
-# the verdict never depends on the interpreter's recursion limit or the caller's stack depth
-# (json's C scanner recurses once per level: 30,000 '[' raised RecursionError).
-MAX_DEPTH = 32
 SHOWN_CHARS = 64  # of a value quoted in a reason
 
-_EVENT_TYPE_SET = frozenset(EVENT_TYPES)
-_CLIENT_SET = frozenset(CLIENTS)
+_ENUM_SETS = tuple((name, frozenset(values)) for name, values in ENUMS.items())
 
 
 class BadEvent(ValueError):
@@ -188,13 +182,13 @@ def _check_fields(obj: dict[str, Any]) -> None:
     extra = sorted(set(obj) - set(FIELDS))
     if extra:
         raise BadEvent(f"unexpected field {shown(extra[0])}")
-    for name in ("event_time", *ID_FIELDS):
+    for name in INT_FIELDS:
         value = obj[name]
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadEvent(f"field '{name}' must be an integer, got {type(value).__name__}")
         if not 0 < value <= MAX_INT64:
             raise BadEvent(f"field '{name}' must be a positive int64, got {_shown_int(value)}")
-    for name in ("event_id", "event_type", "client"):
+    for name in STRING_FIELDS:
         if not isinstance(obj[name], str):
             raise BadEvent(f"field '{name}' must be a string, got {type(obj[name]).__name__}")
 
@@ -216,16 +210,16 @@ def is_uuid(text: str) -> bool:
 
 
 def _check_values(obj: dict[str, Any], received_at_ms: int) -> None:
-    if not is_uuid(obj["event_id"]):
-        raise BadEvent(f"event_id is not a UUID: {obj['event_id'][:SHOWN_CHARS]!r}")
-    if obj["event_type"] not in _EVENT_TYPE_SET:
-        raise BadEvent(f"unknown event_type {obj['event_type'][:SHOWN_CHARS]!r}")
-    if obj["client"] not in _CLIENT_SET:
-        raise BadEvent(f"unknown client {obj['client'][:SHOWN_CHARS]!r}")
-    if obj["event_time"] > received_at_ms + MAX_FUTURE_MS:
-        raise BadEvent("event_time is more than 1 day in the future")
-    if obj["event_time"] < MIN_EVENT_TIME_MS:
-        raise BadEvent("event_time is before 2006-03-21, the first tweet")
+    for name in UUID_FIELDS:
+        if not is_uuid(obj[name]):
+            raise BadEvent(f"{name} is not a UUID: {obj[name][:SHOWN_CHARS]!r}")
+    for name, allowed in _ENUM_SETS:
+        if obj[name] not in allowed:
+            raise BadEvent(f"unknown {name} {obj[name][:SHOWN_CHARS]!r}")
+    if obj[TIME_FIELD] > received_at_ms + MAX_FUTURE_MS:
+        raise BadEvent(f"{TIME_FIELD} is more than 1 day in the future")
+    if obj[TIME_FIELD] < MIN_EVENT_TIME_MS:
+        raise BadEvent(f"{TIME_FIELD} is before 2006-03-21, the first tweet")
 
 
 def parse_event(payload: bytes | str, received_at_ms: int | None = None) -> Interaction:

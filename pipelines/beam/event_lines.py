@@ -2,8 +2,8 @@
 
 A line in the canonical shape `Interaction.to_json()` writes (fixed key order, no
 whitespace, lowercase dashed UUID, known event_type and client, ids of at most 18 digits)
-is what `CANONICAL`, one RE2 expression built from the rule table of `pipelines.events`,
-matches. For such a line `parse_event` can only fail the event_time range (the caller
+is what `CANONICAL`, one RE2 expression built from the rule table of
+`pipelines.event_rules`, matches. For such a line `parse_event` can only fail the event_time range (the caller
 checks it): it has seven distinct keys, ASCII only, no escapes, integers that are
 positive and fit in int64. `canonical_events` finds those lines in a batch and returns
 their fields; every other line is left to `parse_event` itself.
@@ -29,34 +29,29 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.events import CLIENTS, EVENT_TYPES
+from pipelines.event_rules import ENUM, INT64, RULES, UUID, UUID_PATTERN, canonical_line
+from pipelines.events import EVENT_TYPES
 
-_HEX = "[0-9a-f]"  # lowercase, as `str(uuid)` writes it: such an event_id packs into its key
-_ID = "[1-9][0-9]{0,17}"  # at most 18 digits: always a positive int64
-_UUID_PATTERN = "-".join(f"{_HEX}{{{n}}}" for n in (8, 4, 4, 4, 12))
 # The fields the events table keeps are captured (as named groups, in EVENTS_SCHEMA's order).
-CANONICAL = (
-    r'^\{"event_id":"(?P<event_id>'
-    + _UUID_PATTERN
-    + rf')","event_time":(?P<event_time>{_ID})'
-    + r',"event_type":"(?P<event_type>'
-    + "|".join(EVENT_TYPES)
-    + ")"
-    + rf'","tweet_id":(?P<tweet_id>{_ID}),"user_id":{_ID},"author_id":{_ID}'
-    + r',"client":"(?:'
-    + "|".join(CLIENTS)
-    + r')"\}\n?$'  # a trailing newline is JSON whitespace: `lines_of_blob` keeps it on each line
-)
+CANONICAL = canonical_line(captured=("event_id", "event_time", "event_type", "tweet_id"))
 REST = "^" + CANONICAL[CANONICAL.index("(?P<event_type>") :]  # what follows the fixed part
-FIXED = 92
-_ID_AT, _TIME_AT, _TIME_DIGITS = 13, 64, 13
-_LITERALS = {"open": b'{"event_id":"', "time_key": b'","event_time":', "type_key": b',"event_type":"'}
+# The fixed part follows the table's first three fields: a UUID (36 characters, lowercase and
+# dashed), an INT64 of _TIME_DIGITS digits, then an ENUM's opening quote.
+if [rule.kind for rule in RULES[:3]] != [UUID, INT64, ENUM]:
+    raise AssertionError("the fast path's fixed part needs a UUID, an INT64 and an ENUM first")
+_ID, _TIME, _TYPE = (rule.name for rule in RULES[:3])
+_LITERALS = {"open": f'{{"{_ID}":"', "time_key": f'","{_TIME}":', "type_key": f',"{_TYPE}":"'}
+_UUID_CHARS, _TIME_DIGITS = 36, 13
+_ID_AT = len(_LITERALS["open"])
+_TIME_AT = _ID_AT + _UUID_CHARS + len(_LITERALS["time_key"])
+FIXED = _TIME_AT + _TIME_DIGITS + len(_LITERALS["type_key"])
+_LITERALS_AT = (0, _ID_AT + _UUID_CHARS, _TIME_AT + _TIME_DIGITS)
 _DASHES = ("dash1", "dash2", "dash3", "dash4")
 _FIXED_LAYOUT = np.dtype(  # a fixed part's literals and the UUID's dashes, where they lie
     {
         "names": [*_LITERALS, *_DASHES],
         "formats": [f"S{len(v)}" for v in _LITERALS.values()] + ["u1"] * 4,
-        "offsets": [0, 49, 77] + [_ID_AT + at for at in (8, 13, 18, 23)],
+        "offsets": [*_LITERALS_AT] + [_ID_AT + at for at in (8, 13, 18, 23)],
         "itemsize": FIXED,
     }
 )
@@ -72,7 +67,7 @@ EVENTS_SCHEMA = pa.schema(
 )
 TYPES = pa.array(EVENT_TYPES, pa.string())
 PACKED, TEXT = b"\x00", b"\x01"  # the tag byte of a key
-_UUID = re.compile(_UUID_PATTERN)
+_UUID = re.compile(UUID_PATTERN)
 _UUID_HEX_RUNS = ((0, 8), (9, 13), (14, 18), (19, 23), (24, 36))  # between the dashes
 
 
@@ -144,10 +139,10 @@ def _fixed_part_is_canonical(heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     fields = heads.view(_FIXED_LAYOUT).ravel()  # the literals and the dashes, as named fields
     ok = np.ones(len(heads), np.bool_)
     for name, literal in _LITERALS.items():
-        ok &= fields[name] == literal
+        ok &= fields[name] == literal.encode()
     for dash in _DASHES:
         ok &= fields[dash] == ord("-")
-    id_bytes = _id_bytes(heads[:, _ID_AT : _ID_AT + 36])
+    id_bytes = _id_bytes(heads[:, _ID_AT : _ID_AT + _UUID_CHARS])
     ok &= id_bytes.max(axis=1, initial=0) < 256
     digits = heads[:, _TIME_AT : _TIME_AT + _TIME_DIGITS]
     ok &= ((digits - ord("0")) < 10).all(axis=1) & (digits[:, 0] != ord("0"))  # uint8: below '0' wraps

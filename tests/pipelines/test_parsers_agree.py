@@ -1,5 +1,7 @@
 """Issue 27: no record, however crafted, makes a parser raise, and every arm's entry point
 gives it the same verdict and reason (tests/fuzz/entry_points.py says which they are).
+Issue 28: the three readers of the rule table (`parse_event`, the backfill's Arrow fast path,
+the validator's SQL over archive lines) find the same events in the same lines.
 
 Before the fix, 30,000 '[' raised RecursionError and a 4,301-digit integer ValueError out
 of every entry point (the bridge then restarted into the same record forever), a str with a
@@ -10,18 +12,30 @@ fragments to the archive readers of the Cloud Storage subscription's objects.
 from __future__ import annotations
 
 import json
+import random
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from lambda_legacy.speed.logic import SpeedEvent, parse_record
+from migration.validator.archive_source import archive_events_sql, archive_files, valid_events_sql
 from pipelines.archive import ArchiveWriter, partition_of, read_lines, read_part
 from pipelines.beam.arrow_events import LineBatch, lines_of_blob, parse_batch
-from pipelines.events import MAX_DEPTH, BadEvent, BadRecord, Interaction, parse_event, parse_or_reject
+from pipelines.events import (
+    MAX_DEPTH,
+    BadEvent,
+    BadRecord,
+    Interaction,
+    one_line,
+    parse_event,
+    parse_or_reject,
+)
 from pipelines.gcs_archive import object_body
 from pipelines.source.bridge import attributes_for, message_for
+from tests.fuzz import corpus
 from tests.fuzz.entry_points import check_agreement, verdict
 from tests.fuzz.hostile import boundary_events, good_event, hostile_payloads
 
@@ -144,3 +158,108 @@ def test_a_record_with_a_raw_cr_in_a_string_gets_one_reason_in_every_arm() -> No
     check_agreement([raw], RECEIVED)
     speed = parse_record(raw, RECEIVED)
     assert isinstance(speed, BadRecord) and speed.error.startswith("event_id is not a UUID")
+
+
+# --- the validator's SQL over archive lines: the third reader of the rule table ----------
+
+
+def _sql_corpus(seed: int, n: int) -> list[bytes]:
+    """One-line records: the hostile kinds, the 64 KiB boundary, spellings DuckDB's JSON reader
+    takes and Python's refuses, and the fuzz corpus's valid, mutated and structured lines."""
+    rng = random.Random(seed)
+    good = good_event(AT, 3).to_json().decode()
+    lenient = [
+        good[:-1] + ",}",  # a trailing comma
+        good[:-1] + "/* comment */}",
+        good.replace('"client":"ios"', "'client':'ios'"),
+        good.replace('"tweet_id":903', '"tweet_id":0x387'),
+        good.replace('"tweet_id":903', '"tweet_id":+903'),
+        good[:-1] + ',"x":NaN}',
+        "\f" + good,  # a form feed is not JSON whitespace
+        good.replace('"client"', '"\\u0063lient"'),  # escapes Python decodes: valid
+        good.replace('"ios"', '"\\u0069os"'),
+        " \t" + good + " ",
+    ]
+    raws = [raw or b"" for raw in HOSTILE.values()] + boundary_events([good_event(AT, i) for i in range(2)])
+    raws += [line.encode() for line in lenient]
+    makers = (corpus.valid_line, corpus.mutated, corpus.structured)
+    raws += [rng.choice(makers)(rng, RECEIVED) for _ in range(n)]
+    raws += [corpus.arbitrary_bytes(rng) for _ in range(n // 10)]
+    return [one_line(raw) for raw in raws]
+
+
+def _python_events(lines: list[bytes], received_at_ms: int) -> list[tuple | None]:
+    out: list[tuple | None] = []
+    for line in lines:
+        try:
+            e = parse_event(line, received_at_ms)
+            out.append((e.event_id, e.event_time, e.event_type, e.tweet_id))
+        except BadEvent:
+            out.append(None)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_parse_event_the_fast_path_and_the_validators_sql_agree_on_every_line(seed: int) -> None:
+    import duckdb
+
+    lines = _sql_corpus(seed, 3000)
+    check_agreement(lines, RECEIVED)  # parse_event, parse_batch (the fast path) and the others
+    want = _python_events(lines, RECEIVED)
+    # A line that is not UTF-8 never reaches the SQL (the reader skips it): the test below.
+    readable = [(i, line.decode()) for i, line in enumerate(lines) if _utf8(line) and b"\x00" not in line]
+    table = pa.table(
+        {
+            "line_no": [i for i, _ in readable],
+            "line": [text for _, text in readable],
+            "arrival_start_ms": [RECEIVED] * len(readable),
+        }
+    )
+    con = duckdb.connect()
+    con.register("lines", table)
+    rows = con.execute(valid_events_sql("lines", carried=("line_no",))).fetchall()
+    got: dict[int, tuple] = {row[-1]: tuple(row[:4]) for row in rows}
+    disagree = [(lines[i][:120], want[i], got.get(i)) for i, _ in readable if got.get(i) != want[i]]
+    assert not disagree, disagree[:5]
+    assert not any(want[i] for i in range(len(lines)) if i not in dict(readable))
+    assert sum(w is not None for w in want) > 500 and sum(w is None for w in want) > 500
+
+
+def _utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_the_archive_view_holds_exactly_the_events_parse_event_finds_in_the_parts(
+    tmp_path: Path, compress: bool
+) -> None:
+    """Through DuckDB's reader: parts as the archiver writes them, one opening with a BOM, one
+    holding lines that are not UTF-8, the rest the corpus."""
+    import duckdb
+
+    lines = _sql_corpus(3, 1500)
+    writer = ArchiveWriter(tmp_path / "archive", "a", 60, compress=compress)
+    partition = partition_of(RECEIVED, 60)
+    bom = b"\xef\xbb\xbf" + good_event(AT, 9).to_json()
+    for chunk in ([bom, *lines[:5]], [b"\xff" + lines[-1], *lines[5:50]], lines[50:]):
+        writer.write(partition, chunk)
+    parts = archive_files(str(tmp_path / "archive"), None, 60_000)
+    assert len(parts) == 3
+    want: Counter = Counter()
+    for part in parts:
+        events = _python_events(list(read_lines(part.path)), part.arrival_start_ms)
+        want.update(e for e in events if e is not None)
+    con = duckdb.connect()
+    con.execute(archive_events_sql(parts))
+    got = Counter(
+        tuple(row)
+        for row in con.execute(
+            "SELECT event_id, event_time_ms, event_type, tweet_id FROM archive_events"
+        ).fetchall()
+    )
+    assert got == want, (list((got - want).items())[:3], list((want - got).items())[:3])
+    assert sum(want.values()) > 300
