@@ -2,7 +2,8 @@
 
 The verdict on every line is the one `pipelines.events.parse_event` gives (tests/kappa/
 test_arrow_parser.py checks it over a corpus of good, bad and mutated lines). The rule
-table is `pipelines.events` (EVENT_TYPES, CLIENTS, MIN_EVENT_TIME_MS, MAX_FUTURE_MS):
+table is `pipelines.event_rules` (the fields and their kinds, MIN_EVENT_TIME_MS,
+MAX_FUTURE_MS), the one `parse_event` and the validator's SQL apply too:
 
 - a line in the canonical shape `Interaction.to_json()` writes is found and read by
   `pipelines.beam.event_lines` (vectorised, mostly NumPy with one RE2 expression built from
@@ -26,10 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.beam.event_lines import EVENTS_SCHEMA, canonical_events, event_key, event_types, value_offsets
+from pipelines.event_rules import EVENT_TYPES, MAX_FUTURE_MS, MIN_EVENT_TIME_MS
 from pipelines.events import (
-    EVENT_TYPES,
-    MAX_FUTURE_MS,
-    MIN_EVENT_TIME_MS,
     BadEvent,
     BadRecord,
     Interaction,
