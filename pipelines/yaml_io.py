@@ -24,7 +24,7 @@ def read_yaml(path: str | os.PathLike[str], what: str, hint: str = "") -> Any:
     except FileNotFoundError as exc:
         raise ConfigError(f"{what} not found: {path}" + (f" ({hint})" if hint else "")) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: the {what} is not UTF-8 text (invalid byte at {exc.start})") from exc
+        raise ConfigError(f"{path}: not valid YAML: not UTF-8 text (invalid byte at {exc.start})") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
     try:
