@@ -38,15 +38,15 @@ def check_same_results(inputs) -> dict[str, int]:
             bigquery_sql = ibis.to_sql(expr, dialect="bigquery")
             assert "`" in bigquery_sql  # really the BigQuery dialect
             duckdb_sql = sqlglot.transpile(str(bigquery_sql), read="bigquery", write="duckdb")[0]
-            via_bigquery = plan.backend.raw.execute(duckdb_sql).fetchall()
-            direct = plan.backend.raw.execute(str(ibis.to_sql(expr, dialect="duckdb"))).fetchall()
+            via_bigquery = plan.engine.raw.execute(duckdb_sql).fetchall()
+            direct = plan.engine.raw.execute(str(ibis.to_sql(expr, dialect="duckdb"))).fetchall()
             assert normalized(via_bigquery) == normalized(direct), name
             sizes[name] = len(direct)
         approx = counts_sql.error_stats(plan.diffs(), exact=False)
         assert "APPROX_QUANTILES" in ibis.to_sql(approx, dialect="bigquery")
         return sizes
     finally:
-        plan.backend.close()
+        plan.engine.close()
 
 
 def test_file_arms_with_archive(tmp_path: Path) -> None:

@@ -40,10 +40,6 @@ class Plan:
     reference: Arm | None
     archive_stats: ir.Table | None
 
-    @property
-    def backend(self) -> Engine:  # the name earlier callers use
-        return self.engine
-
     def diffs(self) -> ir.Table:
         return sql_of.key_diffs(self.left, self.right, self.archive_stats)
 
