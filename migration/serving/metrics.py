@@ -160,6 +160,9 @@ class KappaFigures:
     published_s: float  # epoch seconds
 
 
+KappaFigureSource = Callable[[], KappaFigures | None]  # KappaFlinkFigures, KappaLogFigures
+
+
 class KappaFlinkFigures:
     """The newest Kappa stream job on the Kappa cluster: its Beam metrics over Flink's REST API,
     summed as `kappa run` sums them (`kappa.flink.FlinkJob`)."""
@@ -219,7 +222,7 @@ class KappaJobCollector(Collector):
     """The Kappa job's summary beside the API's own figures (prefix kappa_serving_kappa_stream_):
     `<figure>_total` counters labelled by where they were read, `up` and `figures_age_seconds`."""
 
-    def __init__(self, source: Callable[[], KappaFigures | None]):
+    def __init__(self, source: KappaFigureSource):
         self.source = source
 
     def collect(self) -> Iterator[Metric]:
