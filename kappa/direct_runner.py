@@ -95,6 +95,15 @@ class DirectRunnerCounts:
 _COUNTS = DirectRunnerCounts()
 
 
+def local_counts() -> dict[str, int]:
+    """Change 0's totals: the local stream's progress and summary."""
+    return _COUNTS.counts()
+
+
+def reset_local_counts() -> None:
+    _COUNTS.clear()
+
+
 class ReaderProgress:
     """How far this process's local Pub/Sub reading got: pulls made and the watermark."""
 

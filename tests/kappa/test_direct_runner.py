@@ -211,3 +211,15 @@ def test_the_local_tally_exists_only_once_the_direct_runner_is_adapted():
         [sys.executable, "-c", _TALLY], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.splitlines() == ["(7, {})", "(7, {'seen': 7})"]
+
+
+def test_the_direct_runners_tally_is_what_pipelines_beam_reports_once_installed():
+    from kappa import direct_runner
+    from pipelines.beam import KappaCounter, local_counts
+
+    adapt_direct_runner()
+    direct_runner.reset_local_counts()
+    KappaCounter("tallied").inc(3)
+    assert direct_runner.local_counts() == local_counts() == {"tallied": 3}
+    direct_runner.reset_local_counts()
+    assert local_counts() == {}
