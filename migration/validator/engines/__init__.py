@@ -18,7 +18,18 @@ from migration.validator.finality import Finality
 from migration.validator.options import RunOptions
 from migration.validator.spec.model import ArmSpec, Source, Spec
 from pipelines.config import TimeConfig
-from pipelines.errors import ConfigError, InputError, KappaError, first_line
+from pipelines.errors import Causes, ConfigError, InputError, Translation, map_exceptions
+
+
+def query_failed(what: str) -> dict[Causes, Translation]:
+    """Any engine error in the step `what` (unreadable file, bad cast, refused query, ...) as
+    one InputError line naming the step."""
+    return {Exception: lambda why: InputError(f"{what}: the query failed: {why}")}
+
+
+def unreadable(what: str) -> dict[Causes, Translation]:
+    """Any engine error reading `what` as one InputError line naming it."""
+    return {Exception: lambda why: InputError(f"{what}: {why}")}
 
 
 @dataclass
@@ -63,10 +74,8 @@ class CachingEngine:
     def cache(self, expr: ir.Table, what: str) -> ir.Table:
         if not self.can_cache:
             return expr
-        try:
+        with map_exceptions(query_failed(what)):
             cached = expr.cache()
-        except Exception as exc:  # the engine's own errors: unreadable file, bad cast, ...
-            raise InputError(f"{what}: the query failed: {first_line(exc)}") from exc
         self._cached.append(cached)
         return cached
 
@@ -74,12 +83,8 @@ class CachingEngine:
         return list(expr.to_pyarrow().to_pylist())
 
     def rows(self, expr: ir.Table, what: str) -> list[dict[str, Any]]:
-        try:
+        with map_exceptions(query_failed(what)):
             return self.fetch(expr)
-        except KappaError:
-            raise
-        except Exception as exc:  # the engine's own errors: unreadable file, bad cast, ...
-            raise InputError(f"{what}: the query failed: {first_line(exc)}") from exc
 
     def release(self) -> None:
         for cached in self._cached:

@@ -12,18 +12,23 @@ import ibis
 import ibis.expr.types as ir
 
 from migration.validator.archive_source import ARCHIVE_COLUMNS
-from migration.validator.engines import CachingEngine, RawArm
+from migration.validator.engines import CachingEngine, RawArm, unreadable
 from migration.validator.finality import FINISHED_STATUSES, finality_for
 from migration.validator.spec.model import ArmSpec, Source
 from pipelines.config import TimeConfig
-from pipelines.errors import ConfigError, InputError, first_line
+from pipelines.errors import Causes, ConfigError, InputError, Translation, first_line, map_exceptions
 from pipelines.rows import AGGREGATE_TABLES
 
 
 def bigquery_connection(project: str | None, dataset: str | None = None) -> tuple[Any, bool]:
     """An Ibis BigQuery connection and whether it is the emulator's (BIGQUERY_EMULATOR_HOST:
     its endpoint, anonymous credentials); ConfigError when it cannot be made."""
-    try:
+    driver = ConfigError("the BigQuery backend needs its driver: pip install 'ibis-framework[bigquery]'")
+    causes: dict[Causes, Translation] = {
+        (ImportError, AttributeError): lambda _: driver,
+        Exception: lambda why: ConfigError(f"BigQuery {project}: cannot connect: {why}"),  # google.auth, API
+    }
+    with map_exceptions(causes):
         from pipelines.bigquery_io import EMULATOR_ENV, bigquery_client
 
         emulated = bool(os.environ.get(EMULATOR_ENV))
@@ -34,12 +39,6 @@ def bigquery_connection(project: str | None, dataset: str | None = None) -> tupl
             client=client,
             credentials=client._credentials if client is not None else None,
         )
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            "the BigQuery backend needs its driver: pip install 'ibis-framework[bigquery]'"
-        ) from exc
-    except Exception as exc:  # google.auth / API errors
-        raise ConfigError(f"BigQuery {project}: cannot connect: {first_line(exc)}") from exc
     return con, emulated
 
 
@@ -88,10 +87,8 @@ class BigQueryEngine(CachingEngine):
 
     def _named(self, name: str) -> ir.Table:
         table, dataset = self._split(name)
-        try:
+        with map_exceptions(unreadable(f"BigQuery table {dataset}.{table}")):
             return self.con.table(table, database=dataset)
-        except Exception as exc:
-            raise InputError(f"BigQuery table {dataset}.{table}: {first_line(exc)}") from exc
 
     def table(self, source: Source, role: str) -> ir.Table:
         if source.kind == "table":
@@ -99,10 +96,8 @@ class BigQueryEngine(CachingEngine):
         if source.kind != "bigquery":
             raise ConfigError(f"{role}: BigQuery reads tables, not {source.kind} sides: use DuckDB for files")
         project, dataset, table = source.value.split(".")
-        try:
+        with map_exceptions(unreadable(f"{role}: cannot read {source.label}")):  # NotFound, Forbidden, ...
             return self.con.table(table, database=(project, dataset))
-        except Exception as exc:  # BigQuery NotFound, Forbidden, ...
-            raise InputError(f"{role}: cannot read {source.label}: {first_line(exc)}") from exc
 
     def arm(self, arm: ArmSpec) -> RawArm:
         if arm.table is None:

@@ -12,13 +12,13 @@ import ibis.expr.types as ir
 
 from lambda_legacy.merge import LEGACY_VIEWS
 from migration.validator.archive_source import ARCHIVE_VIEW, archive_events_sql, archive_files
-from migration.validator.engines import CachingEngine, RawArm
+from migration.validator.engines import CachingEngine, RawArm, unreadable
 from migration.validator.engines.compat import ibis_connection
 from migration.validator.finality import FINISHED_STATUSES, finality_for
 from migration.validator.options import RunOptions
 from migration.validator.spec.model import ArmSpec, Source
 from pipelines.config import TimeConfig
-from pipelines.errors import ConfigError, InputError, first_line
+from pipelines.errors import ConfigError, InputError, first_line, map_exceptions
 from pipelines.rows import AGGREGATE_TABLES
 from pipelines.warehouse import ViewProvider, Warehouse
 
@@ -78,34 +78,31 @@ class DuckDBEngine(CachingEngine):
 
     def table(self, source: Source, role: str) -> ir.Table:
         name = f"{role.split()[0]}_side"
-        try:
+        if source.kind == "table":
+            return self._named(source.value, role)
+        if source.kind not in ("path", "csv"):
+            raise ConfigError(f"{role}: DuckDB does not read {source.kind} sides")
+        found = (
+            glob.glob(source.value, recursive=True) if source.kind == "path" else Path(source.value).is_file()
+        )
+        if not found:
+            raise InputError(
+                f"{role}: no {'file matches' if source.kind == 'path' else 'CSV file'} {source.value}"
+            )
+        form = "Parquet" if source.kind == "path" else "CSV"
+        with map_exceptions(unreadable(f"{role}: cannot read {source.value} as {form}")):
             if source.kind == "path":
-                if not glob.glob(source.value, recursive=True):
-                    raise InputError(f"{role}: no file matches {source.value}")
                 return self.con.read_parquet(source.value, table_name=name)
-            if source.kind == "csv":
-                if not Path(source.value).is_file():
-                    raise InputError(f"{role}: no CSV file {source.value}")
-                return self.con.read_csv(source.value, table_name=name)
-            if source.kind == "table":
-                return self._named(source.value, role)
-        except InputError:
-            raise
-        except Exception as exc:  # DuckDB's IOException, InvalidInputException, ...
-            form = {"path": " as Parquet", "csv": " as CSV"}.get(source.kind, "")
-            raise InputError(f"{role}: cannot read {source.value}{form}: {first_line(exc)}") from exc
-        raise ConfigError(f"{role}: DuckDB does not read {source.kind} sides")
+            return self.con.read_csv(source.value, table_name=name)
 
     def arm(self, arm: ArmSpec) -> RawArm:
         role = f"{arm.role} arm"
         if arm.path is not None:
             table = self.table(arm.source, role)
-            try:
+            with map_exceptions(unreadable(f"{role}: cannot read {arm.path} as Parquet")):
                 latest = (
                     "pane_index" in table.columns and (table.pane_index.max().to_pyarrow().as_py() or 0) > 0
                 )
-            except Exception as exc:
-                raise InputError(f"{role}: cannot read {arm.path} as Parquet: {first_line(exc)}") from exc
             return RawArm(table, finality_for(None, None, None, self._time(), ()), bool(latest), arm.path)
         assert arm.table is not None
         name = arm.table

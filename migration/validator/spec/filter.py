@@ -28,7 +28,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
-from pipelines.errors import InputError, first_line
+from pipelines.errors import Causes, InputError, Translation, map_exceptions
 
 MAX_CHARS = 4096
 MAX_DEPTH = 64  # nesting of the parsed tree: deeper is refused, never a RecursionError
@@ -85,16 +85,15 @@ def parse_filter(text: str) -> exp.Expression:
     if len(text) > MAX_CHARS:
         raise _refuse(f"longer than {MAX_CHARS} characters")
     dialect = sqlglot.Dialect.get_or_raise("duckdb")
-    try:
+    # sqlglot's TokenError, ParseError, and whatever odd input provokes
+    causes: dict[Causes, Translation] = {
+        RecursionError: lambda _: _refuse("nested too deeply"),
+        Exception: lambda why: _refuse(f"cannot parse it: {why}"),
+    }
+    with map_exceptions(causes):
         tokens = dialect.tokenize(text)
         _check_tokens(tokens)
         trees = [t for t in dialect.parser().parse(tokens, text) if t is not None]
-    except FilterRefused:
-        raise
-    except RecursionError:
-        raise _refuse("nested too deeply") from None
-    except Exception as exc:  # sqlglot's TokenError, ParseError, and whatever odd input provokes
-        raise _refuse(f"cannot parse it: {first_line(exc)}") from exc
     if len(trees) != 1:
         raise _refuse("one expression only")
     tree = trees[0]
@@ -157,12 +156,9 @@ def filter_predicate(table: ir.Table, text: str) -> ir.BooleanValue:
     if missing:
         names = ", ".join(f"'{c}'" for c in missing)
         raise InputError(f"filter: no column {names} in the table")
-    try:
+    # Ibis refuses the types (a string compared with a number, ...)
+    with map_exceptions({Exception: lambda why: InputError(f"filter: {tree.sql()}: {why}")}):
         predicate = _Translate(table).value(tree)
-    except InputError:
-        raise
-    except Exception as exc:  # Ibis refuses the types (a string compared with a number, ...)
-        raise InputError(f"filter: {tree.sql()}: {first_line(exc)}") from exc
     if not isinstance(predicate, ir.BooleanValue):
         raise _refuse(f"{tree.sql()} is not a condition")
     return predicate
