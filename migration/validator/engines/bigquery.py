@@ -12,7 +12,7 @@ import ibis
 import ibis.expr.types as ir
 
 from migration.validator.archive_source import ARCHIVE_COLUMNS
-from migration.validator.engines import CachingEngine, RawArm, unreadable
+from migration.validator.engines.base import CachingEngine, RawArm, unreadable
 from migration.validator.finality import FINISHED_STATUSES, finality_for
 from migration.validator.spec.model import ArmSpec, Source
 from pipelines.config import TimeConfig

@@ -12,7 +12,7 @@ import ibis.expr.types as ir
 
 from lambda_legacy.merge import LEGACY_VIEWS
 from migration.validator.archive_source import ARCHIVE_VIEW, archive_events_sql, archive_files
-from migration.validator.engines import CachingEngine, RawArm, unreadable
+from migration.validator.engines.base import CachingEngine, RawArm, unreadable
 from migration.validator.engines.compat import ibis_connection
 from migration.validator.finality import FINISHED_STATUSES, finality_for
 from migration.validator.options import RunOptions
