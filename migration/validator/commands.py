@@ -20,7 +20,7 @@ from migration.validator.options import RunOptions
 from migration.validator.report.handlers import ReportFiles, StdoutSummary, default_handlers
 from migration.validator.report.model import Report
 from migration.validator.report.render import summary_table, worst_exit_code
-from migration.validator.run import dry_run_sql, run_spec, spec_policy
+from migration.validator.run import dry_run_sql, kind_of, run_spec, spec_policy
 from migration.validator.spec.flags import build_inputs, run_options
 from migration.validator.spec.model import Spec
 from migration.validator.spec.parse import load_specs
@@ -104,7 +104,7 @@ def run_specs(config: Config, specs: list[Spec], policy: Policy, options: RunOpt
     if dry_run:
         for spec in specs:
             if headers:
-                click.echo(f"-- spec {spec.name} ({spec.kind})")
+                click.echo(f"-- spec {spec.name} ({kind_of(spec)})")
             for name, sql in dry_run_sql(spec, config, policy, options).items():
                 click.echo(f"-- {name}\n{sql};\n" if sql else f"-- {name}\n")
         return 0
