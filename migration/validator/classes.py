@@ -8,8 +8,9 @@ one status: the first EXPLANATIONS rule that holds for it, else `unexplained`. S
     total = same + comparisons + pending, and comparisons = explanations + unexplained.
 
 An explanation is a name and a rule over the key's two counts and what the archive holds for
-it (`KeyEvidence`): adding a class is one entry in EXPLANATIONS. The builder's SQL, the
-report's classes, its sums and the validation_runs row all read them from here.
+it (`KeyEvidence`): adding a class is one entry in EXPLANATIONS. The SQL of
+`kinds/counts_sql.py`, the report's classes, its sums and the validation_runs row all read
+them from here.
 """
 
 from __future__ import annotations

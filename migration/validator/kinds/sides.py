@@ -51,7 +51,7 @@ class Sides:
 
 
 def apply_filter(t: ir.Table, text: str | None, role: str) -> ir.Table:
-    """`t` with the spec's filter, an Ibis predicate (spec_filter): no SQL text reaches the engine."""
+    """`t` with the spec's filter, an Ibis predicate (spec.filter): no SQL text reaches the engine."""
     if not text:
         return t
     try:
