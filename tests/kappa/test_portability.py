@@ -23,6 +23,7 @@ every summary figure is read from the job's Beam metrics.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -31,6 +32,7 @@ from typing import Any, Iterator
 
 import apache_beam as beam
 import pytest
+from apache_beam.internal.cloudpickle import cloudpickle
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import window
 
@@ -48,6 +50,9 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 ROWS = "SELECT epoch_ms(window_start), tweet_id, event_type, count, pane FROM {table}"
 FIGURES = ("read", "dead_lettered", "too_late", "duplicates_removed", "counted")
 RUN_EPOCH_MS = 1
+# The Flink runner's SDK workers are the Kappa cluster's own processes, which cannot import
+# this test module: what the pipeline pickles from it travels by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 class _CountReadFn(beam.DoFn):
