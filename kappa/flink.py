@@ -10,8 +10,9 @@ run (`kappa.pipeline.build_kappa`); only its source and its runner differ:
 - **Runner**: Beam's PortableRunner, submitting to the cluster's Flink job server, with
   checkpointing on (`kappa_flink.checkpointing_interval`): after a failure Flink restores
   every step's state and the read's offsets from the newest checkpoint, and a checkpoint
-  is what commits the consumer group's offsets. The Python SDK workers run in this process (LOOPBACK), so the warehouse
-  sink writes the same local files as on the DirectRunner.
+  is what commits the consumer group's offsets. The job's Python steps run in SDK harness
+  processes of the cluster's worker pool (EXTERNAL), which write the same local files as
+  the DirectRunner; `kappa run` only submits and watches.
 - **Progress and summary** from Beam metrics, as Flink reports them over its REST API
   (`FlinkJob.counters`): the process-local counters and the DirectRunner adaptations
   (`kappa.direct_runner`) are not used on this path.
@@ -49,7 +50,8 @@ def portable_args(config: Config, job_name: str) -> list[str]:
     return [
         "--runner=PortableRunner",
         f"--job_endpoint={cluster.job_endpoint}",
-        "--environment_type=LOOPBACK",
+        "--environment_type=EXTERNAL",
+        f"--environment_config=127.0.0.1:{cluster.ks.worker_pool_port}",
         f"--job_name={job_name}",
         f"--checkpointing_interval={round(config.kappa_flink.checkpointing_interval * 1000)}",
         f"--files_to_stage={','.join(job_jars())}",
@@ -73,15 +75,16 @@ def _counter_name(metric_id: str) -> str:
 
 
 class FlinkJob:
-    """One Beam job on the Kappa cluster, seen through Flink's REST API (found by its name).
+    """One Beam job on the Kappa cluster, seen through Flink's REST API: the newest whose name
+    starts with `name` (and started at or after `started_after_ms`).
 
     PortableRunner's result reports no metrics while a streaming job runs, and its cancel
     does not reach the cluster: both go through the JobManager instead.
     """
 
-    def __init__(self, config: Config, name: str):
+    def __init__(self, config: Config, name: str, started_after_ms: int = 0):
         self.rest = f"http://127.0.0.1:{config.kappa_flink.rest_port}"
-        self.name = name
+        self.name, self.started_after_ms = name, started_after_ms
         self._id: str | None = None
 
     def _get(self, path: str) -> Any:
@@ -95,7 +98,8 @@ class FlinkJob:
                 jobs = self._get("/jobs/overview").get("jobs", [])
             except (OSError, ValueError, urllib.error.URLError):
                 return None
-            mine = [j for j in jobs if j.get("name", "").startswith(self.name)]
+            mine = [j for j in jobs if j.get("name", "").startswith(self.name)
+                    and j.get("start-time", 0) >= self.started_after_ms]  # fmt: skip
             if mine:
                 self._id = max(mine, key=lambda j: j.get("start-time", 0))["jid"]
         return self._id

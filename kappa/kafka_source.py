@@ -118,6 +118,8 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             start = committed if committed >= 0 else consumer.get_watermark_offsets(tp, timeout=30)[0]
         finally:
             consumer.close()
+        log.info("Kafka %s partition %d: read from offset %d (%s)", self.topic, partition, start,
+                 "the group's committed offset" if committed >= 0 else "its first")  # fmt: skip
         return OffsetRange(start, END)
 
     def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
@@ -139,6 +141,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         if self._next.get(partition) != offset:  # new, restored or moved: start where it says
             consumer.assign([TopicPartition(self.topic, partition, offset)])
             self._next[partition] = offset
+            log.info("Kafka %s partition %d: consumer assigned at offset %d", self.topic, partition, offset)
         return consumer
 
     @beam.DoFn.unbounded_per_element()

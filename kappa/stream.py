@@ -55,9 +55,9 @@ from typing import Any, Callable, Iterator
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from kappa.direct_runner import adapt_direct_runner, reader_progress
+from kappa.direct_runner import adapt_direct_runner, local_counts, reader_progress, reset_local_counts
 from kappa.pipeline import KappaRun, build_kappa, destination_of
-from pipelines.beam import KappaCounter, local_counts, reset_local_counts
+from pipelines.beam import KappaCounter
 from pipelines.config import Config
 from pipelines.errors import ConfigError, PipelineError
 from pipelines.events import now_ms
@@ -97,8 +97,8 @@ class StreamJob:
         if (self.runner == "flink") != (self.source == "kafka"):
             raise ConfigError(
                 "--source kafka runs on --runner flink, and --runner flink reads --source kafka "
-                "(the DirectRunner cannot run the cross-language Kafka read; Python's Pub/Sub read "
-                "runs on no portable runner)"
+                "(the Kafka read keeps its offsets and watermark in Flink's checkpoints; Python's "
+                "Pub/Sub read runs on no portable runner)"
             )
 
     @property

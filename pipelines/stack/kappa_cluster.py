@@ -6,8 +6,10 @@
   (`TaskManagerRunner`), with the JVM and memory settings Flink's own scripts would give
   them (`BashJavaUtils`), supervised like the legacy cluster (`flink_supervisor`);
 - Beam's Flink job server (`FlinkJobServerDriver`), which `kappactl kappa run --runner
-  flink` submits to through Beam's PortableRunner. The job's Python steps, its Kafka read
-  among them (`kappa.kafka_source`), run in the submitting process's SDK harness (LOOPBACK).
+  flink` submits to through Beam's PortableRunner;
+- the Python SDK worker pool (`pipelines.stack.sdk_pool`): the job's Python steps, its
+  Kafka read among them (`kappa.kafka_source`), run in SDK harness processes it starts
+  when the TaskManagers ask (the EXTERNAL environment), apart from `kappa run`.
 Beam's own main listens on every interface whatever address it is given (its ServerFactory
 binds by port only): the job server runs through a small launcher in tools/kappa-flink that
 gives Beam's classes a ServerFactory bound to 127.0.0.1. What stays
@@ -105,6 +107,7 @@ class KappaClusterSettings(ClusterSettings):
     taskmanagers: int = 2
     slots: int = 2
     job_port: int = 8099
+    worker_pool_port: int = 8096
     jobmanager_memory: str = "768m"
     taskmanager_memory: str = "1024m"
     # The job server's artifact staging and its own expansion service: chosen free when `up`
@@ -115,8 +118,8 @@ class KappaClusterSettings(ClusterSettings):
     @classmethod
     def of(cls, config: Config) -> KappaClusterSettings:
         k = config.kappa_flink
-        return cls(k.rest_port, k.rpc_port, k.taskmanagers, k.slots, k.job_port, k.jobmanager_memory,
-                   k.taskmanager_memory)  # fmt: skip
+        return cls(k.rest_port, k.rpc_port, k.taskmanagers, k.slots, k.job_port, k.worker_pool_port,
+                   k.jobmanager_memory, k.taskmanager_memory)  # fmt: skip
 
 
 class _BeamService(Component):
@@ -157,6 +160,30 @@ class JobServer(_BeamService):
     name = "kappa-jobserver"
     main = str(ROOT / "tools" / "kappa-flink" / "LoopbackFlinkJobServer.java")
     heap = "768m"
+
+
+class SdkWorkerPool(_BeamService):
+    """The job's Python SDK harnesses, a process each (the EXTERNAL environment):
+    `pipelines.stack.sdk_pool` on one loopback port, with this interpreter."""
+
+    name = "kappa-sdk-pool"
+
+    def __init__(self, state_dir: Path, port: int):
+        super().__init__(state_dir, port, [])
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "pipelines.stack.sdk_pool", "--port", str(self.port)]
+
+    def worker_pids(self) -> list[int]:
+        """The SDK harness processes the pool runs now (its children)."""
+        pid = self.pid()
+        if pid is None:
+            return []
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            return [child.pid for child in psutil.Process(pid).children() if child.is_running()]
+        return []
 
 
 class KappaCluster(FlinkCluster):
@@ -214,7 +241,12 @@ class KappaCluster(FlinkCluster):
                     f"--expansion-port={s.jobserver_expansion_port}",
                 ],
             ),
+            SdkWorkerPool(self.state_dir, s.worker_pool_port),
         ]
+
+    @property
+    def sdk_pool(self) -> SdkWorkerPool:
+        return next(service for service in self.services() if isinstance(service, SdkWorkerPool))
 
     def conf(self) -> dict[str, object]:
         conf = {k: v for k, v in super().conf().items() if not k.startswith("env.")}

@@ -198,7 +198,7 @@ def test_up_is_idempotent_and_status_shows_every_kappa_component(
     kappa_cluster, local_stack, tmp_path
 ) -> None:
     """`kappactl up --kappa-cluster` on a running cluster starts nothing new; `status` lists the
-    JobManager, both TaskManagers, the supervisor and the job server, healthy."""
+    JobManager, both TaskManagers, the supervisor, the job server and the SDK worker pool, healthy."""
     config_path = write_config(replace(local_stack.config, kappa_flink=kappa_cluster), tmp_path / "c.yaml")
     before = {
         s.name: s.pid
@@ -212,7 +212,7 @@ def test_up_is_idempotent_and_status_shows_every_kappa_component(
     assert status.returncode == 0, status.stdout + status.stderr[-2000:]
     found = {s["name"]: s for s in json.loads(status.stdout)}
     kappa = ["kappa-flink-jobmanager", "kappa-flink-taskmanager-1", "kappa-flink-taskmanager-2",
-             "kappa-flink-supervisor", "kappa-jobserver"]  # fmt: skip
+             "kappa-flink-supervisor", "kappa-jobserver", "kappa-sdk-pool"]  # fmt: skip
     assert all(found[name]["healthy"] for name in kappa), found
     assert {name: found[name]["pid"] for name in kappa} == {name: before[name] for name in kappa}
 
@@ -233,9 +233,10 @@ def listening_beyond_loopback(pids: list[int]) -> list[str]:
 
 
 def test_every_kappa_process_listens_on_loopback_only(kappa_cluster, local_stack) -> None:
-    """The JobManager, the TaskManagers and Beam's job server (run through the loopback
-    launcher of tools/kappa-flink) listen on 127.0.0.1 only, after a job has run on them."""
+    """The JobManager, the TaskManagers, Beam's job server (run through the loopback launcher
+    of tools/kappa-flink) and the SDK worker pool with its harnesses listen on 127.0.0.1 only,
+    after a job has run on them."""
     cluster = KappaCluster.of(replace(local_stack.config, kappa_flink=kappa_cluster))
     pids = [*cluster.jobmanager_pids(), *cluster.taskmanager_pids(), *(s.pid() for s in cluster.services())]
-    assert None not in pids and len(pids) == 1 + kappa_cluster.taskmanagers + 1, pids
+    assert None not in pids and len(pids) == 1 + kappa_cluster.taskmanagers + len(cluster.services()), pids
     assert listening_beyond_loopback([pid for pid in pids if pid]) == []
