@@ -20,23 +20,34 @@ class Stage:
     name: str
     figure: str  # the measured throughput (events/s, or keys/s for the validator)
     cores: float  # cores the figure was measured on: the whole 2-core bench machine (conservative)
-    arm: str  # "lambda", "kappa", or "dual run" (paid only while both arms run)
+    arms: tuple[str, ...]  # the totals it counts in: ARMS (one stage may serve two designs)
     mode: str  # "stream": provisioned for the peak all day; "batch": core-hours of work per day
     note: str
 
 
+# The totals: the legacy arm; the Kappa arm as it is deployed (Beam's Flink runner reading
+# Kafka directly: no bridge); the Kappa arm as the DirectRunner measured it, fed through the
+# bridge and Pub/Sub (kept for comparison: the testing runner, not a deployment); the dual run.
+ARMS = {
+    "lambda": "lambda",
+    "kappa": "kappa (Flink runner, Kafka)",
+    "kappa_direct": "kappa (DirectRunner via the bridge; comparison)",
+    "dual run": "dual run extra",
+}
 STAGES = (
-    Stage("legacy speed (PyFlink)", "legacy_speed_events_per_s", 2, "lambda", "stream",
+    Stage("legacy speed (PyFlink)", "legacy_speed_events_per_s", 2, ("lambda",), "stream",
           "mini-cluster, parallelism 3 on 2 cores"),
-    Stage("legacy batch (Beam)", "legacy_batch_events_per_s", 2, "lambda", "batch",
+    Stage("legacy batch (Beam)", "legacy_batch_events_per_s", 2, ("lambda",), "batch",
           "FnApiRunner, one run per period"),
-    Stage("bridge (Kafka -> Pub/Sub)", "bridge_events_per_s", 2, "kappa", "stream",
+    Stage("kappa stream on Beam's Flink runner", "kappa_stream_flink_sustained_events_per_s", 2, ("kappa",),
+          "stream", "Flink 1.19 cluster (JobManager, 2 TaskManagers), Kafka source; broker on the same 2 cores"),
+    Stage("bridge (Kafka -> Pub/Sub)", "bridge_events_per_s", 2, ("kappa_direct",), "stream",
           "one Python process; the broker and the emulator on the same 2 cores"),
-    Stage("kappa stream (Beam composites)", "kappa_stream_sustained_events_per_s", 2, "kappa", "stream",
-          "BundleBasedDirectRunner, one process; the emulator on the same 2 cores"),
-    Stage("kappa backfill (replay)", "kappa_backfill_events_per_s", 2, "kappa", "batch",
+    Stage("kappa stream on the DirectRunner", "kappa_stream_sustained_events_per_s", 2, ("kappa_direct",),
+          "stream", "BundleBasedDirectRunner, one process; the emulator on the same 2 cores"),
+    Stage("kappa backfill (replay)", "kappa_backfill_events_per_s", 2, ("kappa", "kappa_direct"), "batch",
           "FnApiRunner, Arrow batches, 2 workers; sized to replay `replay_days_per_day` days a day"),
-    Stage("validator (keys)", "validator_25m_keys_seconds", 2, "dual run", "batch",
+    Stage("validator (keys)", "validator_25m_keys_seconds", 2, ("dual run",), "batch",
           "DuckDB, 2 threads; figure is seconds for 25M keys"),
 )  # fmt: skip
 VALIDATOR_KEYS = 25_000_000
@@ -130,9 +141,14 @@ def arm_totals(lines: list[Line]) -> dict[tuple[int, str], float]:
     """Core-hours per day per (volume, arm)."""
     totals: dict[tuple[int, str], float] = {}
     for line in lines:
-        key = (line.volume, line.stage.arm)
-        totals[key] = totals.get(key, 0.0) + line.core_hours_per_day
+        for arm in line.stage.arms:
+            key = (line.volume, arm)
+            totals[key] = totals.get(key, 0.0) + line.core_hours_per_day
     return totals
+
+
+def _arms(stage: Stage) -> str:
+    return ", ".join(ARMS[arm] for arm in stage.arms)
 
 
 def _volume(v: int) -> str:
@@ -149,37 +165,42 @@ def render(figures: dict[str, float], a: Assumptions = Assumptions(), stamp: str
            "(bench/capacity.py). A linear extrapolation: nothing was run at these volumes.", "",
            "## Assumptions", "", "| assumption | value | meaning |", "|---|---:|---|"]  # fmt: skip
     out += [f"| {f.name} | {getattr(a, f.name):g} | {NOTES[f.name]} |" for f in fields(a)]
-    out += ["", "## Measured per-core throughput", "", "| stage | arm | figure | per core | measured on |",
+    out += ["", "## Measured per-core throughput", "", "| stage | counted in | figure | per core | measured on |",
             "|---|---|---|---:|---|"]  # fmt: skip
     for stage in STAGES:
         rate = per_core(stage, figures)
         shown = "not measured in this run" if rate is None else f"{rate:,.0f} /s"
         out.append(
-            f"| {stage.name} | {stage.arm} | `{stage.figure}` | {shown} | {stage.cores:g} cores: {stage.note} |"
+            f"| {stage.name} | {_arms(stage)} | `{stage.figure}` | {shown} | {stage.cores:g} cores: {stage.note} |"
         )
     out += ["", "## Cores and workers per stage", "",
-            "| events/day | stage | arm | mode | cores | workers | core-hours/day |",
+            "| events/day | stage | counted in | mode | cores | workers | core-hours/day |",
             "|---|---|---|---|---:|---:|---:|"]  # fmt: skip
-    for line in sorted(lines, key=lambda x: (x.volume, x.stage.arm)):
-        out.append(f"| {_volume(line.volume)} | {line.stage.name} | {line.stage.arm} | {line.stage.mode} | "
+    for line in sorted(lines, key=lambda x: (x.volume, x.stage.arms)):
+        out.append(f"| {_volume(line.volume)} | {line.stage.name} | {_arms(line.stage)} | {line.stage.mode} | "
                    f"{line.cores:,.2f} | {line.workers:,} | {line.core_hours_per_day:,.1f} |")  # fmt: skip
     totals = arm_totals(lines)
     out += ["", "## Lambda vs Kappa per day", "",
-            "| events/day | lambda core-hours | kappa core-hours | kappa / lambda | lambda USD | kappa USD "
+            f"| events/day | {ARMS['lambda']} core-hours | {ARMS['kappa']} core-hours | kappa / lambda "
+            f"| {ARMS['kappa_direct']} core-hours | comparison / lambda | lambda USD | kappa USD "
             "| dual run extra USD |",
-            "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    partial = {s.arm for s in missing}  # an arm with an unmeasured stage has no honest total
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    partial = {arm for s in missing for arm in s.arms}  # an arm with an unmeasured stage has no honest total
+    price = a.usd_per_core_hour
+
+    def cell(value: float, arm: str) -> str:
+        return f"{value:,.0f}" + (" (incomplete)" if arm in partial else "")
+
+    def ratio(value: float, arm: str, lam: float) -> str:
+        return f"{value / lam:.2f}" if lam and not partial & {"lambda", arm} else "n/a"
+
     for volume in VOLUMES:
-        lam, kap = totals.get((volume, "lambda"), 0.0), totals.get((volume, "kappa"), 0.0)
+        lam, kap, direct = (totals.get((volume, arm), 0.0) for arm in ("lambda", "kappa", "kappa_direct"))
         dual = totals.get((volume, "dual run"), 0.0)
-        ratio = f"{kap / lam:.2f}" if lam and not partial & {"lambda", "kappa"} else "n/a"
-        price = a.usd_per_core_hour
-
-        def cell(value: float, arm: str) -> str:
-            return f"{value:,.0f}" + (" (incomplete)" if arm in partial else "")
-
-        out.append(f"| {_volume(volume)} | {cell(lam, 'lambda')} | {cell(kap, 'kappa')} | {ratio} | "
-                   f"{cell(lam * price, 'lambda')} | {cell(kap * price, 'kappa')} | {dual * price:,.0f} |")  # fmt: skip
+        cells = [_volume(volume), cell(lam, "lambda"), cell(kap, "kappa"), ratio(kap, "kappa", lam),
+                 cell(direct, "kappa_direct"), ratio(direct, "kappa_direct", lam), cell(lam * price, "lambda"),
+                 cell(kap * price, "kappa"), f"{dual * price:,.0f}"]  # fmt: skip
+        out.append(f"| {' | '.join(cells)} |")
     if missing:
         out += ["", "Not in the totals (their figure is missing from this run): "
                 + ", ".join(f"{s.name} (`{s.figure}`)" for s in missing) + "."]  # fmt: skip

@@ -14,6 +14,7 @@ import click
 from bench import (
     bench_foundation,
     bench_kappa,
+    bench_kappa_flink,
     bench_kappa_stream,
     bench_legacy,
     bench_legacy_cluster,
@@ -75,6 +76,18 @@ RATIOS = [
         "paced rate the stream sustains beside the speed job vs the speed job's own throughput",
     ),
     (
+        "kappa_stream_flink_sustained_vs_legacy_speed",
+        "kappa_stream_flink_sustained_beside_speed_events_per_s",
+        "legacy_speed_events_per_s",
+        "the stream on the Flink runner beside the speed job vs the speed job's own throughput; target >= 2",
+    ),
+    (
+        "kappa_stream_flink_vs_direct_runner",
+        "kappa_stream_flink_sustained_events_per_s",
+        "kappa_stream_sustained_events_per_s",
+        "sustained rate of the stream on the Flink runner (Kafka) vs on the DirectRunner (Pub/Sub)",
+    ),
+    (
         "legacy_speed_cluster_scaling_4_vs_1",
         "legacy_speed_cluster_p4_events_per_s",
         "legacy_speed_cluster_p1_events_per_s",
@@ -105,6 +118,7 @@ RATIOS = [
 BENCHMARKS: dict[str, Callable[..., list[Figure]]] = {
     "bench_foundation": bench_foundation.run,
     "bench_kappa": bench_kappa.run,
+    "bench_kappa_flink": bench_kappa_flink.run,
     "bench_kappa_stream": bench_kappa_stream.run,
     "bench_legacy": bench_legacy.run,
     "bench_legacy_cluster": bench_legacy_cluster.run,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bench import capacity
-from bench.capacity import Assumptions, cores_needed, per_core, plan, render, workers
+from bench.capacity import Assumptions, arm_totals, cores_needed, per_core, plan, render, workers
 
 FIGURES = {
     "legacy_speed_events_per_s": 2_000.0,  # 2 cores -> 1,000 /s per core
     "legacy_batch_events_per_s": 20_000.0,  # 2 cores -> 10,000 /s per core
     "bridge_events_per_s": 10_000.0,  # 2 cores
     "kappa_stream_sustained_events_per_s": 5_000.0,  # 2 cores
+    "kappa_stream_flink_sustained_events_per_s": 8_000.0,  # 2 cores
     "kappa_backfill_events_per_s": 600_000.0,  # 2 cores
     "validator_25m_keys_seconds": 5.0,  # 5M keys/s on 2 cores
 }
@@ -64,3 +65,22 @@ def test_an_arm_with_a_missing_stage_gets_no_ratio():
     text = render(figures)
     row = next(line for line in text.splitlines() if line.startswith("| 400 B |") and "incomplete" in line)
     assert "| n/a |" in row
+
+
+def test_the_kappa_arm_is_the_flink_runner_on_kafka_and_the_directrunner_is_a_comparison():
+    """The deployed Kappa arm counts the Flink stream and the backfill, not the bridge; the
+    DirectRunner comparison counts the bridge, its stream and the same backfill."""
+    lines, _ = plan(FIGURES)
+    at_400b = {line.stage.figure: line.core_hours_per_day for line in lines if line.volume == 400_000_000_000}
+    totals = arm_totals(lines)
+    backfill = at_400b["kappa_backfill_events_per_s"]
+    assert (
+        totals[(400_000_000_000, "kappa")] == at_400b["kappa_stream_flink_sustained_events_per_s"] + backfill
+    )
+    assert totals[(400_000_000_000, "kappa_direct")] == (
+        at_400b["bridge_events_per_s"] + at_400b["kappa_stream_sustained_events_per_s"] + backfill
+    )
+    row = next(line for line in render(FIGURES).splitlines() if line.startswith("| 400 B |") and "USD" not in line
+               and line.count("|") == 10)  # fmt: skip
+    lam = totals[(400_000_000_000, "lambda")]
+    assert f"| {totals[(400_000_000_000, 'kappa')] / lam:.2f} |" in row
