@@ -40,7 +40,13 @@ from migration.policy import Policy, load_policy
 from migration.serving.console import Console
 from migration.serving.data import Refresher, ServingData, Snapshot
 from migration.serving.gate_api import GateApi
-from migration.serving.metrics import CONTENT_TYPE, Metrics
+from migration.serving.metrics import (
+    CONTENT_TYPE,
+    KappaFigureSource,
+    KappaFlinkFigures,
+    KappaJobCollector,
+    Metrics,
+)
 from migration.serving.routing import StateWatcher, route
 from migration.serving.shadow import Finality, ShadowRecorder
 from migration.serving.status import MigrationSource
@@ -68,6 +74,7 @@ class ServingSettings:
     policy: Policy | None = None  # the cutover gate of console actions (default: config/policy.yaml)
     allow_actions: bool = False  # POST /v1/migration/advance|rollback (else 403)
     bigquery_project: str | None = None  # the cloud profile: read BigQuery's served views instead
+    kappa_figures: KappaFigureSource | None = None  # the Kappa stream job's summary on /metrics
 
     @classmethod
     def from_config(
@@ -77,7 +84,9 @@ class ServingSettings:
         # kappa is final after allowed lateness; legacy after its batch period ran (+ a margin).
         settle_ms = max(t.kappa_allowed_lateness_ms, t.batch_settled_ms) + SETTLE_MARGIN_MS
         root = Path(warehouse_root or config.paths.warehouse_root)
-        return cls(root, t.window_ms, t.period_ms, settle_ms, refresh_s)
+        return cls(
+            root, t.window_ms, t.period_ms, settle_ms, refresh_s, kappa_figures=KappaFlinkFigures(config)
+        )
 
 
 TWEET_ID = re.compile(r"[0-9]{1,19}")  # ASCII only: str.isdigit() also takes "²" and "١٢"
@@ -179,6 +188,8 @@ class ServingService:
                                self.metrics, settings.allow_actions, source=source)  # fmt: skip
         self.gate = GateApi(self.console)  # GET /v1/migration/gate and Flagger's hooks, read-only
         self.metrics.register(self.gate.collector())
+        if settings.kappa_figures is not None:
+            self.metrics.register(KappaJobCollector(settings.kappa_figures))
         self.refresher = Refresher(settings.refresh_s, self.refresh, self.shadow.flush, self.console.refresh)
 
     def refresh(self) -> None:

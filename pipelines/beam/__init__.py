@@ -8,16 +8,16 @@ Every DoFn counts with `KappaCounter`: a Beam metric in namespace `kappa` plus a
 process-local total, `local_counts()`, which is what a local streaming run can read while
 it runs. Contract (inputs -> outputs):
 
-- `ParseInteractions(pipeline, window_s=None, allowed_lateness_s=None)`: raw payloads
+- `ParseInteractions(pipeline, window_ms=None, allowed_lateness_ms=None)`: raw payloads
   (`bytes`, a Pub/Sub message, `(payload, received_at_ms)`, or a `LineBatch` of a part
   file) -> `result.events` (`Interaction` with element timestamp = event_time, or an
   `EventBatch`) and `result.dead_letter` (`BadRecord`). Same verdict as `parse_event`;
   a Pub/Sub message whose attributes disagree with its payload is dead-lettered; on
   unbounded input an event later than allowed lateness is dropped (`too_late`).
 - `SelectEventTimes(start_ms, end_ms)`: events with event_time in [start, end).
-- `DedupByEventId(horizon_s)`: first per event_id within `horizon_s` of event time (state
+- `DedupByEventId(horizon_ms)`: first per event_id within `horizon_ms` of event time (state
   + an event-time timer; deterministic on replay); bounded: over the whole run.
-- `WindowInteractions(window_s, allowed_lateness_s, early_firing_s)`: FixedWindows,
+- `WindowInteractions(window_ms, allowed_lateness_ms, early_firing_ms)`: FixedWindows,
   AfterWatermark(early=AfterProcessingTime(whole seconds, >= 1), late=AfterCount(1)),
   ACCUMULATING; bounded: a `window_start` column, one final pane per window.
 - `CountPerKey(shards=None)`: ((tweet_id, event_type), count) per window pane; on unbounded

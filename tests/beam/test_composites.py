@@ -37,15 +37,15 @@ def ts(ms: int) -> float:
     return ms / 1000.0
 
 
-def windowed_pane_rows(stream: TestStream, lateness_s: float = 30, early_s: float = 2):
+def windowed_pane_rows(stream: TestStream, lateness_ms: int = 30_000, early_ms: int = 2_000):
     """TestStream -> the pane rows of 10 s windows, as (window_start, count, pane) triples."""
 
     def expand(p: beam.Pipeline) -> beam.PCollection:
         return (
             p
             | stream
-            | DedupByEventId(60)
-            | WindowInteractions(10, lateness_s, early_s)
+            | DedupByEventId(60_000)
+            | WindowInteractions(10_000, lateness_ms, early_ms)
             | CountPerKey()
             | ToPaneRows("kappa_stream", run_epoch_ms=1)
             | beam.Map(lambda r: (r["window_start"] - BASE_MS, r["count"], r["pane"]))
@@ -94,7 +94,7 @@ def test_duplicate_inside_horizon_counted_once_and_after_horizon_again() -> None
         .advance_watermark_to_infinity()
     )
     with streaming() as p:
-        ids = p | stream | DedupByEventId(60) | beam.Map(lambda e: e.event_id)
+        ids = p | stream | DedupByEventId(60_000) | beam.Map(lambda e: e.event_id)
         assert_that(ids, equal_to([first.event_id, other.event_id, first.event_id]))
 
 
@@ -134,7 +134,7 @@ def test_pane_index_increases_per_key_and_run() -> None:
         rows = (
             p
             | stream
-            | WindowInteractions(10, 30, 2)
+            | WindowInteractions(10_000, 30_000, 2_000)
             | CountPerKey()
             | ToPaneRows("kappa_stream", run_epoch_ms=7)
             | beam.Map(lambda r: (r["count"], r["pane_index"]))
@@ -154,7 +154,7 @@ def test_write_to_warehouse_batches_rows_into_few_segments(tmp_path) -> None:
         rows = (
             p
             | stream
-            | WindowInteractions(10, 30, 2)
+            | WindowInteractions(10_000, 30_000, 2_000)
             | CountPerKey()
             | ToPaneRows("kappa_stream", run_epoch_ms=1)
         )
@@ -185,7 +185,7 @@ def test_bounded_dedup_keeps_the_first_copy_of_each_event_id_across_batches():
     second = [event(BASE_MS + offset * S, event_id=f"e{offset}") for offset in (9, 1, 3)]
     with TestPipeline(runner="FnApiRunner") as p:
         batches = p | beam.Create([EventBatch(events_table(first), 0), EventBatch(events_table(second), 1)])
-        keys = batches | DedupByEventId(60) | beam.FlatMap(lambda table: table["event_key"].to_pylist())
+        keys = batches | DedupByEventId(60_000) | beam.FlatMap(lambda table: table["event_key"].to_pylist())
         assert_that(keys, equal_to([event_key(f"e{i}") for i in (5, 1, 9, 3)]))
 
 
@@ -196,8 +196,8 @@ def test_bounded_composites_count_like_the_stream_with_one_final_pane() -> None:
         rows = (
             p
             | beam.Create(events)
-            | DedupByEventId(60)
-            | WindowInteractions(10, 30, 2)
+            | DedupByEventId(60_000)
+            | WindowInteractions(10_000, 30_000, 2_000)
             | CountPerKey()
             | ToPaneRows("kappa_backfill", run_epoch_ms=7)
             | beam.FlatMap(lambda table: table.to_pylist())

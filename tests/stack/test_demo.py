@@ -7,7 +7,7 @@ behind their send time, so they arrive within 20 s and a bridge delay of their w
 The demo exits 0 only when the kappa stream equals truth on every final key, the backfill
 equals truth, at most 0.1% of the legacy's final keys are unexplained and the cutover left
 SHADOW through its gate (`migration.demo.demo_passed`, unit-tested case by case in
-tests/pipelines/test_demo_rule.py); the summary it writes must say the same.
+tests/migration/test_demo_rule.py); the summary it writes must say the same.
 
 While the generator's traffic flows, the test publishes every crafted record of the
 hostile-input test (`hostile_payloads`) to the demo's own Kafka topic: the demo must still

@@ -8,8 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from migration.validator.spec.filter import parse_filter
 from migration.validator.spec.model import (
     AGGREGATE_FUNCTIONS,
@@ -48,6 +46,7 @@ from migration.validator.spec.model import (
 )
 from pipelines.config import parse_duration, seconds_to_ms
 from pipelines.errors import ConfigError, InputError
+from pipelines.yaml_io import read_yaml
 
 
 def _names(value: Any, key: str, errors: list[str], required: bool) -> tuple[str, ...]:
@@ -268,15 +267,7 @@ def parse_spec(raw: Any, origin: str = "<dict>") -> Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"validation spec not found: {path}") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the spec ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return parse_spec(raw, str(path))
+    return parse_spec(read_yaml(Path(path), "validation spec"), str(path))
 
 
 def load_specs(paths: list[str]) -> list[Spec]:
