@@ -213,7 +213,8 @@ class _BatchPerBucketFn(beam.DoFn):
 
 
 class _DedupFn(beam.DoFn):
-    """Per bucket of event_ids: the ids seen, each forgotten at its event time + horizon.
+    """Per bucket of event_ids: the ids seen, each forgotten at its event time + horizon
+    (rounded up to the whole second).
 
     One state cell and one timer per bucket rather than per event_id: the DirectRunner
     scans every pending timer per bundle, so a timer per event_id slows a local stream
@@ -228,6 +229,11 @@ class _DedupFn(beam.DoFn):
 
     def __init__(self, horizon_ms: int):
         self.horizon_micros = horizon_ms * 1000
+        # Expiries rounded up to the whole second. An event-time timer holds the step's output
+        # watermark at its time, and a bucket's timer fires once per distinct expiry: after
+        # the watermark jumps (a backlog read, a restore), expiries to the millisecond held
+        # every window behind a chain of one firing per event time (90 s for 15 s of events).
+        self.granule_micros = 1_000_000
         self.duplicates = KappaCounter("duplicates_removed")
 
     def process(
@@ -243,7 +249,10 @@ class _DedupFn(beam.DoFn):
             if event.event_id in seen:
                 self.duplicates.inc()
                 continue
-            expires = event.event_time * 1000 + self.horizon_micros
+            expires = (
+                -(-(event.event_time * 1000 + self.horizon_micros) // self.granule_micros)
+                * self.granule_micros
+            )
             seen[event.event_id] = expires
             earliest = expires if earliest is None else min(earliest, expires)
             yield window.TimestampedValue(event, event.event_time / 1000.0)
