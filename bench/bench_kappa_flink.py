@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import random
 import shutil
-import subprocess
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.bench_kappa import _poll
-from bench.bench_kappa_stream import FRESHNESS_P99_S, SECONDS, Trial, _start, _wait_for
+from bench.bench_kappa_stream import SECONDS, Trial, _start, _wait_for, measure, stop_all, sustained_figure
 from bench.figures import Figure
 from kappa.flink import FlinkJob
-from kappa.stream import stream_progress
 from lambda_legacy.speed.supervisor import read_progress
 from pipelines.config import Config, KappaFlinkConfig
 from pipelines.stack.kappa_cluster import KappaCluster
@@ -74,10 +71,6 @@ def _payload(rng: random.Random, now_ms: int) -> bytes:
     ).encode()
 
 
-def _read(log: Path) -> int:
-    return stream_progress(log.read_text(errors="replace")).get("read", 0)
-
-
 def _trial(base: Config, workdir: Path, rate: int, beside_speed: bool) -> Trial:
     name = f"flink-{rate}-{int(beside_speed)}"
     shutil.rmtree(workdir / name, ignore_errors=True)
@@ -98,32 +91,13 @@ def _trial(base: Config, workdir: Path, rate: int, beside_speed: bool) -> Trial:
         flink = FlinkJob(config, "kappa-stream-", started_after_ms=submitted_ms)
         # Deployed and checkpointing (its tasks run) before the feed starts: start-up is not measured.
         _wait_for(lambda: (flink.checkpoints().get("completed") or 0) > 0, 400, stream_log)
-        seen: dict[int, float] = {}
-        stop = threading.Event()
-        started = time.time()
-        poller = threading.Thread(target=_poll, args=(Path(config.paths.warehouse_root), seen, stop, started),
-                                  daemon=True)  # fmt: skip
-        poller.start()
         feed = _KafkaFeed(config, rate, SECONDS)
-        feed.start()
-        time.sleep(SECONDS / 2)
-        backlog_mid = feed.sent - _read(stream_log)
-        feed.join()
-        time.sleep(6)  # a progress line later: where the reader is once the feed stopped
-        backlog_end = feed.sent - _read(stream_log)
-        time.sleep(8)  # the last windows' on-time panes (window 10 s, watermark 2 s behind)
-        stop.set()
-        poller.join()
+        # then the last windows' on-time panes (window 10 s, watermark 2 s behind the clock)
+        backlog_mid, backlog_end, p99 = measure(
+            feed, stream_log, Path(config.paths.warehouse_root), settle_s=8
+        )
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    lags = sorted(seen.values())
-    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else None
+        stop_all(procs)
     return Trial(rate, feed.sent, backlog_mid, backlog_end, p99)
 
 
@@ -158,17 +132,8 @@ def run(workdir: Path, quick: bool = False) -> list[Figure]:
             for name, beside in (("kappa_stream_flink_sustained_events_per_s", False),
                                  ("kappa_stream_flink_sustained_beside_speed_events_per_s", True)):  # fmt: skip
                 best, trials = _sustained(config, workdir, beside, max_trials=1 if quick else MAX_TRIALS)
-                note = (
-                    f"Flink runner, Kafka source, {config.kafka.partitions} partitions: highest paced rate kept "
-                    f"up for {SECONDS}s (backlog not growing, p99 freshness <= {FRESHNESS_P99_S:g}s)"
-                    f"{' with the legacy speed job beside it' if beside else ''}; trials: "
-                    + "; ".join(
-                        f"{t.rate}/s backlog {t.backlog_mid}->{t.backlog_end} p99 "
-                        f"{'-' if t.freshness_p99_s is None else f'{t.freshness_p99_s:.1f}s'}"
-                        for t in trials
-                    )
-                )
-                figures.append(Figure(name, best, "events/s", sum(t.sent for t in trials), note))
+                where = f"Flink runner, Kafka source, {config.kafka.partitions} partitions: "
+                figures.append(sustained_figure(name, best, trials, beside, where))
         finally:
             cluster.down()
     return figures

@@ -22,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bench.bench_kappa import _poll
 from bench.figures import Figure
@@ -104,6 +105,49 @@ def _read_so_far(log: Path) -> int:
     return stream_progress(log.read_text(errors="replace")).get("read", 0)
 
 
+class Feeding(Protocol):
+    """A feed thread: `sent` counts what it has sent so far."""
+
+    sent: int
+
+    def start(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+def measure(
+    feed: Feeding, stream_log: Path, warehouse: Path, settle_s: float = 0
+) -> tuple[int, int, float | None]:
+    """Run `feed` for its SECONDS and measure the stream: its
+    backlog at half time and once the feed stopped (from its progress log), and the p99
+    freshness of the windows that ended meanwhile (waiting `settle_s` more for the last)."""
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+    poller = threading.Thread(target=_poll, args=(warehouse, seen, stop, time.time()), daemon=True)
+    poller.start()
+    feed.start()
+    time.sleep(SECONDS / 2)
+    backlog_mid = feed.sent - _read_so_far(stream_log)
+    feed.join()
+    time.sleep(6)  # a progress line later: where the reader is once the feed stopped
+    backlog_end = feed.sent - _read_so_far(stream_log)
+    time.sleep(settle_s)
+    stop.set()
+    poller.join()
+    lags = sorted(seen.values())
+    return backlog_mid, backlog_end, lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else None
+
+
+def stop_all(procs: list[subprocess.Popen], timeout_s: float = 90) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def _trial(workdir: Path, rate: int, beside_speed: bool) -> Trial:
     from pipelines import pubsub_io
     from pipelines.kafka_io import ensure_topic
@@ -130,32 +174,10 @@ def _trial(workdir: Path, rate: int, beside_speed: bool) -> Trial:
                 _wait_for(
                     lambda: bool(read_progress(progress)["source_reading_since"]), 400, logs / "speed.log"
                 )
-            seen: dict[int, float] = {}
-            stop = threading.Event()
-            started = time.time()
-            poller = threading.Thread(
-                target=_poll, args=(Path(config.paths.warehouse_root), seen, stop, started), daemon=True
-            )
-            poller.start()
             feed = _Feed(config, rate, SECONDS, kafka=beside_speed)
-            feed.start()
-            time.sleep(SECONDS / 2)
-            backlog_mid = feed.sent - _read_so_far(stream_log)
-            feed.join()
-            time.sleep(6)  # two progress lines later: where the reader is once the feed stopped
-            backlog_end = feed.sent - _read_so_far(stream_log)
-            stop.set()
-            poller.join()
+            backlog_mid, backlog_end, p99 = measure(feed, stream_log, Path(config.paths.warehouse_root))
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-    lags = sorted(seen.values())
-    p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else None
+            stop_all(procs)
     return Trial(rate, feed.sent, backlog_mid, backlog_end, p99)
 
 
@@ -193,6 +215,21 @@ def _sustained(workdir: Path, start: int, beside_speed: bool, max_trials: int) -
     return best, trials
 
 
+def sustained_figure(
+    name: str, best: int, trials: list[Trial], beside_speed: bool, where: str = ""
+) -> Figure:
+    note = (
+        f"{where}highest paced rate kept up for {SECONDS}s (backlog not growing, p99 freshness <= "
+        f"{FRESHNESS_P99_S:g}s){' with the legacy speed job beside it' if beside_speed else ''}; trials: "
+        + "; ".join(
+            f"{t.rate}/s backlog {t.backlog_mid}->{t.backlog_end} p99 "
+            f"{'-' if t.freshness_p99_s is None else f'{t.freshness_p99_s:.1f}s'}"
+            for t in trials
+        )
+    )
+    return Figure(name, best, "events/s", sum(t.sent for t in trials), note)
+
+
 def run(workdir: Path, quick: bool = False) -> list[Figure]:
     workdir.mkdir(parents=True, exist_ok=True)
     figures = []
@@ -201,14 +238,5 @@ def run(workdir: Path, quick: bool = False) -> list[Figure]:
         ("kappa_stream_sustained_beside_speed_events_per_s", 400, True),
     ):
         best, trials = _sustained(workdir, start, beside, max_trials=1 if quick else 3)
-        note = (
-            f"highest paced rate kept up for {SECONDS}s (backlog not growing, p99 freshness <= "
-            f"{FRESHNESS_P99_S:g}s){' with the legacy speed job beside it' if beside else ''}; trials: "
-            + "; ".join(
-                f"{t.rate}/s backlog {t.backlog_mid}->{t.backlog_end} p99 "
-                f"{'-' if t.freshness_p99_s is None else f'{t.freshness_p99_s:.1f}s'}"
-                for t in trials
-            )
-        )
-        figures.append(Figure(name, best, "events/s", sum(t.sent for t in trials), note))
+        figures.append(sustained_figure(name, best, trials, beside))
     return figures

@@ -6,8 +6,8 @@
 #   .venv-bq       bqemulator, the BigQuery emulator (it pins sqlglot 30; Ibis 12 needs < 28)
 #   .local/uv      uv, the installer of the four venvs (requirements/uv.lock)
 #   .local/jars    Kafka broker and Flink Kafka connector jars, by Maven from tools/pom.xml
-#   .local/jars-kappa  the Kappa arm's Flink 1.19 cluster, Beam job server, Kafka expansion
-#                  service and Java worker pool, by Maven from tools/kappa-flink/
+#   .local/jars-kappa  the Kappa arm's Flink 1.19 cluster and Beam job server, by Maven from
+#                  tools/kappa-flink/
 #   .local/bin     the Pub/Sub emulator (Go), fake-gcs-server (Go, the Cloud Storage emulator),
 #                  Prism (Go, Beam's portable local runner, for the portability tests),
 #                  and OpenTofu when no terraform/tofu is on PATH
@@ -95,11 +95,11 @@ jars() {  # the Kafka broker and Flink connector jars
   fi
 }
 
-kappa_flink_jars() {  # the Kappa arm on Flink: cluster + job server, Kafka expansion service
+kappa_flink_jars() {  # the Kappa arm on Flink: cluster + job server
   local stamp=.local/jars-kappa/.pom.sha256 want
   want="$(cat tools/kappa-flink/pom.xml tools/kappa-flink/*/pom.xml | sha256sum | cut -d' ' -f1)"
   if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    echo "setup: fetching the Kappa arm's Flink, Beam job server and Kafka expansion jars with Maven ..."
+    echo "setup: fetching the Kappa arm's Flink and Beam job server jars with Maven ..."
     rm -rf .local/jars-kappa
     mvn -q -B -f tools/kappa-flink/pom.xml package
     echo "$want" > "$stamp"
