@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -33,8 +33,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from kappa.direct_runner import adapt_fn_api_runner
 from kappa.pipeline import KappaRun, build_kappa, destination_of
 from pipelines.archive import arrival_spans, list_parts, read_part
-from pipelines.beam import METRICS_NAMESPACE, KappaCounter
+from pipelines.beam import KappaCounter
 from pipelines.beam.arrow_events import LineBatch, lines_of_blob
+from pipelines.beam.runner import counters_of, on_dataflow
 from pipelines.config import Config
 from pipelines.errors import InputError, PipelineError
 from pipelines.events import now_ms
@@ -219,7 +220,7 @@ def run_backfill(job: BackfillJob) -> BackfillResult:
     gc.freeze()
     try:
         result = p.run()
-        if any("DataflowRunner" in arg for arg in job.beam_args):
+        if on_dataflow(job.beam_args):
             return BackfillResult(len(parts), {}, time.perf_counter() - started)  # submitted; runs on
         result.wait_until_finish()
     except Exception as exc:  # a Beam job failure of any kind, translated where it enters
@@ -227,13 +228,3 @@ def run_backfill(job: BackfillJob) -> BackfillResult:
     finally:
         gc.unfreeze()
     return BackfillResult(len(parts), counters_of(result), time.perf_counter() - started)
-
-
-def counters_of(result: Any) -> dict[str, int]:
-    """The job's `kappa` counters, summed over the steps that report each name."""
-    totals: dict[str, int] = {}
-    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE))
-    for metric in query["counters"]:
-        value = metric.committed if metric.committed is not None else metric.attempted
-        totals[metric.key.metric.name] = totals.get(metric.key.metric.name, 0) + (value or 0)
-    return totals

@@ -183,15 +183,36 @@ def backfill(
     type=click.Choice(["pubsub", "kafka"]),
     default="pubsub",
     show_default=True,
-    help="The stream's source (kafka: expanded by the Kappa cluster's expansion service).",
+    help="The stream's source (kafka: read by the job's Python workers on the Kappa cluster).",
 )
 def graph(config: Config, mode: str, source: str) -> None:
     """Print the job's top-level steps, one per line, source first and sink last (runs nothing)."""
-    from kappa.pipeline import graph_labels
-
     logging.getLogger("apache_beam").setLevel(logging.ERROR)  # construction advice, not the graph
     for label in graph_labels(mode, config, source):
         click.echo(label)
+
+
+def graph_labels(mode: str, config: Config, source: str = "pubsub") -> list[str]:
+    """The top-level steps of the stream (from `source`) or the backfill, built and not run."""
+    import apache_beam as beam
+
+    from kappa.pipeline import top_level_labels
+
+    if mode == "stream":
+        from kappa.stream import StreamJob, build_stream
+        from kappa.stream import pipeline_options as stream_options
+
+        runner = "flink" if source == "kafka" else "direct"
+        p = beam.Pipeline(options=stream_options([]))
+        build_stream(p, StreamJob(config, str(config.paths.warehouse_root), runner=runner, source=source))
+    else:
+        from kappa.backfill import BackfillJob, build_backfill
+        from kappa.backfill import pipeline_options as backfill_options
+
+        p = beam.Pipeline(options=backfill_options([]))
+        root = str(config.paths.warehouse_root)
+        build_backfill(p, BackfillJob(config, str(config.paths.archive_root), root), parts=[])
+    return top_level_labels(p)
 
 
 def _default_workers() -> int:

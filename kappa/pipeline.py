@@ -8,7 +8,7 @@ stream (`kappa.stream`, `kappa.flink`), `ReadArchive` for the backfill (`kappa.b
 `pipelines.beam` choose their own strategy from their input's boundedness: per element
 with state, timers and triggers on the stream's unbounded input; over Arrow batches of
 whole part files on the backfill's bounded input. `kappactl kappa graph --mode
-stream|backfill` prints the top-level steps of each (`graph_labels`): the same between
+stream|backfill` prints the top-level steps of each (`top_level_labels`): the same between
 the first line and the last.
 """
 
@@ -92,20 +92,3 @@ def build_kappa(p: beam.Pipeline, source_label: str, source: beam.PTransform, ru
 def top_level_labels(p: beam.Pipeline) -> list[str]:
     """The labels of the pipeline's top-level steps, in the order they were applied."""
     return [node.full_label for node in p.transforms_stack[0].parts]
-
-
-def graph_labels(mode: str, config: Config, source: str = "pubsub") -> list[str]:
-    """The top-level steps of the stream (from `source`) or the backfill, built and not run."""
-    if mode == "stream":
-        from kappa.stream import StreamJob, build_stream, pipeline_options
-
-        runner = "flink" if source == "kafka" else "direct"
-        p = beam.Pipeline(options=pipeline_options([]))
-        build_stream(p, StreamJob(config, str(config.paths.warehouse_root), runner=runner, source=source))
-    else:
-        from kappa.backfill import BackfillJob, build_backfill, pipeline_options
-
-        p = beam.Pipeline(options=pipeline_options([]))
-        root = str(config.paths.warehouse_root)
-        build_backfill(p, BackfillJob(config, str(config.paths.archive_root), root), parts=[])
-    return top_level_labels(p)

@@ -58,6 +58,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from kappa.direct_runner import adapt_direct_runner, local_counts, reader_progress, reset_local_counts
 from kappa.pipeline import KappaRun, build_kappa, destination_of
 from pipelines.beam import KappaCounter
+from pipelines.beam.runner import counters_of, on_dataflow
 from pipelines.config import Config
 from pipelines.errors import ConfigError, PipelineError
 from pipelines.events import now_ms
@@ -147,10 +148,6 @@ class _CountReadFn(beam.DoFn):
     def process(self, message: Any) -> Iterator[Any]:
         self.read.inc()
         yield message
-
-
-def on_dataflow(beam_args: list[str]) -> bool:
-    return any("DataflowRunner" in arg for arg in beam_args)
 
 
 class ReadPubSub(beam.PTransform):
@@ -243,9 +240,7 @@ def run_stream(job: StreamJob) -> StreamResult:
     if on_dataflow(job.beam_args) and job.max_runtime_s is None and job.exit_when_idle_s is None:
         return StreamResult({}, time.monotonic() - started, "submitted to Dataflow")
     if on_dataflow(job.beam_args):
-        watched = _Watched(
-            lambda: _beam_counters(result), lambda _: True, lambda: _ended(result), result.cancel
-        )
+        watched = _Watched(lambda: counters_of(result), lambda _: True, lambda: _ended(result), result.cancel)
     else:
         _surface_failures(result)
         # The DirectRunner only: process-local counts (its metrics do not move while it runs)
@@ -320,12 +315,6 @@ def _surface_failures(result: Any) -> None:
             log.error("kappa stream pipeline failed: %s", str(exc).splitlines()[0][:500])
 
     threading.Thread(target=wait, name="kappa-stream-failure-watch", daemon=True).start()
-
-
-def _beam_counters(result: Any) -> dict[str, int]:
-    from kappa.backfill import counters_of
-
-    return counters_of(result)
 
 
 def stream_progress(log: str) -> dict:

@@ -36,12 +36,13 @@ from apache_beam.internal.cloudpickle import cloudpickle
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import window
 
-from kappa.backfill import BackfillJob, counters_of, run_backfill
+from kappa.backfill import BackfillJob, run_backfill
 from kappa.pipeline import KappaRun, build_kappa
 from kappa.stream import StreamJob, StreamResult
 from migration.serving.metrics import KappaFlinkFigures
 from pipelines.beam import KappaCounter
 from pipelines.beam.destinations import WarehouseDestination
+from pipelines.beam.runner import counters_of
 from pipelines.config import Config
 from pipelines.warehouse import Warehouse
 from tests.kappa.test_backfill import CONFIG, scenario, write_archive

@@ -94,22 +94,8 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# Edges of the circles still to break (issue 28, item 3), each with the move that breaks it.
-# Remove an edge when its circle is gone: an edge listed here that no module has any more
-# fails the test as well, so the list only shrinks.
-CIRCLE_EDGES_TO_BREAK = {
-    ("kappa.stream", "kappa.backfill"),  # counters_of: to the one pipelines/beam/runner.py
-    ("kappa.pipeline", "kappa.stream"),  # graph_labels: beside the command that prints it
-    ("kappa.pipeline", "kappa.backfill"),  # graph_labels: beside the command that prints it
-}
-
-
 def test_no_import_circle_between_our_modules():
     graph = import_graph()
-    stale = sorted(f"{a} -> {b}" for a, b in CIRCLE_EDGES_TO_BREAK if b not in graph.get(a, ()))
-    assert not stale, f"no longer imported, remove from CIRCLE_EDGES_TO_BREAK: {stale}"
-    for a, b in CIRCLE_EDGES_TO_BREAK:
-        graph[a] = graph[a] - {b}
     found = [
         " <-> ".join(c)
         + "\n"
