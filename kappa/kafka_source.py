@@ -36,10 +36,11 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 
 from pipelines.beam import KappaCounter
 from pipelines.config import Config
-from pipelines.errors import PipelineError
+from pipelines.errors import PipelineError, first_line
 
 log = logging.getLogger(__name__)
 END = 2**63 - 1  # an unbounded partition's restriction ends here
+UNRESOLVED = -1  # a restriction's start before its first read: asked of the broker then
 IDLE_LAG_S = 2.0  # a caught-up partition's watermark trails the wall clock by this much
 READ_FOR_S = 1.0  # one process call reads for about this long, then defers to the runner
 BATCH = 2000  # records per consume call
@@ -109,18 +110,35 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._consumers, self._next = {}, {}
 
     def initial_restriction(self, partition: int) -> OffsetRange:
-        from confluent_kafka import Consumer, TopicPartition
+        # Where to start is asked of the broker by the first `process` call, not here: this
+        # runs beside the job's one impulse, and a broker error here (a fresh broker answers
+        # NOT_COORDINATOR for a while) failed the impulse's bundle after the impulse had been
+        # checkpointed as sent: the restored job had no partitions to read, and read nothing.
+        return OffsetRange(UNRESOLVED, END)
+
+    def _start_offset(self, partition: int) -> int | None:
+        """The group's committed offset, or the partition's first; None while the broker
+        cannot say (a retriable error: asked again on the next call)."""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
 
         consumer = Consumer(self.settings)
         try:
             tp = TopicPartition(self.topic, partition)
-            committed = consumer.committed([tp], timeout=30)[0].offset
-            start = committed if committed >= 0 else consumer.get_watermark_offsets(tp, timeout=30)[0]
+            committed = consumer.committed([tp], timeout=10)[0].offset
+            start = committed if committed >= 0 else consumer.get_watermark_offsets(tp, timeout=10)[0]
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if error is not None and hasattr(error, "retriable") and error.retriable():
+                log.warning(
+                    "Kafka %s partition %d: start offset not known yet (%s)", self.topic, partition, error
+                )
+                return None
+            raise PipelineError(f"Kafka {self.topic} partition {partition}: {first_line(exc)}") from exc
         finally:
             consumer.close()
         log.info("Kafka %s partition %d: read from offset %d (%s)", self.topic, partition, start,
                  "the group's committed offset" if committed >= 0 else "its first")  # fmt: skip
-        return OffsetRange(start, END)
+        return start
 
     def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
         return OffsetRestrictionTracker(restriction)
@@ -156,6 +174,12 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         from confluent_kafka import KafkaError, TopicPartition
 
         start = tracker.current_restriction().start
+        if start == UNRESOLVED:  # nothing read yet: where the group (or the partition) starts
+            found = self._start_offset(partition)
+            if found is None:
+                tracker.defer_remainder(Duration.of(1))
+                return
+            start = found
         consumer = self._consumer(partition, start)
         deadline, drained = time.monotonic() + READ_FOR_S, False
         while time.monotonic() < deadline:

@@ -206,8 +206,7 @@ class KappaFlinkConfig:
     rest_port: int = setting(8091, port)  # the JobManager's REST API
     rpc_port: int = setting(6133, port)  # the JobManager's RPC
     job_port: int = setting(8099, port)  # Beam's Flink job server (PortableRunner's --job_endpoint)
-    expansion_port: int = setting(8097, port)  # the Kafka expansion service (ReadFromKafka)
-    worker_pool_port: int = setting(8096, port)  # the Java SDK worker pool of ReadFromKafka's Java side
+    worker_pool_port: int = setting(8096, port)  # the Python SDK worker pool that runs the job's steps
     taskmanagers: int = setting(2, positive_int)
     slots: int = setting(2, positive_int)  # per TaskManager
     jobmanager_memory: str = setting("768m", memory_size)

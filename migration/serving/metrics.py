@@ -167,8 +167,8 @@ class KappaFlinkFigures:
     """The newest Kappa stream job on the Kappa cluster: its Beam metrics over Flink's REST API,
     summed as `kappa run` sums them (`kappa.flink.FlinkJob`)."""
 
-    def __init__(self, config: Config):
-        self.config = config
+    def __init__(self, config: Config, started_after_ms: int = 0):
+        self.config, self.started_after_ms = config, started_after_ms  # only jobs started since
 
     def __call__(self) -> KappaFigures | None:
         from kappa.flink import FlinkJob  # Beam's import, paid at the first scrape only
@@ -176,7 +176,9 @@ class KappaFlinkFigures:
 
         # Every stream job is named "kappa-stream-<run start ms>" (StreamJob.job_name).
         prefix = StreamJob(self.config, "", run_epoch_ms=0).job_name.removesuffix("0")
-        counters = FlinkJob(self.config, prefix).counters()  # a fresh lookup: the newest job
+        counters = FlinkJob(
+            self.config, prefix, self.started_after_ms
+        ).counters()  # a fresh lookup: the newest job
         if not counters:
             return None
         return KappaFigures(_figures(StreamResult(counters, 0.0, "running").summary()), "flink", time.time())

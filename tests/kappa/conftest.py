@@ -20,8 +20,7 @@ PRISM = ROOT / ".local" / "bin" / "prism"  # built by `make setup` (tools/setup.
 def kappa_cluster(local_stack):
     """The Kappa cluster on free loopback ports, beside the session's Kafka, started once for
     the session when a test asks for it (a minute or more) and stopped at the end."""
-    ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "expansion_port",
-                                            "worker_pool_port")}  # fmt: skip
+    ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "worker_pool_port")}
     config = replace(local_stack.config, kappa_flink=KappaFlinkConfig(**ports, checkpointing_interval=2.0))
     cluster = KappaCluster.of(config)
     try:

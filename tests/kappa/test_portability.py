@@ -189,11 +189,12 @@ def test_the_stream_on_flink_gives_the_fn_api_runners_final_panes(
     job = StreamJob(config, str(tmp_path), runner="flink", source="kafka")
     scrapes: list[dict[str, int]] = []
     done = threading.Event()
+    since_ms = int(time.time() * 1000)  # this test's job, not one an earlier test ran on the cluster
 
     def scrape_while_running(_result: Any) -> None:
         def loop() -> None:
             while not done.is_set():
-                found = KappaFlinkFigures(config)()
+                found = KappaFlinkFigures(config, since_ms)()
                 if found is not None:
                     scrapes.append(found.figures)
                 time.sleep(0.5)

@@ -31,7 +31,7 @@ def test_a_source_the_runner_cannot_read_is_refused_in_one_line(args: tuple[str,
 
 def test_the_flink_runner_without_the_kappa_cluster_says_how_to_start_it(tmp_path: Path) -> None:
     config = private_config(tmp_path)
-    nothing_there = replace(config.kappa_flink, job_port=free_port(), expansion_port=free_port())
+    nothing_there = replace(config.kappa_flink, job_port=free_port(), worker_pool_port=free_port())
     config_path = write_config(replace(config, kappa_flink=nothing_there), tmp_path / "config.yaml")
     done = kappa_run("--runner", "flink", config=config_path)
     assert done.returncode == 4, done.stderr
