@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -16,10 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PRISM = ROOT / ".local" / "bin" / "prism"  # built by `make setup` (tools/setup.sh, pinned)
 
 
-@pytest.fixture(scope="session")
-def kappa_cluster(local_stack):
-    """The Kappa cluster on free loopback ports, beside the session's Kafka, started once for
-    the session when a test asks for it (a minute or more) and stopped at the end."""
+@contextlib.contextmanager
+def started_kappa_cluster(local_stack) -> Iterator[KappaFlinkConfig]:
+    """A Kappa cluster on free loopback ports beside the session's Kafka, stopped on exit."""
     ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "worker_pool_port")}
     config = replace(local_stack.config, kappa_flink=KappaFlinkConfig(**ports, checkpointing_interval=2.0))
     cluster = KappaCluster.of(config)
@@ -30,6 +31,14 @@ def kappa_cluster(local_stack):
         yield config.kappa_flink
     finally:
         cluster.down()
+
+
+@pytest.fixture(scope="session")
+def kappa_cluster(local_stack):
+    """The Kappa cluster, started once for the session when a test asks for it (a minute or
+    more) and stopped at the end."""
+    with started_kappa_cluster(local_stack) as kappa_flink:
+        yield kappa_flink
 
 
 @pytest.fixture(scope="session")

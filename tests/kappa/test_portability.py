@@ -45,6 +45,7 @@ from pipelines.beam.destinations import WarehouseDestination
 from pipelines.beam.runner import counters_of
 from pipelines.config import Config
 from pipelines.warehouse import Warehouse
+from tests.kappa.conftest import started_kappa_cluster
 from tests.kappa.test_backfill import CONFIG, scenario, write_archive
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
@@ -178,6 +179,16 @@ def flink_args(config: Config, job_name: str) -> list[str]:
     from kappa.flink import portable_args
 
     return [arg for arg in portable_args(config, job_name) if not arg.startswith("--checkpointing_interval")]
+
+
+@pytest.fixture(scope="module")
+def kappa_cluster(local_stack):
+    """A Kappa cluster of this module's own. Its jobs end (their input is finite), and on the
+    session's cluster a Kafka stream job submitted after them read nothing: its impulse's
+    bundle ran, and no partition reached the read (seen once, in a fresh-clone run; not
+    understood yet)."""
+    with started_kappa_cluster(local_stack) as kappa_flink:
+        yield kappa_flink
 
 
 @pytest.mark.flink
