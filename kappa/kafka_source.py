@@ -5,8 +5,9 @@ worker, so records go from the broker straight into the fused Parse step:
 
 - **Restriction**: a partition's offsets `[next, ∞)`. The runner checkpoints it (Flink keeps
   it in its checkpoints), so a restored job resumes at the offset after the last record its
-  checkpoint covers and reads nothing twice or never. A new job starts at the consumer
-  group's committed offset, or at the partition's start for a new group.
+  checkpoint covers, with the state that checkpoint holds: records read after it are read
+  again and counted once. A new job asks the broker where to start on its first read: the
+  consumer group's committed offset, or the partition's first for a new group.
 - **Timestamps**: each record's CreateTime (the producer's send time), the arrival time the
   too-late rule is judged against, as Pub/Sub's publish time is; event time comes from the
   payload (`ParseInteractions`).
