@@ -47,7 +47,6 @@ READ_FOR_S = 1.0  # one process call reads for about this long, then defers to t
 BATCH = 2000  # records per consume call
 POLL_S = 0.2  # the consume call's timeout
 RESUME_S = 0.2  # a caught-up partition is polled again after this long
-TIMESTAMP_NOT_AVAILABLE = 0  # confluent_kafka's record timestamp type when the broker has none
 
 
 def _consumer_settings(config: Config, group_id: str) -> dict[str, object]:
@@ -163,6 +162,21 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             log.info("Kafka %s partition %d: consumer assigned at offset %d", self.topic, partition, offset)
         return consumer
 
+    def _high_water_mark(self, consumer: Any, partition: int, default_above: int) -> int:
+        """The partition's high-water mark as the broker says it now; above `default_above`
+        (not caught up) while the broker cannot say, so the watermark waits."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            return consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=10, cached=False
+            )[1]
+        except KafkaException as exc:
+            log.warning(
+                "Kafka %s partition %d: high-water mark unknown (%s)", self.topic, partition, first_line(exc)
+            )
+            return default_above + 1
+
     @beam.DoFn.unbounded_per_element()
     def process(
         self,
@@ -172,7 +186,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         tracker=beam.DoFn.RestrictionParam(),  # noqa: B008 (Beam's parameter markers)
         watermark=beam.DoFn.WatermarkEstimatorParam(PartitionWatermark()),  # noqa: B008
     ) -> Iterator[Any]:
-        from confluent_kafka import KafkaError, TopicPartition
+        from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, TopicPartition
 
         start = tracker.current_restriction().start
         if start == UNRESOLVED:  # nothing read yet: where the group (or the partition) starts
@@ -208,10 +222,8 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             if newest is not None:
                 _advance(watermark, Timestamp.of(newest / 1000))
         next_offset = self._next[partition]
-        if drained:
-            tp = TopicPartition(self.topic, partition)
-            if next_offset >= consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]:
-                _advance(watermark, Timestamp.of(time.time() - IDLE_LAG_S))  # caught up, says the broker
+        if drained and next_offset >= self._high_water_mark(consumer, partition, next_offset):
+            _advance(watermark, Timestamp.of(time.time() - IDLE_LAG_S))  # caught up, says the broker
         if next_offset > start:
             committed = TopicPartition(self.topic, partition, next_offset)
             finalizer.register(lambda: consumer.commit(offsets=[committed], asynchronous=True))
