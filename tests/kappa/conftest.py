@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from pipelines.config import KappaFlinkConfig
+from pipelines.config import Config, KappaFlinkConfig
 from pipelines.stack.kappa_cluster import KappaCluster
 from pipelines.stack.private import free_port
 
@@ -19,16 +19,17 @@ PRISM = ROOT / ".local" / "bin" / "prism"  # built by `make setup` (tools/setup.
 
 
 @contextlib.contextmanager
-def started_kappa_cluster(local_stack) -> Iterator[KappaFlinkConfig]:
-    """A Kappa cluster on free loopback ports beside the session's Kafka, stopped on exit."""
+def started_kappa_cluster(config: Config) -> Iterator[Config]:
+    """A Kappa cluster on free loopback ports under `config`'s state_dir (where `kappactl`
+    finds it), beside `config`'s Kafka; yields the config that names it, stops it on exit."""
     ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "worker_pool_port")}
-    config = replace(local_stack.config, kappa_flink=KappaFlinkConfig(**ports, checkpointing_interval=2.0))
+    config = replace(config, kappa_flink=KappaFlinkConfig(**ports, checkpointing_interval=2.0))
     cluster = KappaCluster.of(config)
     try:
         started = time.monotonic()
         cluster.up(timeout_s=400)
         print(f"kappa cluster up in {time.monotonic() - started:.1f}s")
-        yield config.kappa_flink
+        yield config
     finally:
         cluster.down()
 
@@ -37,8 +38,8 @@ def started_kappa_cluster(local_stack) -> Iterator[KappaFlinkConfig]:
 def kappa_cluster(local_stack):
     """The Kappa cluster, started once for the session when a test asks for it (a minute or
     more) and stopped at the end."""
-    with started_kappa_cluster(local_stack) as kappa_flink:
-        yield kappa_flink
+    with started_kappa_cluster(local_stack.config) as config:
+        yield config.kappa_flink
 
 
 @pytest.fixture(scope="session")

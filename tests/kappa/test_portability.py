@@ -182,21 +182,23 @@ def flink_args(config: Config, job_name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def kappa_cluster(local_stack):
+def flink_config(local_stack, tmp_path_factory):
     """A Kappa cluster of this module's own. Its jobs end (their input is finite), and on the
     session's cluster a Kafka stream job submitted after them read nothing: its impulse's
     bundle ran, and no partition reached the read (seen once, in a fresh-clone run; not
     understood yet)."""
-    with started_kappa_cluster(local_stack) as kappa_flink:
-        yield kappa_flink
+    state_dir = tmp_path_factory.mktemp("portability-cluster")  # not the session cluster's
+    config = replace(local_stack.config, paths=replace(local_stack.config.paths, state_dir=state_dir))
+    with started_kappa_cluster(config) as config:
+        yield config
 
 
 @pytest.mark.flink
 def test_the_stream_on_flink_gives_the_fn_api_runners_final_panes(
-    kappa_cluster, local_stack, reference, tmp_path: Path
+    flink_config, reference, tmp_path: Path
 ) -> None:
     """Early firing on, as the stream runs; the serving API's Flink figures are read meanwhile."""
-    config = replace(local_stack.config, kappa_flink=kappa_cluster)
+    config = flink_config
     job = StreamJob(config, str(tmp_path), runner="flink", source="kafka")
     scrapes: list[dict[str, int]] = []
     done = threading.Event()
@@ -232,10 +234,8 @@ def test_the_stream_on_flink_gives_the_fn_api_runners_final_panes(
 
 
 @pytest.mark.flink
-def test_the_backfill_on_flink_gives_the_fn_api_runners_rows(
-    kappa_cluster, local_stack, reference, tmp_path: Path
-) -> None:
-    config = replace(local_stack.config, kappa_flink=kappa_cluster)
+def test_the_backfill_on_flink_gives_the_fn_api_runners_rows(flink_config, reference, tmp_path: Path) -> None:
+    config = flink_config
     counters, rows = backfill_on(flink_args(config, "kappa-backfill-portability"), tmp_path, "backfill")
     fn_counters, fn_rows = reference["backfill"]
     assert rows == fn_rows
