@@ -49,6 +49,20 @@ POLL_S = 0.2  # the consume call's timeout
 RESUME_S = 0.2  # a caught-up partition is polled again after this long
 
 
+def _transient(exc: Exception) -> bool:
+    """A broker error worth asking again: retriable, or a group coordinator not ready yet
+    (which confluent-kafka does not flag retriable: a new broker answers NOT_COORDINATOR for
+    its first seconds)."""
+    from confluent_kafka import KafkaError
+
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, KafkaError):
+        return False
+    not_ready = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._WAIT_COORD, KafkaError._TIMED_OUT)  # fmt: skip
+    return error.retriable() or error.code() in not_ready
+
+
 def _consumer_settings(config: Config, group_id: str) -> dict[str, object]:
     return {
         "bootstrap.servers": config.kafka.bootstrap,
@@ -127,8 +141,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             committed = consumer.committed([tp], timeout=10)[0].offset
             start = committed if committed >= 0 else consumer.get_watermark_offsets(tp, timeout=10)[0]
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if error is not None and hasattr(error, "retriable") and error.retriable():
+            if _transient(exc):
                 log.warning(
                     "Kafka %s partition %d: start offset not known yet (%s)", self.topic, partition, error
                 )
