@@ -37,7 +37,7 @@ SHARED = ("local_stack", "flink_cluster")  # the session's services
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """A test that uses the session's stack or Flink cluster is a `stack` test even when its
-    module forgot the marker: `make test` (tools/test.sh) runs those in its services run, one
+    module forgot the marker: `make test` (tools/test.sh) runs those in its services lane, one
     after another, and the rest beside them."""
     if any(f in getattr(item, "fixturenames", ()) for f in SHARED):
         item.add_marker(pytest.mark.stack)

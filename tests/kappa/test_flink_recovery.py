@@ -32,7 +32,7 @@ from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 from tests.kappa.test_stream_flink import LATENESS, Producer, current_counts, on_time_everywhere
 
-pytestmark = [pytest.mark.stack, pytest.mark.flink, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.stack, pytest.mark.kappa_cluster, pytest.mark.flink, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 
 

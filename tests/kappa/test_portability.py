@@ -48,7 +48,7 @@ from pipelines.warehouse import Warehouse
 from tests.kappa.conftest import started_kappa_cluster
 from tests.kappa.test_backfill import CONFIG, scenario, write_archive
 
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.stack, pytest.mark.kappa_cluster, pytest.mark.timeout(900)]
 ROWS = "SELECT epoch_ms(window_start), tweet_id, event_type, count, pane FROM {table}"
 FIGURES = ("read", "dead_lettered", "too_late", "duplicates_removed", "counted")
 RUN_EPOCH_MS = 1

@@ -32,7 +32,7 @@ from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import event
 
-pytestmark = [pytest.mark.stack, pytest.mark.flink, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.stack, pytest.mark.kappa_cluster, pytest.mark.flink, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 # Shorter than the job takes to start reading: the records produced while it deploys are a
 # backlog older than the allowed lateness when read, which a watermark that ran ahead of the
