@@ -143,7 +143,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         except KafkaException as exc:
             if _transient(exc):
                 log.warning(
-                    "Kafka %s partition %d: start offset not known yet (%s)", self.topic, partition, error
+                    "Kafka %s partition %d: start offset not known yet (%s)", self.topic, partition, first_line(exc)
                 )
                 return None
             raise PipelineError(f"Kafka {self.topic} partition {partition}: {first_line(exc)}") from exc
