@@ -25,7 +25,9 @@ worker, so records go from the broker straight into the fused Parse step:
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import apache_beam as beam
@@ -107,6 +109,24 @@ def _advance(estimator: ManualWatermarkEstimator, to: Timestamp) -> None:
         estimator.set_watermark(to)
 
 
+@dataclass
+class _Reader:
+    """A partition's consumer in this worker process, and the offset it reads next (None:
+    to be positioned again)."""
+
+    consumer: Any
+    next: int | None = None
+
+
+# Shared by every instance of the read DoFn in the process, and closed with it. A bundle
+# whose finalizer waits for the next checkpoint keeps its DoFn instance until then, so the
+# SDK harness runs the next bundles on other instances: with a consumer per instance, a
+# partition moved between consumers about once a second, each move a new position and
+# the records it had fetched dropped.
+_READERS: dict[tuple[str, str, str, int], _Reader] = {}
+_READERS_LOCK = threading.Lock()
+
+
 class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     """partition -> (payload, CreateTime ms), timestamped with the CreateTime.
 
@@ -117,11 +137,6 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     def __init__(self, settings: dict[str, object], topic: str):
         self.settings, self.topic = settings, topic
         self.read = KappaCounter("read")
-        self._consumers: dict[int, Any] = {}
-        self._next: dict[int, int] = {}  # per partition: the offset its consumer reads next
-
-    def setup(self) -> None:
-        self._consumers, self._next = {}, {}
 
     def initial_restriction(self, partition: int) -> OffsetRange:
         # Where to start is asked of the broker by the first `process` call, not here: this
@@ -143,7 +158,10 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         except KafkaException as exc:
             if _transient(exc):
                 log.warning(
-                    "Kafka %s partition %d: start offset not known yet (%s)", self.topic, partition, first_line(exc)
+                    "Kafka %s partition %d: start offset not known yet (%s)",
+                    self.topic,
+                    partition,
+                    first_line(exc),
                 )
                 return None
             raise PipelineError(f"Kafka {self.topic} partition {partition}: {first_line(exc)}") from exc
@@ -162,18 +180,20 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     def restriction_size(self, partition: int, restriction: OffsetRange) -> float:
         return 1.0
 
-    def _consumer(self, partition: int, offset: int) -> Any:
-        """This worker's consumer of the partition, positioned at `offset`."""
+    def _reader(self, partition: int, offset: int) -> _Reader:
+        """This worker process's reader of the partition, positioned at `offset`."""
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = self._consumers.get(partition)
-        if consumer is None:
-            consumer = self._consumers[partition] = Consumer(self.settings)
-        if self._next.get(partition) != offset:  # new, restored or moved: start where it says
-            consumer.assign([TopicPartition(self.topic, partition, offset)])
-            self._next[partition] = offset
+        key = (str(self.settings["bootstrap.servers"]), str(self.settings["group.id"]), self.topic, partition)
+        with _READERS_LOCK:
+            reader = _READERS.get(key)
+            if reader is None:
+                reader = _READERS[key] = _Reader(Consumer(self.settings))
+        if reader.next != offset:  # new, restored or moved: start where it says
+            reader.consumer.assign([TopicPartition(self.topic, partition, offset)])
+            reader.next = offset
             log.info("Kafka %s partition %d: consumer assigned at offset %d", self.topic, partition, offset)
-        return consumer
+        return reader
 
     def _high_water_mark(self, consumer: Any, partition: int, default_above: int) -> int:
         """The partition's high-water mark as the broker says it now; above `default_above`
@@ -208,7 +228,8 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                 tracker.defer_remainder(Duration.of(1))
                 return
             start = found
-        consumer = self._consumer(partition, start)
+        reader = self._reader(partition, start)
+        consumer, next_offset = reader.consumer, start
         deadline, drained = time.monotonic() + READ_FOR_S, False
         while time.monotonic() < deadline:
             records = consumer.consume(BATCH, POLL_S)
@@ -223,9 +244,9 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                         continue
                     raise PipelineError(f"Kafka partition {partition}: {error.str()}")
                 if not tracker.try_claim(record.offset()):
-                    self._next.pop(partition, None)
+                    reader.next = None
                     return
-                self._next[partition] = record.offset() + 1
+                next_offset = reader.next = record.offset() + 1
                 kind, created_ms = record.timestamp()
                 if kind == TIMESTAMP_NOT_AVAILABLE:
                     created_ms = int(time.time() * 1000)
@@ -234,18 +255,12 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                 yield TimestampedValue((record.value(), created_ms), created_ms / 1000)
             if newest is not None:
                 _advance(watermark, Timestamp.of(newest / 1000))
-        next_offset = self._next[partition]
         if drained and next_offset >= self._high_water_mark(consumer, partition, next_offset):
             _advance(watermark, Timestamp.of(time.time() - IDLE_LAG_S))  # caught up, says the broker
         if next_offset > start:
             committed = TopicPartition(self.topic, partition, next_offset)
             finalizer.register(lambda: consumer.commit(offsets=[committed], asynchronous=True))
         tracker.defer_remainder(Duration.of(RESUME_S if drained else 0))
-
-    def teardown(self) -> None:
-        for consumer in self._consumers.values():
-            consumer.close()
-        self._consumers, self._next = {}, {}
 
 
 class ReadKafkaPartitions(beam.PTransform):
