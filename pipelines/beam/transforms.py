@@ -33,13 +33,14 @@ Every DoFn counts what it rejects or drops with a Beam metric in namespace `kapp
 
 from __future__ import annotations
 
+import pickle
 import time
 import zlib
 from typing import Any, Iterator
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.coders import PickleCoder, VarIntCoder
+from apache_beam.coders import BytesCoder
 from apache_beam.transforms import trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Duration, Timestamp
@@ -56,7 +57,7 @@ DEAD_LETTER_TAG = "dead_letter"
 # Room for pane indexes below one run's epoch: run_epoch_ms * 1e6 stays under 2**63 until 2262.
 PANE_INDEX_SCALE = 1_000_000
 BOUNDED_BUCKETS = 8  # event_id buckets of the dedup shuffle (bounded input)
-STREAM_BUCKETS = 64  # event_id buckets of the dedup state (unbounded input)
+STREAM_BUCKETS = 4  # event_id buckets per expiry second of the dedup state (unbounded input)
 __all__ = ["METRICS_NAMESPACE", "KappaCounter", "local_counts", "reset_local_counts"]
 
 
@@ -179,11 +180,9 @@ class SelectEventTimes(beam.PTransform):
         return pcoll | "InRange" >> beam.ParDo(bounded.SelectEventTimesFn(self.start_ms, self.end_ms))
 
 
-_SEEN = userstate.ReadModifyWriteStateSpec("seen", PickleCoder())  # {event_id: expiry micros}
-_NEXT = userstate.ReadModifyWriteStateSpec("next_expiry", VarIntCoder())
+_SEEN = userstate.ReadModifyWriteStateSpec("seen", BytesCoder())  # the key's event_ids, a pickled set
 _EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
 _SEEN_PARAM = beam.DoFn.StateParam(_SEEN)
-_NEXT_PARAM = beam.DoFn.StateParam(_NEXT)
 _EXPIRY_PARAM = beam.DoFn.TimerParam(_EXPIRY)
 
 
@@ -192,103 +191,91 @@ def dedup_bucket(event_id: str, buckets: int) -> int:
     return zlib.crc32(event_id.encode("utf-8", "surrogateescape")) % buckets
 
 
-class _BatchPerBucketFn(beam.DoFn):
-    """A bundle's events grouped by bucket of event_id, stamped with the oldest event time."""
+def expiry_second(event_time_ms: int, horizon_ms: int) -> int:
+    """When an event_id is forgotten: the first whole second at or after event time + horizon."""
+    return -(-(event_time_ms + horizon_ms) // 1000)
 
-    def __init__(self, buckets: int):
-        self.buckets = buckets
+
+class _BatchPerKeyFn(beam.DoFn):
+    """A bundle's events grouped by dedup key, stamped with the oldest event time.
+
+    The key is (expiry second, bucket of event_id) as one int: every copy of an event (a
+    re-send: the same event_id and event_time) has the same key, and a key's ids are all
+    forgotten at once, when the watermark passes its second.
+    """
+
+    def __init__(self, buckets: int, horizon_ms: int):
+        self.buckets, self.horizon_ms = buckets, horizon_ms
         self._batches: dict[int, list[Interaction]] = {}
 
     def start_bundle(self) -> None:
         self._batches = {}
 
     def process(self, event: Interaction) -> None:
-        self._batches.setdefault(dedup_bucket(event.event_id, self.buckets), []).append(event)
+        key = expiry_second(event.event_time, self.horizon_ms) * self.buckets
+        self._batches.setdefault(key + dedup_bucket(event.event_id, self.buckets), []).append(event)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        for bucket, events in self._batches.items():
+        for key, events in self._batches.items():
             oldest = min(e.event_time for e in events)
-            yield WindowedValue((bucket, events), Timestamp(micros=oldest * 1000), (window.GlobalWindow(),))
+            yield WindowedValue((key, events), Timestamp(micros=oldest * 1000), (window.GlobalWindow(),))
         self._batches = {}
 
 
 class _DedupFn(beam.DoFn):
-    """Per bucket of event_ids: the ids seen, each forgotten at its event time + horizon
-    (rounded up to the whole second).
+    """Per dedup key (`_BatchPerKeyFn`): the event_ids seen, forgotten together at the key's
+    expiry second (one event-time timer, set when the key's first id is kept).
 
-    One state cell and one timer per bucket rather than per event_id: the DirectRunner
-    scans every pending timer per bundle, so a timer per event_id slows a local stream
-    down to a crawl within a minute. The timer is kept at the earliest expiry. Its input
-    is a bundle's events of one bucket (`_BatchPerBucketFn`), so the state is read and
-    written once per batch, not once per event.
+    A key holds the ids of about a second of events of one bucket, so its state is small
+    and read and written once per batch, whatever the horizon: one state cell per bucket
+    of the whole horizon made every batch encode (and Beam's state cache measure) all the
+    ids seen within it, on Flink a third of the SDK harness's time at 3,000 events/s. The
+    set is kept pickled, as bytes: the state cache sizes bytes at once, a set id by id.
 
-    Unbounded input only: in a batch run the watermark jumps to the end of time and the
-    chain of expiry timers would fire one bundle round per distinct expiry (100k events:
-    317 s), so bounded input takes the GroupByKey path of `DedupByEventId` instead.
+    Unbounded input only: in a batch run the watermark jumps to the end of time and each
+    key's timer would fire one bundle round after another, so bounded input takes the
+    GroupByKey path of `DedupByEventId` instead.
     """
 
-    def __init__(self, horizon_ms: int):
-        self.horizon_micros = horizon_ms * 1000
-        # Expiries rounded up to the whole second. An event-time timer holds the step's output
-        # watermark at its time, and a bucket's timer fires once per distinct expiry: after
-        # the watermark jumps (a backlog read, a restore), expiries to the millisecond held
-        # every window behind a chain of one firing per event time (90 s for 15 s of events).
-        self.granule_micros = 1_000_000
+    def __init__(self, buckets: int):
+        self.buckets = buckets
         self.duplicates = KappaCounter("duplicates_removed")
 
     def process(
         self,
         element: tuple[int, list[Interaction]],
         seen_state: Any = _SEEN_PARAM,
-        next_state: Any = _NEXT_PARAM,
         expiry: Any = _EXPIRY_PARAM,
     ) -> Iterator[window.TimestampedValue]:
-        seen = seen_state.read() or {}
-        earliest = None
-        for event in element[1]:
+        key, events = element
+        blob = seen_state.read()
+        seen: set[str] = pickle.loads(blob) if blob else set()
+        kept = len(seen)
+        for event in events:
             if event.event_id in seen:
                 self.duplicates.inc()
                 continue
-            expires = (
-                -(-(event.event_time * 1000 + self.horizon_micros) // self.granule_micros)
-                * self.granule_micros
-            )
-            seen[event.event_id] = expires
-            earliest = expires if earliest is None else min(earliest, expires)
+            seen.add(event.event_id)
             yield window.TimestampedValue(event, event.event_time / 1000.0)
-        if earliest is None:
+        if len(seen) == kept:
             return
-        seen_state.write(seen)
-        pending = next_state.read()
-        if pending is None or earliest < pending:
-            expiry.set(Timestamp(micros=earliest))
-            next_state.write(earliest)
+        if not blob:  # the key's first ids: forget them all at its expiry second
+            expiry.set(Timestamp(seconds=key // self.buckets))
+        seen_state.write(pickle.dumps(seen, pickle.HIGHEST_PROTOCOL))
 
     @userstate.on_timer(_EXPIRY)
-    def forget(
-        self,
-        fired: Any = beam.DoFn.TimestampParam,
-        seen_state: Any = _SEEN_PARAM,
-        next_state: Any = _NEXT_PARAM,
-        expiry: Any = _EXPIRY_PARAM,
-    ) -> None:
-        kept = {k: v for k, v in (seen_state.read() or {}).items() if v > fired.micros}
-        if not kept:
-            seen_state.clear()
-            next_state.clear()
-            return
-        seen_state.write(kept)
-        earliest = min(kept.values())
-        expiry.set(Timestamp(micros=earliest))
-        next_state.write(earliest)
+    def forget(self, seen_state: Any = _SEEN_PARAM) -> None:
+        seen_state.clear()
 
 
 class DedupByEventId(beam.PTransform):
     """Drop repeated event_ids seen within `horizon_ms` of event time.
 
-    Unbounded input: state + timers per bucket of event_ids. Bounded input: over the whole
-    run, as every copy of an event carries the same event_time (so any two copies are
-    within the horizon of each other): one GroupByKey on the bucket, Arrow per bucket.
+    A copy of an event is a re-send: the same event_id and the same event_time (DESIGN.md
+    2.1). Unbounded input: state + a timer per (expiry second, bucket of event_ids), so an
+    id is forgotten at the first whole second at or after its event time + horizon.
+    Bounded input: over the whole run, as any two copies are within the horizon of each
+    other: one GroupByKey on the bucket, Arrow per bucket.
     """
 
     def __init__(self, horizon_ms: int, buckets: int | None = None, label: str | None = None):
@@ -304,10 +291,11 @@ class DedupByEventId(beam.PTransform):
                 | "GroupBucket" >> beam.GroupByKey()
                 | "KeepFirst" >> beam.ParDo(bounded.KeepFirstFn())
             )
+        buckets = self.buckets or STREAM_BUCKETS
         return (
             pcoll
-            | "BatchPerBucket" >> beam.ParDo(_BatchPerBucketFn(self.buckets or STREAM_BUCKETS))
-            | "KeepFirst" >> beam.ParDo(_DedupFn(self.horizon_ms))
+            | "BatchPerKey" >> beam.ParDo(_BatchPerKeyFn(buckets, self.horizon_ms))
+            | "KeepFirst" >> beam.ParDo(_DedupFn(buckets))
         )
 
 

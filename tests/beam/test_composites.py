@@ -211,3 +211,11 @@ def test_bounded_composites_count_like_the_stream_with_one_final_pane() -> None:
             rows | beam.combiners.ToList() | beam.Map(lambda r: sorted(r)),
             equal_to([sorted((w, n, "FINAL") for (w, _), n in want.items())]),
         )
+
+
+def test_an_id_is_forgotten_at_the_first_whole_second_at_or_after_event_time_plus_horizon() -> None:
+    from pipelines.beam.transforms import expiry_second
+
+    assert expiry_second(1_000, 60_000) == 61
+    assert expiry_second(1_001, 60_000) == 62
+    assert expiry_second(1_999, 60_000) == 62
