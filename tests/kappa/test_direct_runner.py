@@ -124,9 +124,7 @@ def test_cached_dofn_specs_still_tell_stateful_from_stateless_dofns():
         assert userstate.is_stateful_dofn(_DedupFn(10)) is True
         assert userstate.is_stateful_dofn(_ParseFn("p")) is False
         state, timers = userstate.get_dofn_specs(_DedupFn(10))
-        assert {s.name for s in state} == {"seen"} and {t.name for t in timers} == {
-            "ts-expiry"
-        }
+        assert {s.name for s in state} == {"seen"} and {t.name for t in timers} == {"ts-expiry"}
     assert userstate.is_stateful_dofn(beam.DoFn()) is False
 
 
