@@ -21,12 +21,7 @@ import threading
 from typing import Any
 
 log = logging.getLogger("kappa-sdk-pool")
-# No state cache in the harnesses: Beam's cache measures a value object by object each time
-# it stores it (objsize), which was a tenth of a harness's time at 3,000 events/s (the sink's
-# GroupIntoBatches bags of row dicts); without it a 3,000/s trial kept up where it had fallen
-# behind. The stateful steps write more than they re-read: the dedup reads a key's few
-# bytes once a bundle, the sink its bag once a flush.
-STATE_CACHE_BYTES = 0
+STATE_CACHE_BYTES = 100 << 20  # per harness: the state a stateful step re-reads stays in memory
 # A harness logs to the pool's log: warnings, and the project's own INFO lines (e.g. where
 # each Kafka partition is read from).
 HARNESS = (
