@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 from pipelines.beam import METRICS_NAMESPACE
@@ -33,6 +35,8 @@ from pipelines.errors import PipelineError, StackError
 from pipelines.stack.local import port_open
 
 log = logging.getLogger(__name__)
+SOURCE_STUCK_S = 90.0  # a source that handed out nothing this long after its tasks run is stuck
+SOURCE_STUCK = "the source handed out no Kafka partition"
 # Flink's REST API shows a Beam counter of the `kappa` namespace as "<operator>.kappa_<name>".
 USER_COUNTER = f"{METRICS_NAMESPACE}_"
 
@@ -159,9 +163,44 @@ class FlinkJob:
             return {"restarts": restarts}
         return {"restarts": restarts, "last_failure": _cause(entries[0].get("stacktrace", ""))}
 
+    def source_sent(self) -> int | None:
+        """Records the job's source vertex (its Impulse, turned into the partitions to read)
+        has sent on; None until every task of the job runs."""
+        if self.job_id is None:
+            return None
+        try:
+            vertices = self._get(f"/jobs/{self.job_id}").get("vertices", [])
+        except (OSError, ValueError, urllib.error.URLError):
+            return None
+        if not vertices or any(v.get("status") != "RUNNING" for v in vertices):
+            return None
+        sources = [v for v in vertices if str(v.get("name", "")).startswith("Source:")]
+        return sum(int(v.get("metrics", {}).get("write-records", 0)) for v in sources)
+
     def cancel(self) -> None:
         if self.job_id is None:
             raise PipelineError(f"no Flink job named {self.name} to cancel")
         request = urllib.request.Request(f"{self.rest}/jobs/{self.job_id}?mode=cancel", method="PATCH")
         with urllib.request.urlopen(request, timeout=10):
             pass
+
+
+@dataclass
+class SourceWatch:
+    """Whether a Flink job's source handed out its partitions once its tasks ran."""
+
+    flink: FlinkJob
+    running_since: float | None = None
+    handed_out: bool = False
+
+    def stuck(self) -> bool:
+        if self.handed_out:
+            return False
+        sent = self.flink.source_sent()
+        if sent is None:  # not every task runs yet
+            return False
+        if sent > 0 or self.flink.restarts().get("restarts"):  # a restored source sends nothing again
+            self.handed_out = True
+            return False
+        self.running_since = self.running_since or time.monotonic()
+        return time.monotonic() - self.running_since >= SOURCE_STUCK_S

@@ -1,4 +1,5 @@
-"""The Kafka source's pure parts: which broker errors it asks again instead of failing the read."""
+"""The Kafka source's pure parts: which broker errors it asks again instead of failing the read, and when a
+job whose source handed out no partition is stuck."""
 
 from __future__ import annotations
 
@@ -29,3 +30,49 @@ def test_an_error_the_client_flags_retriable_is_asked_again() -> None:
 def test_any_other_error_fails_the_read() -> None:
     assert not _transient(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
     assert not _transient(KafkaException("no KafkaError inside"))
+
+
+class _Job:
+    """What `SourceWatch` reads of a Flink job: records its source sent on, and restarts."""
+
+    def __init__(self) -> None:
+        self.sent: int | None = None
+        self.restart_count = 0
+
+    def source_sent(self) -> int | None:
+        return self.sent
+
+    def restarts(self) -> dict[str, int]:
+        return {"restarts": self.restart_count}
+
+
+def test_a_source_that_hands_out_nothing_once_its_tasks_run_is_stuck_after_the_bound(monkeypatch) -> None:
+    from kappa import flink
+
+    clock = [1000.0]
+    monkeypatch.setattr(flink.time, "monotonic", lambda: clock[0])
+    job = _Job()
+    watch = flink.SourceWatch(job)  # type: ignore[arg-type]
+    clock[0] += 10 * flink.SOURCE_STUCK_S
+    assert not watch.stuck()  # its tasks are not all running yet: no clock started
+    job.sent = 0
+    assert not watch.stuck()
+    clock[0] += flink.SOURCE_STUCK_S - 1
+    assert not watch.stuck()
+    clock[0] += 1
+    assert watch.stuck()
+
+
+def test_a_source_that_handed_out_its_partitions_or_was_restored_is_never_stuck(monkeypatch) -> None:
+    from kappa import flink
+
+    clock = [1000.0]
+    monkeypatch.setattr(flink.time, "monotonic", lambda: clock[0])
+    for handed_out, restarts in ((3, 0), (0, 1)):  # a restored source does not send its partitions again
+        job = _Job()
+        job.sent, job.restart_count = handed_out, restarts
+        watch = flink.SourceWatch(job)  # type: ignore[arg-type]
+        assert not watch.stuck()
+        job.sent, job.restart_count = 0, 0
+        clock[0] += 10 * flink.SOURCE_STUCK_S
+        assert not watch.stuck()
