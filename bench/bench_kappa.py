@@ -41,10 +41,11 @@ VARIANTS = {
 
 _BACKFILL = """
 import json, resource, sys, time
-from kappa.backfill import BackfillJob, run_backfill
+from kappa.backfill import BackfillJob, backfill_sink, run_backfill
 from pipelines.config import load_config
 archive, warehouse, workers, processes = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-job = BackfillJob(load_config("config/demo.yaml"), archive, warehouse, workers=workers, processes=processes)
+job = BackfillJob(load_config("config/demo.yaml"), archive, backfill_sink(warehouse), workers=workers,
+                  processes=processes)
 start = time.perf_counter()
 result = run_backfill(job)
 seconds = time.perf_counter() - start
@@ -152,7 +153,7 @@ def bench_backfill(workdir: Path, quick: bool) -> list[Figure]:
 
 
 def bench_freshness(workdir: Path, quick: bool) -> list[Figure]:
-    from kappa.stream import StreamJob
+    from kappa.stream import FLUSH_S
     from pipelines import pubsub_io
     from pipelines.stack.private import PrivateStack
 
@@ -193,7 +194,7 @@ def bench_freshness(workdir: Path, quick: bool) -> list[Figure]:
     lags = sorted(seen.values())
     if not lags:
         raise AssertionError("no ON_TIME/LATE pane reached the warehouse")
-    flush_s = StreamJob.flush_s  # the job runs with the default
+    flush_s = FLUSH_S  # the job runs with the default
     p50, p99 = lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
     note = (
         f"live kappactl kappa run on BundleBasedDirectRunner + Pub/Sub emulator, {sent} events at "

@@ -27,6 +27,7 @@ from pathlib import Path
 from bench.bench_kappa_stream import SECONDS, Trial, _start, _wait_for, measure, stop_all, sustained_figure
 from bench.figures import Figure
 from kappa.flink import FlinkJob
+from kappa.stream import JOB_NAME_PREFIX
 from lambda_legacy.speed.supervisor import read_progress
 from pipelines.config import Config, KappaFlinkConfig
 from pipelines.stack.kappa_cluster import KappaCluster
@@ -88,7 +89,7 @@ def _trial(base: Config, workdir: Path, rate: int, beside_speed: bool) -> Trial:
         submitted_ms = int(time.time() * 1000)
         procs.append(_start(["kappa", "run", "--runner", "flink", *common, "--max-runtime", str(SECONDS + 400)],
                             stream_log))  # fmt: skip
-        flink = FlinkJob(config, "kappa-stream-", started_after_ms=submitted_ms)
+        flink = FlinkJob(config, JOB_NAME_PREFIX, started_after_ms=submitted_ms)
         # Deployed and checkpointing (its tasks run) before the feed starts: start-up is not measured.
         _wait_for(lambda: (flink.checkpoints().get("completed") or 0) > 0, 400, stream_log)
         feed = _KafkaFeed(config, rate, SECONDS)

@@ -31,10 +31,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from kappa.direct_runner import adapt_fn_api_runner
-from kappa.pipeline import KappaRun, build_kappa, destination_of
+from kappa.pipeline import KappaRun, build_kappa
 from pipelines.archive import arrival_spans, list_parts, read_part
 from pipelines.beam import KappaCounter
 from pipelines.beam.arrow_events import LineBatch, lines_of_blob
+from pipelines.beam.destinations import Sink, WarehouseDestination
 from pipelines.beam.runner import counters_of, on_dataflow
 from pipelines.config import Config
 from pipelines.errors import InputError, PipelineError
@@ -50,20 +51,35 @@ PROGRESS_EVERY_S = 10.0
 BUCKETS_PER_WORKER = 2
 
 
+def backfill_sink(
+    warehouse: str, bigquery_table: str | None = None, bigquery_dead_letter_table: str | None = None
+) -> Sink:
+    """The backfill's sink: BigQuery's table if given, else `kappa_backfill` in the warehouse,
+    written as each bundle ends."""
+    local = WarehouseDestination(warehouse, "kappa-backfill", buffering_s=None, batch_size=50_000)
+    return Sink.choose(local, TABLE, bigquery_table, bigquery_dead_letter_table)
+
+
 @dataclass
 class BackfillJob:
     config: Config
     archive: str
-    warehouse: str
+    sink: Sink  # `backfill_sink`
     start_ms: int | None = None
     end_ms: int | None = None
     buckets: int | None = None  # event_id buckets of the dedup shuffle; None: BUCKETS_PER_WORKER each
     workers: int = field(default_factory=lambda: default_workers())
     processes: bool = False  # local workers as processes instead of threads of this one
-    bigquery_table: str | None = None
-    bigquery_dead_letter_table: str | None = None
     beam_args: list[str] = field(default_factory=list)
     run_epoch_ms: int = field(default_factory=now_ms)
+
+    @property
+    def kappa_run(self) -> KappaRun:
+        """The run as the pipeline between source and sink sees it."""
+        buckets = self.buckets or BUCKETS_PER_WORKER * self.workers
+        return KappaRun(
+            self.config, PIPELINE, self.sink, self.run_epoch_ms, self.start_ms, self.end_ms, buckets
+        )
 
 
 @dataclass
@@ -143,26 +159,7 @@ def _parts(job: BackfillJob) -> list[tuple[int, str, int]]:
 
 
 def build_backfill(p: beam.Pipeline, job: BackfillJob, parts: list[tuple[int, str, int]]) -> None:
-    destination, table = destination_of(
-        job.warehouse,
-        job.bigquery_table,
-        job.bigquery_dead_letter_table,
-        TABLE,
-        writer="kappa-backfill",
-        buffering_s=None,
-        batch_size=50_000,
-    )
-    run = KappaRun(
-        job.config,
-        PIPELINE,
-        destination,
-        table,
-        job.run_epoch_ms,
-        job.start_ms,
-        job.end_ms,
-        job.buckets or BUCKETS_PER_WORKER * job.workers,
-    )
-    build_kappa(p, "ReadArchive", ReadArchive(parts), run)
+    build_kappa(p, "ReadArchive", ReadArchive(parts), job.kappa_run)
 
 
 def default_workers() -> int:

@@ -84,7 +84,7 @@ def run(
     source: str | None,
 ) -> None:
     """Run the streaming job: Pub/Sub or Kafka -> parse/DLQ -> dedup -> windows -> kappa_stream."""
-    from kappa.stream import RUNNERS, StreamJob, run_stream
+    from kappa.stream import RUNNERS, StreamJob, run_stream, stream_sink
 
     _logging()
     beam_args = list(ctx.args)
@@ -94,16 +94,16 @@ def run(
                 f"--runner {runner!r}: use direct, flink or a Beam runner such as DataflowRunner"
             )
         beam_args, runner = [f"--runner={runner}", *beam_args], "direct"
+    sink = stream_sink(
+        str(warehouse or config.paths.warehouse_root), flush, bigquery_table, bigquery_dead_letter_table
+    )
     job = StreamJob(
         config=config,
-        warehouse=str(warehouse or config.paths.warehouse_root),
+        sink=sink,
         subscription=subscription or config.pubsub.subscriptions[0],
         replay_from=_datetime(parse_optional_instant(replay_from, "--replay-from")),
         max_runtime_s=max_runtime,
         exit_when_idle_s=exit_when_idle,
-        flush_s=flush,
-        bigquery_table=bigquery_table,
-        bigquery_dead_letter_table=bigquery_dead_letter_table,
         beam_args=beam_args,
         runner=runner,
         source=source or ("kafka" if runner == "flink" else "pubsub"),
@@ -152,7 +152,7 @@ def backfill(
     bigquery_dead_letter_table: str | None,
 ) -> None:
     """Replay the archive through the Kappa semantics into kappa_backfill (pane FINAL)."""
-    from kappa.backfill import BackfillJob, run_backfill
+    from kappa.backfill import BackfillJob, backfill_sink, run_backfill
 
     _logging()
     start_ms, end_ms = parse_optional_instant(start, "--from"), parse_optional_instant(end, "--to")
@@ -161,14 +161,14 @@ def backfill(
     job = BackfillJob(
         config=config,
         archive=str(archive or config.paths.archive_root),
-        warehouse=str(warehouse or config.paths.warehouse_root),
+        sink=backfill_sink(
+            str(warehouse or config.paths.warehouse_root), bigquery_table, bigquery_dead_letter_table
+        ),
         start_ms=start_ms,
         end_ms=end_ms,
         buckets=buckets,
         workers=workers,
         processes=processes,
-        bigquery_table=bigquery_table,
-        bigquery_dead_letter_table=bigquery_dead_letter_table,
         beam_args=list(ctx.args),
     )
     result = run_backfill(job)
@@ -199,19 +199,20 @@ def graph_labels(mode: str, config: Config, source: str = "pubsub") -> list[str]
     from kappa.pipeline import top_level_labels
 
     if mode == "stream":
-        from kappa.stream import StreamJob, build_stream
+        from kappa.stream import StreamJob, build_stream, stream_sink
         from kappa.stream import pipeline_options as stream_options
 
         runner = "flink" if source == "kafka" else "direct"
         p = beam.Pipeline(options=stream_options([]))
-        build_stream(p, StreamJob(config, str(config.paths.warehouse_root), runner=runner, source=source))
+        sink = stream_sink(str(config.paths.warehouse_root))
+        build_stream(p, StreamJob(config, sink, runner=runner, source=source))
     else:
-        from kappa.backfill import BackfillJob, build_backfill
+        from kappa.backfill import BackfillJob, backfill_sink, build_backfill
         from kappa.backfill import pipeline_options as backfill_options
 
         p = beam.Pipeline(options=backfill_options([]))
-        root = str(config.paths.warehouse_root)
-        build_backfill(p, BackfillJob(config, str(config.paths.archive_root), root), parts=[])
+        sink = backfill_sink(str(config.paths.warehouse_root))
+        build_backfill(p, BackfillJob(config, str(config.paths.archive_root), sink), parts=[])
     return top_level_labels(p)
 
 

@@ -27,7 +27,7 @@ from pipelines.beam import (
     WindowInteractions,
     dead_letter_row,
 )
-from pipelines.beam.destinations import BigQueryDestination, Destination, WarehouseDestination, WriteOutputs
+from pipelines.beam.destinations import Sink, WriteOutputs
 from pipelines.config import Config
 
 SINK_LABEL = "Write"
@@ -40,8 +40,7 @@ class KappaRun:
 
     config: Config
     pipeline: str  # the `pipeline` column of its rows and dead letters
-    destination: Destination
-    table: str  # the aggregate table its rows go to
+    sink: Sink
     run_epoch_ms: int
     start_ms: int | None = None  # event times selected: [start_ms, end_ms)
     end_ms: int | None = None
@@ -49,21 +48,6 @@ class KappaRun:
     # False: on-time and late panes only, for Prism, which panics on the stream's
     # AfterWatermark(early=AfterProcessingTime(...)) trigger (Beam 2.77).
     early_firing: bool = True
-
-
-def destination_of(
-    warehouse: str,
-    bigquery_table: str | None,
-    bigquery_dead_letter_table: str | None,
-    local_table: str,
-    writer: str,
-    buffering_s: float | None,
-    batch_size: int,
-) -> tuple[Destination, str]:
-    """A job's destination and its aggregate table: BigQuery if given a table, else the warehouse."""
-    if bigquery_table:
-        return BigQueryDestination.of_table(bigquery_table, bigquery_dead_letter_table)
-    return WarehouseDestination(warehouse, writer, buffering_s, batch_size), local_table
 
 
 def build_kappa(p: beam.Pipeline, source_label: str, source: beam.PTransform, run: KappaRun) -> None:
@@ -86,7 +70,9 @@ def build_kappa(p: beam.Pipeline, source_label: str, source: beam.PTransform, ru
         | "PaneRows" >> ToPaneRows(run.pipeline, run.run_epoch_ms)
     )
     dead_letters = parsed.dead_letter | "DeadLetterRows" >> beam.Map(dead_letter_row)
-    {"rows": rows, "dead_letters": dead_letters} | SINK_LABEL >> WriteOutputs(run.destination, run.table)
+    {"rows": rows, "dead_letters": dead_letters} | SINK_LABEL >> WriteOutputs(
+        run.sink.destination, run.sink.table
+    )
 
 
 def top_level_labels(p: beam.Pipeline) -> list[str]:

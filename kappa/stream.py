@@ -56,8 +56,9 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from kappa.direct_runner import adapt_direct_runner, local_counts, reader_progress, reset_local_counts
-from kappa.pipeline import KappaRun, build_kappa, destination_of
+from kappa.pipeline import KappaRun, build_kappa
 from pipelines.beam import KappaCounter
+from pipelines.beam.destinations import Sink, WarehouseDestination
 from pipelines.beam.runner import counters_of, on_dataflow
 from pipelines.config import Config
 from pipelines.errors import ConfigError, PipelineError
@@ -74,19 +75,30 @@ RUNNERS = ("direct", "flink")  # Dataflow: `--runner DataflowRunner` among the B
 SOURCES = ("pubsub", "kafka")
 SUBMIT_ATTEMPTS = 3  # on Flink: a job whose source hands out no partition is submitted again
 KAFKA_GROUP = "kappa-stream"  # the consumer group whose offsets follow the stream's checkpoints
+FLUSH_S = 1.0  # the sink's buffering: 2 s cost the ON_TIME panes 1-2 s of freshness beside the speed job
+JOB_NAME_PREFIX = "kappa-stream-"  # a Flink job's name: this and the run's start (ms)
+
+
+def stream_sink(
+    warehouse: str,
+    flush_s: float = FLUSH_S,
+    bigquery_table: str | None = None,
+    bigquery_dead_letter_table: str | None = None,
+) -> Sink:
+    """The stream's sink: BigQuery's table if given, else `kappa_stream` in the warehouse,
+    in segments of rows buffered `flush_s`."""
+    local = WarehouseDestination(warehouse, "kappa-stream", flush_s, batch_size=20_000)
+    return Sink.choose(local, TABLE, bigquery_table, bigquery_dead_letter_table)
 
 
 @dataclass
 class StreamJob:
     config: Config
-    warehouse: str
+    sink: Sink  # `stream_sink`
     subscription: str = "kappa"
     replay_from: datetime | None = None
     max_runtime_s: float | None = None
     exit_when_idle_s: float | None = None
-    flush_s: float = 1.0  # 2 s cost the ON_TIME panes 1-2 s of freshness beside the speed job
-    bigquery_table: str | None = None
-    bigquery_dead_letter_table: str | None = None
     beam_args: list[str] = field(default_factory=list)
     run_epoch_ms: int = field(default_factory=now_ms)
     progress_every_s: float = 5.0
@@ -106,13 +118,18 @@ class StreamJob:
     @property
     def job_name(self) -> str:
         """The Flink job's name: how its metrics and cancel are found on the cluster."""
-        return f"kappa-stream-{self.run_epoch_ms}"
+        return f"{JOB_NAME_PREFIX}{self.run_epoch_ms}"
 
     @property
     def drain_s(self) -> float:
         """Idle time that proves, after a stop signal, that every event read is in a
         written pane: an early firing, then a segment flush, then some."""
-        return max(5.0, 2 * (self.config.time.kappa_early_firing_s + self.flush_s))
+        return max(5.0, 2 * (self.config.time.kappa_early_firing_s + self.sink.buffering_s))
+
+    @property
+    def kappa_run(self) -> KappaRun:
+        """The run as the pipeline between source and sink sees it."""
+        return KappaRun(self.config, PIPELINE, self.sink, self.run_epoch_ms)
 
     @property
     def subscription_path(self) -> str:
@@ -175,22 +192,13 @@ class ReadPubSub(beam.PTransform):
 
 
 def build_stream(p: beam.Pipeline, job: StreamJob) -> None:
-    destination, table = destination_of(
-        job.warehouse,
-        job.bigquery_table,
-        job.bigquery_dead_letter_table,
-        TABLE,
-        writer="kappa-stream",
-        buffering_s=job.flush_s,
-        batch_size=20_000,
-    )
-    run = KappaRun(job.config, PIPELINE, destination, table, job.run_epoch_ms)
     if job.source == "kafka":
         from kappa.kafka_source import ReadKafkaPartitions
 
-        build_kappa(p, "ReadFromKafka", ReadKafkaPartitions(job.config, KAFKA_GROUP), run)
+        build_kappa(p, "ReadFromKafka", ReadKafkaPartitions(job.config, KAFKA_GROUP), job.kappa_run)
     else:
-        build_kappa(p, "ReadFromPubSub", ReadPubSub(job.subscription_path, on_dataflow(job.beam_args)), run)
+        source = ReadPubSub(job.subscription_path, on_dataflow(job.beam_args))
+        build_kappa(p, "ReadFromPubSub", source, job.kappa_run)
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:

@@ -172,13 +172,10 @@ class KappaFlinkFigures:
 
     def __call__(self) -> KappaFigures | None:
         from kappa.flink import FlinkJob  # Beam's import, paid at the first scrape only
-        from kappa.stream import StreamJob, StreamResult
+        from kappa.stream import JOB_NAME_PREFIX, StreamResult
 
-        # Every stream job is named "kappa-stream-<run start ms>" (StreamJob.job_name).
-        prefix = StreamJob(self.config, "", run_epoch_ms=0).job_name.removesuffix("0")
-        counters = FlinkJob(
-            self.config, prefix, self.started_after_ms
-        ).counters()  # a fresh lookup: the newest job
+        # a fresh lookup: the newest stream job (each is named JOB_NAME_PREFIX + its start)
+        counters = FlinkJob(self.config, JOB_NAME_PREFIX, self.started_after_ms).counters()
         if not counters:
             return None
         return KappaFigures(_figures(StreamResult(counters, 0.0, "running").summary()), "flink", time.time())

@@ -10,7 +10,8 @@ One abstraction for the legacy batch, the Kappa stream and the Kappa backfill:
   `dead_letter_table` (DATASET.TABLE, or PROJECT:DATASET.TABLE), `migration.dead_letter`
   unless told otherwise.
 
-`WriteOutputs(destination, table)` writes a job's two outputs, `{"rows": ..., "dead_letters":
+`Sink(destination, table)` is where one run writes: built once from the run's options and
+passed down. `WriteOutputs(destination, table)` writes a job's two outputs, `{"rows": ..., "dead_letters":
 ...}`, as one step: the last step of the Kappa pipeline.
 """
 
@@ -97,6 +98,35 @@ class BigQueryDestination:
 
 
 Destination = WarehouseDestination | BigQueryDestination
+
+
+@dataclass(frozen=True)
+class Sink:
+    """Where a run writes: the destination of its rows and dead letters, and the aggregate
+    table its rows go to there. Built once, where a run's options are read (the CLI)."""
+
+    destination: Destination
+    table: str
+
+    @classmethod
+    def choose(
+        cls,
+        local: WarehouseDestination,
+        local_table: str,
+        bigquery_table: str | None = None,
+        bigquery_dead_letter_table: str | None = None,
+    ) -> Sink:
+        """BigQuery's `bigquery_table` (PROJECT:DATASET.TABLE) if given, else `local_table`
+        of the local warehouse."""
+        if bigquery_table:
+            return cls(*BigQueryDestination.of_table(bigquery_table, bigquery_dead_letter_table))
+        return cls(local, local_table)
+
+    @property
+    def buffering_s(self) -> float:
+        """How long rows wait before they are written (0: as each bundle ends)."""
+        buffering = getattr(self.destination, "buffering_s", None)
+        return float(buffering or 0.0)
 
 
 class WriteOutputs(beam.PTransform):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kappa.backfill import BackfillJob, run_backfill
+from kappa.backfill import BackfillJob, backfill_sink, run_backfill
 from lambda_legacy.batch.runs import follow, run_period
 from pipelines.archive import ArchiveWriter, ArrivalSpans, arrival_spans, list_parts, partition_of, read_lines
 from pipelines.config import build_config, dump_config, load_config
@@ -134,7 +134,7 @@ def test_kappa_backfill_reads_the_cloud_archive_like_the_local_one(archives, tmp
     root, local = archives
     config = load_config(ROOT / "config" / "demo.yaml")
     for archive, warehouse in ((root, tmp_path / "wh-gcs"), (local, tmp_path / "wh-local")):
-        result = run_backfill(BackfillJob(config, archive, str(warehouse), workers=1))
+        result = run_backfill(BackfillJob(config, archive, backfill_sink(str(warehouse)), workers=1))
         assert result.parts == 4 and result.counters["dead_lettered"] == 2
     assert _rows(tmp_path / "wh-gcs", "kappa_backfill") == _rows(tmp_path / "wh-local", "kappa_backfill")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kappa.backfill import BackfillJob, run_backfill
+from kappa.backfill import BackfillJob, backfill_sink, run_backfill
 from lambda_legacy.batch.destinations import BigQueryDestination
 from lambda_legacy.batch.runs import run_period
 from pipelines.archive import ArchiveWriter, partition_of
@@ -100,10 +100,10 @@ def test_kappa_backfill_rows_in_bigquery_equal_the_warehouses(cloud, bq, archive
     config = load_config(ROOT / "config" / "demo.yaml")
     table = f"{cloud.project}:kappa.kappa_backfill"
     dead_letters = "migration.dead_letter"
-    cloud_job = BackfillJob(config, root, str(tmp_path / "unused"), workers=1, bigquery_table=table,
-                            bigquery_dead_letter_table=f"{cloud.project}:{dead_letters}")  # fmt: skip
+    sink = backfill_sink(str(tmp_path / "unused"), table, f"{cloud.project}:{dead_letters}")
+    cloud_job = BackfillJob(config, root, sink, workers=1)
     assert run_backfill(cloud_job).parts == 4
-    run_backfill(BackfillJob(config, local, str(tmp_path / "wh"), workers=1))
+    run_backfill(BackfillJob(config, local, backfill_sink(str(tmp_path / "wh")), workers=1))
     assert _bq_rows(bq, f"{cloud.project}.kappa.kappa_backfill", P0) == _local_rows(
         tmp_path / "wh", "kappa_backfill"
     )

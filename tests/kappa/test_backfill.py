@@ -12,10 +12,10 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms import window
 
-from kappa.backfill import BackfillJob, _parts, run_backfill
+from kappa.backfill import BackfillJob, _parts, backfill_sink, run_backfill
 from kappa.pipeline import KappaRun, build_kappa
 from pipelines.archive import ArchiveWriter, partition_of
-from pipelines.beam.destinations import WarehouseDestination
+from pipelines.beam.destinations import Sink, WarehouseDestination
 from pipelines.config import build_config
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
@@ -65,9 +65,9 @@ def stream_final_counts(arrivals: list[tuple[int, bytes]], warehouse: Path) -> d
     stream = stream.advance_watermark_to_infinity()
     options = PipelineOptions(runner="BundleBasedDirectRunner")
     options.view_as(StandardOptions).streaming = True
-    destination = WarehouseDestination(str(warehouse), buffering_s=1)
+    sink = Sink(WarehouseDestination(str(warehouse), buffering_s=1), "kappa_stream")
     with TestPipeline(options=options) as p:
-        build_kappa(p, "TestStream", stream, KappaRun(CONFIG, "kappa_stream", destination, "kappa_stream", 1))
+        build_kappa(p, "TestStream", stream, KappaRun(CONFIG, "kappa_stream", sink, 1))
     con = Warehouse(warehouse).connect(10_000)
     rows = con.execute(
         "SELECT epoch_ms(window_start), tweet_id, event_type, count FROM kappa_stream_current"
@@ -88,7 +88,7 @@ def write_archive(root: Path, arrivals: list[tuple[int, bytes]]) -> None:
 
 def backfill_counts(tmp: Path) -> tuple[dict[tuple, int], dict[str, int]]:
     warehouse = tmp / "wh-backfill"
-    result = run_backfill(BackfillJob(CONFIG, str(tmp / "archive"), str(warehouse)))
+    result = run_backfill(BackfillJob(CONFIG, str(tmp / "archive"), backfill_sink(str(warehouse))))
     con = Warehouse(warehouse).connect(10_000)
     rows = con.execute(
         "SELECT epoch_ms(window_start), tweet_id, event_type, count, pane FROM kappa_backfill_current"
@@ -123,7 +123,11 @@ def test_local_worker_modes_give_the_same_rows_and_counters(tmp_path: Path, capl
     for workers, processes in ((1, False), (3, False), (2, True)):
         warehouse = tmp_path / f"wh-{workers}-{processes}"
         job = BackfillJob(
-            CONFIG, str(tmp_path / "archive"), str(warehouse), workers=workers, processes=processes
+            CONFIG,
+            str(tmp_path / "archive"),
+            backfill_sink(str(warehouse)),
+            workers=workers,
+            processes=processes,
         )
         counters = run_backfill(job).counters
         rows = (
@@ -146,7 +150,9 @@ def test_a_long_backfill_logs_its_progress(tmp_path: Path, caplog, monkeypatch) 
     write_archive(tmp_path / "archive", arrivals)
     monkeypatch.setattr(kappa.backfill, "PROGRESS_EVERY_S", 0.0)  # every part, as if each took long
     with caplog.at_level(logging.INFO, logger="kappa.backfill"):
-        result = run_backfill(BackfillJob(CONFIG, str(tmp_path / "archive"), str(tmp_path / "wh"), workers=1))
+        result = run_backfill(
+            BackfillJob(CONFIG, str(tmp_path / "archive"), backfill_sink(str(tmp_path / "wh")), workers=1)
+        )
     lines = [r.getMessage() for r in caplog.records if "this worker has read" in r.getMessage()]
     assert len(lines) == result.parts
     assert (
@@ -161,7 +167,7 @@ def test_backfill_from_to_selects_event_times(tmp_path: Path) -> None:
     job = BackfillJob(
         CONFIG,
         str(tmp_path / "archive"),
-        str(tmp_path / "wh"),
+        backfill_sink(str(tmp_path / "wh")),
         start_ms=BASE_MS + 60 * S,
         end_ms=BASE_MS + 90 * S,
     )
@@ -215,7 +221,7 @@ def test_parts_are_read_largest_first_and_keep_their_arrival_position(tmp_path: 
         ArchiveWriter(tmp_path, "t", 60, compress=minute % 2 == 1).write(
             partition_of(BASE_MS + minute * 60 * S, 60), lines
         )
-    parts = _parts(BackfillJob(CONFIG, str(tmp_path), str(tmp_path / "warehouse")))
+    parts = _parts(BackfillJob(CONFIG, str(tmp_path), backfill_sink(str(tmp_path / "warehouse"))))
     sizes = [Path(path).stat().st_size for _, path, _ in parts]
     assert sizes == sorted(sizes, reverse=True)
     assert [path.endswith(".gz") for _, path, _ in parts] == [False] * 3 + [True] * 3
@@ -244,7 +250,9 @@ def test_the_run_sees_what_was_loaded_before_it_frozen_and_nothing_stays_frozen(
     write_archive(tmp_path / "archive", arrivals)
     monkeypatch.setattr(kappa.backfill, "read_part", read_part)
     assert gc.get_freeze_count() == 0
-    result = run_backfill(BackfillJob(CONFIG, str(tmp_path / "archive"), str(tmp_path / "wh"), workers=1))
+    result = run_backfill(
+        BackfillJob(CONFIG, str(tmp_path / "archive"), backfill_sink(str(tmp_path / "wh")), workers=1)
+    )
     assert len(frozen_while_reading) == result.parts
     assert min(frozen_while_reading) > 100_000  # Beam and its dependencies, at least
     assert gc.get_freeze_count() == 0
@@ -272,6 +280,6 @@ def test_the_dedup_shuffle_has_two_buckets_per_local_worker_unless_told(tmp_path
         return found
 
     archive, warehouse = str(tmp_path), str(tmp_path / "wh")
-    assert buckets_of(BackfillJob(CONFIG, archive, warehouse, workers=3)) == [6]
-    assert buckets_of(BackfillJob(CONFIG, archive, warehouse, workers=1)) == [2]
-    assert buckets_of(BackfillJob(CONFIG, archive, warehouse, workers=3, buckets=5)) == [5]
+    assert buckets_of(BackfillJob(CONFIG, archive, backfill_sink(warehouse), workers=3)) == [6]
+    assert buckets_of(BackfillJob(CONFIG, archive, backfill_sink(warehouse), workers=1)) == [2]
+    assert buckets_of(BackfillJob(CONFIG, archive, backfill_sink(warehouse), workers=3, buckets=5)) == [5]

@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from kappa.flink import FlinkJob
-from kappa.stream import stream_progress
+from kappa.stream import JOB_NAME_PREFIX, stream_progress
 from pipelines.stack.kappa_cluster import KappaCluster
 from pipelines.stack.private import write_config
 from pipelines.stack.processes import KAPPACTL
@@ -87,7 +87,7 @@ def test_a_killed_taskmanager_and_a_killed_sdk_harness_are_recovered_from_checkp
         job = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
     producer = Producer(config, seconds=75, seed=23)
-    flink = FlinkJob(config, "kappa-stream-", started_after_ms=submitted_ms)  # this run's job
+    flink = FlinkJob(config, JOB_NAME_PREFIX, started_after_ms=submitted_ms)  # this run's job
     try:
         producer.start()
         # Reading, with a checkpoint taken since: the kill lands mid-stream, past a checkpoint.

@@ -36,12 +36,12 @@ from apache_beam.internal.cloudpickle import cloudpickle
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import window
 
-from kappa.backfill import BackfillJob, run_backfill
+from kappa.backfill import BackfillJob, backfill_sink, run_backfill
 from kappa.pipeline import KappaRun, build_kappa
-from kappa.stream import StreamJob, StreamResult
+from kappa.stream import StreamJob, StreamResult, stream_sink
 from migration.serving.metrics import KappaFlinkFigures
 from pipelines.beam import KappaCounter
-from pipelines.beam.destinations import WarehouseDestination
+from pipelines.beam.destinations import Sink, WarehouseDestination
 from pipelines.beam.runner import counters_of
 from pipelines.config import Config
 from pipelines.warehouse import Warehouse
@@ -86,10 +86,8 @@ def stream_on(args: list[str], warehouse: Path, early_firing: bool, on_result=No
     arrivals, _ = scenario()
     options = PipelineOptions(args)
     options.view_as(StandardOptions).streaming = True
-    destination = WarehouseDestination(str(warehouse), buffering_s=1)
-    run = KappaRun(
-        CONFIG, "kappa_stream", destination, "kappa_stream", RUN_EPOCH_MS, early_firing=early_firing
-    )
+    sink = Sink(WarehouseDestination(str(warehouse), buffering_s=1), "kappa_stream")
+    run = KappaRun(CONFIG, "kappa_stream", sink, RUN_EPOCH_MS, early_firing=early_firing)
     p = beam.Pipeline(options=options)
     build_kappa(p, "Arrivals", Arrivals(arrivals), run)
     result = p.run()
@@ -112,7 +110,12 @@ def backfill_on(args: list[str], tmp: Path, name: str) -> tuple[dict, list]:
     if not archive.exists():
         write_archive(archive, scenario()[0])
     job = BackfillJob(
-        CONFIG, str(archive), str(tmp / name), workers=1, beam_args=args, run_epoch_ms=RUN_EPOCH_MS
+        CONFIG,
+        str(archive),
+        backfill_sink(str(tmp / name)),
+        workers=1,
+        beam_args=args,
+        run_epoch_ms=RUN_EPOCH_MS,
     )
     return run_backfill(job).counters, rows_of(tmp / name, "kappa_backfill")
 
@@ -199,7 +202,7 @@ def test_the_stream_on_flink_gives_the_fn_api_runners_final_panes(
 ) -> None:
     """Early firing on, as the stream runs; the serving API's Flink figures are read meanwhile."""
     config = flink_config
-    job = StreamJob(config, str(tmp_path), runner="flink", source="kafka")
+    job = StreamJob(config, stream_sink(str(tmp_path)), runner="flink", source="kafka")
     scrapes: list[dict[str, int]] = []
     done = threading.Event()
     since_ms = int(time.time() * 1000)  # this test's job, not one an earlier test ran on the cluster
