@@ -86,7 +86,8 @@ def test_a_killed_taskmanager_and_a_killed_sdk_harness_are_recovered_from_checkp
     with open(log, "wb") as out:
         job = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
-    producer = Producer(config, seconds=75, seed=23)
+    # Until both restores are seen: records keep arriving whenever the job reads again.
+    producer = Producer(config, seconds=None, seed=23)
     flink = FlinkJob(config, JOB_NAME_PREFIX, started_after_ms=submitted_ms)  # this run's job
     try:
         producer.start()
@@ -122,6 +123,7 @@ def test_a_killed_taskmanager_and_a_killed_sdk_harness_are_recovered_from_checkp
         wait_for("a new SDK harness", lambda: set(cluster.sdk_pool.worker_pids()) - set(harnesses), job, log)
         harness_restore_s = time.monotonic() - killed_at
 
+        producer.finish()
         producer.join()
         assert producer.error is None, producer.error
         wait_for("every window's on-time pane", lambda: on_time_everywhere(config, producer.truth), job, log,
@@ -129,6 +131,7 @@ def test_a_killed_taskmanager_and_a_killed_sdk_harness_are_recovered_from_checkp
         job.send_signal(signal.SIGTERM)
         job.wait(timeout=120)
     finally:
+        producer.finish()  # also when a wait above failed
         if job.poll() is None:
             job.kill()
     output = log.read_text(errors="replace")

@@ -42,11 +42,13 @@ LATE_MS, TOO_LATE_MS = 12_000, 150_000
 
 
 class Producer(threading.Thread):
-    """Produces ~170 records/s to the test's topic for `seconds`, and remembers the truth."""
+    """Produces ~170 records/s to the test's topic for `seconds` (None: until `finish()`),
+    and remembers the truth."""
 
-    def __init__(self, config: Config, seconds: float, seed: int = 11):
+    def __init__(self, config: Config, seconds: float | None, seed: int = 11):
         super().__init__(daemon=True)
         self.config, self.seconds, self.rng = config, seconds, random.Random(seed)
+        self.finished = threading.Event()
         self.truth: dict[tuple, int] = {}
         self.sent = self.duplicates = self.too_late = self.malformed = 0
         self.error: BaseException | None = None
@@ -61,7 +63,9 @@ class Producer(threading.Thread):
         producer = kafka_io.producer(self.config)
         start = time.monotonic()
         resend: list[Interaction] = []
-        while time.monotonic() - start < self.seconds:
+        while not self.finished.is_set() and (
+            self.seconds is None or time.monotonic() - start < self.seconds
+        ):
             now = int(time.time() * 1000)
             batch = [self._event(now - self.rng.randrange(1000)) for _ in range(13)]
             batch += [self._event(now - LATE_MS)]
@@ -83,6 +87,10 @@ class Producer(threading.Thread):
         # Nothing more: the last windows close once every partition is caught up (a quiet
         # partition's watermark follows the wall clock), not on a record after their end.
         assert producer.flush(30) == 0, "Kafka did not acknowledge every record"
+
+    def finish(self) -> None:
+        """Stop producing (after the batch in hand); `join()` then waits for the acknowledgements."""
+        self.finished.set()
 
     def _send(self, producer, payload: bytes) -> None:
         """Round the partitions, so that each one has records (and a watermark) from the start."""
