@@ -34,6 +34,22 @@ def started_kappa_cluster(config: Config) -> Iterator[Config]:
         cluster.down()
 
 
+def cancel_jobs_since(config: Config, since_ms: int) -> None:
+    """Cancel the Kappa cluster's jobs started since `since_ms` that still run: a test that
+    failed must not leave its job holding the cluster's slots for the tests after it (its
+    `kappa run` killed, the job runs on)."""
+    import json
+    import urllib.request
+
+    rest = f"http://127.0.0.1:{config.kappa_flink.rest_port}"
+    with urllib.request.urlopen(f"{rest}/jobs/overview", timeout=10) as response:
+        jobs = json.loads(response.read()).get("jobs", [])
+    for job in jobs:
+        if job.get("state") == "RUNNING" and job.get("start-time", 0) >= since_ms:
+            request = urllib.request.Request(f"{rest}/jobs/{job['jid']}?mode=cancel", method="PATCH")
+            urllib.request.urlopen(request, timeout=10).close()
+
+
 @pytest.fixture(scope="session")
 def kappa_cluster(local_stack):
     """The Kappa cluster, started once for the session when a test asks for it (a minute or

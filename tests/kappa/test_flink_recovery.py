@@ -30,6 +30,7 @@ from pipelines.stack.kappa_cluster import KappaCluster
 from pipelines.stack.private import write_config
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
+from tests.kappa.conftest import cancel_jobs_since
 from tests.kappa.test_stream_flink import LATENESS, Producer, current_counts, on_time_everywhere
 
 pytestmark = [pytest.mark.stack, pytest.mark.kappa_cluster, pytest.mark.flink, pytest.mark.timeout(900)]
@@ -134,6 +135,7 @@ def test_a_killed_taskmanager_and_a_killed_sdk_harness_are_recovered_from_checkp
         producer.finish()  # also when a wait above failed
         if job.poll() is None:
             job.kill()
+            cancel_jobs_since(config, submitted_ms)
     output = log.read_text(errors="replace")
     assert job.returncode == 0, output[-3000:]
     summary = json.loads(output.strip().splitlines()[-1])

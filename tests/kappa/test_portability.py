@@ -232,8 +232,11 @@ def test_the_stream_on_flink_gives_the_fn_api_runners_final_panes(
     final = final_windows(fn_rows)
     assert all(r[3] <= final[r[:3]] for r in rows if r[4] == "EARLY")
     assert summary["rows_written"] == len(rows)
-    # What serving exports (Beam metrics over Flink's REST API) never ran ahead of the job.
-    assert scrapes and all(s[name] <= summary[name] for s in scrapes for name in s)
+    # What serving exports (Beam metrics over Flink's REST API) never ran ahead of the job:
+    # each counter. Not "counted", which is parsed less duplicates_removed, two counters of
+    # two steps that report at their own times: a scrape between them sees it high.
+    counters = [name for name in scrapes[0] if name != "counted"] if scrapes else []
+    assert counters and all(s[name] <= summary[name] for s in scrapes for name in counters)
 
 
 @pytest.mark.flink

@@ -31,6 +31,7 @@ from pipelines.stack.private import write_config
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import event
+from tests.kappa.conftest import cancel_jobs_since
 
 pytestmark = [pytest.mark.stack, pytest.mark.kappa_cluster, pytest.mark.flink, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +130,7 @@ def test_the_stream_on_flink_over_kafka_equals_truth(kappa_cluster, stack_config
     command = [*KAPPACTL, "kappa", "run", "--runner", "flink", "--config", str(config_path),
                "--set", f"time.kappa_allowed_lateness={LATENESS}", "--set", f"time.dedup_horizon={LATENESS}",
                "--max-runtime", "600"]  # fmt: skip
-    started = time.monotonic()
+    started, submitted_ms = time.monotonic(), int(time.time() * 1000)
     with open(log, "wb") as out:
         job = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
@@ -151,6 +152,7 @@ def test_the_stream_on_flink_over_kafka_equals_truth(kappa_cluster, stack_config
     finally:
         if job.poll() is None:
             job.kill()
+            cancel_jobs_since(config, submitted_ms)
     output = log.read_text(errors="replace")
     assert job.returncode == 0, output[-3000:]
     summary = json.loads(output.strip().splitlines()[-1])
