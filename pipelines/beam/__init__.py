@@ -15,8 +15,9 @@ it runs. Contract (inputs -> outputs):
   a Pub/Sub message whose attributes disagree with its payload is dead-lettered; on
   unbounded input an event later than allowed lateness is dropped (`too_late`).
 - `SelectEventTimes(start_ms, end_ms)`: events with event_time in [start, end).
-- `DedupByEventId(horizon_ms)`: first per event_id within `horizon_ms` of event time (state
-  + an event-time timer; deterministic on replay); bounded: over the whole run.
+- `DedupByEventId(horizon_ms)`: first per event_id (a copy is a re-send: same id, same
+  event_time) within `horizon_ms` of event time (state + an event-time timer per expiry
+  second and bucket; deterministic on replay); bounded: over the whole run.
 - `WindowInteractions(window_ms, allowed_lateness_ms, early_firing_ms)`: FixedWindows,
   AfterWatermark(early=AfterProcessingTime(whole seconds, >= 1), late=AfterCount(1)),
   ACCUMULATING; bounded: a `window_start` column, one final pane per window.

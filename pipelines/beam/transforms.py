@@ -15,9 +15,11 @@ with state, timers and triggers; on bounded input (the backfill) the Arrow-batch
   lateness, an event that arrived more than allowed lateness after its window ended is
   dropped and counted (`too_late`); in a bounded run nothing is late.
 - `SelectEventTimes(start_ms, end_ms)`: the events with event_time in [start, end).
-- `DedupByEventId(horizon_ms)`: the first of each event_id kept; on unbounded input state
-  is held until event_time + horizon (an event-time timer), so the result is the same on
-  replay, whatever the processing speed; on bounded input over the whole run.
+- `DedupByEventId(horizon_ms)`: the first of each event_id kept (a copy is a re-send: the
+  same id and event_time); on unbounded input state is held per (expiry second, bucket)
+  until the first whole second at or after event_time + horizon (an event-time timer), so
+  the result is the same on replay, whatever the processing speed; on bounded input over
+  the whole run.
 - `WindowInteractions(window_ms, allowed_lateness_ms, early_firing_ms)`: FixedWindows with
   AfterWatermark(early=AfterProcessingTime, late=AfterCount(1)), ACCUMULATING (no early
   panes when early_firing_ms is None); on bounded input one final pane per window.
