@@ -48,8 +48,7 @@ def kappa() -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=1.0,
     show_default=True,
-    help="Seconds rows are buffered per segment (more: fewer files, later results); "
-    "on --runner flink a segment is written as each bundle ends.",
+    help="Seconds rows are buffered per segment (more: fewer files, later results).",
 )
 @click.option("--bigquery-table", default=None, help="PROJECT:DATASET.TABLE for pane rows (cloud sink).")
 @click.option(
@@ -95,8 +94,9 @@ def run(
                 f"--runner {runner!r}: use direct, flink or a Beam runner such as DataflowRunner"
             )
         beam_args, runner = [f"--runner={runner}", *beam_args], "direct"
-    warehouse_root = str(warehouse or config.paths.warehouse_root)
-    sink = stream_sink(warehouse_root, flush, bigquery_table, bigquery_dead_letter_table, runner)
+    sink = stream_sink(
+        str(warehouse or config.paths.warehouse_root), flush, bigquery_table, bigquery_dead_letter_table
+    )
     job = StreamJob(
         config=config,
         sink=sink,
@@ -204,7 +204,7 @@ def graph_labels(mode: str, config: Config, source: str = "pubsub") -> list[str]
 
         runner = "flink" if source == "kafka" else "direct"
         p = beam.Pipeline(options=stream_options([]))
-        sink = stream_sink(str(config.paths.warehouse_root), runner=runner)
+        sink = stream_sink(str(config.paths.warehouse_root))
         build_stream(p, StreamJob(config, sink, runner=runner, source=source))
     else:
         from kappa.backfill import BackfillJob, backfill_sink, build_backfill

@@ -84,14 +84,10 @@ def stream_sink(
     flush_s: float = FLUSH_S,
     bigquery_table: str | None = None,
     bigquery_dead_letter_table: str | None = None,
-    runner: str = "direct",
 ) -> Sink:
     """The stream's sink: BigQuery's table if given, else `kappa_stream` in the warehouse,
-    in segments of rows buffered `flush_s`; on Flink, a segment as each bundle ends (Flink's
-    bundles last at most a second). There Beam's GroupIntoBatches held a batch past its
-    processing-time flush: a pane waited 9 s, until the job was cancelled."""
-    buffering_s = None if runner == "flink" else flush_s
-    local = WarehouseDestination(warehouse, "kappa-stream", buffering_s, batch_size=20_000)
+    in segments of rows buffered `flush_s`."""
+    local = WarehouseDestination(warehouse, "kappa-stream", flush_s, batch_size=20_000)
     return Sink.choose(local, TABLE, bigquery_table, bigquery_dead_letter_table)
 
 

@@ -202,7 +202,7 @@ def test_the_stream_on_flink_gives_the_fn_api_runners_final_panes(
 ) -> None:
     """Early firing on, as the stream runs; the serving API's Flink figures are read meanwhile."""
     config = flink_config
-    job = StreamJob(config, stream_sink(str(tmp_path), runner="flink"), runner="flink", source="kafka")
+    job = StreamJob(config, stream_sink(str(tmp_path)), runner="flink", source="kafka")
     scrapes: list[dict[str, int]] = []
     done = threading.Event()
     since_ms = int(time.time() * 1000)  # this test's job, not one an earlier test ran on the cluster

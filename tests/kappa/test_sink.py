@@ -20,8 +20,6 @@ def test_without_a_bigquery_table_each_job_writes_its_own_table_to_the_warehouse
     assert stream.destination == WarehouseDestination("wh", "kappa-stream", 2.5, 20_000)
     assert backfill.destination == WarehouseDestination("wh", "kappa-backfill", None, 50_000)
     assert (stream.table, backfill.table) == ("kappa_stream", "kappa_backfill")
-    on_flink = stream_sink("wh", flush_s=2.5, runner="flink")  # a segment as each Flink bundle ends
-    assert on_flink.destination == WarehouseDestination("wh", "kappa-stream", None, 20_000)
 
 
 def test_a_bigquery_table_wins_with_its_dead_letters_beside_it_unless_told() -> None:
