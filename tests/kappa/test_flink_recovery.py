@@ -20,19 +20,17 @@ import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 import pytest
 
 from kappa.flink import FlinkJob
 from kappa.stream import JOB_NAME_PREFIX, stream_progress
-from pipelines.config import Config
 from pipelines.stack.kappa_cluster import KappaCluster
 from pipelines.stack.private import write_config
 from pipelines.stack.processes import KAPPACTL
 from pipelines.warehouse import Warehouse
-from tests.kappa.conftest import cancel_jobs_since, started_kappa_cluster
+from tests.kappa.conftest import cancel_jobs_since
 from tests.kappa.test_stream_flink import LATENESS, Producer, current_counts, on_time_everywhere
 
 pytestmark = [pytest.mark.stack, pytest.mark.kappa_cluster, pytest.mark.flink, pytest.mark.timeout(900)]
@@ -74,24 +72,11 @@ def taskmanager_pid(resource_id: str) -> int:
     return found[0]
 
 
-@pytest.fixture(scope="module")
-def drill_cluster(local_stack, tmp_path_factory) -> Iterator[Config]:
-    """A Kappa cluster of this module's own, under a state dir of its own: the drill kills one
-    of its TaskManagers, and on the session's cluster the Kafka jobs after it were seen stuck
-    (their sources handed out nothing) twice in a row, in two fresh-clone runs."""
-    state_dir = tmp_path_factory.mktemp("drill-cluster")
-    config = replace(local_stack.config, paths=replace(local_stack.config.paths, state_dir=state_dir))
-    with started_kappa_cluster(config) as config:
-        yield config
-
-
 def test_a_killed_taskmanager_and_a_killed_sdk_harness_are_recovered_from_checkpoints(
-    drill_cluster, stack_config, tmp_path: Path
+    kappa_cluster, stack_config, tmp_path: Path
 ) -> None:
     config, _ = stack_config
-    paths = replace(config.paths, state_dir=drill_cluster.paths.state_dir)
-    config = replace(config, kappa_flink=drill_cluster.kappa_flink, paths=paths)
-    kappa_cluster = drill_cluster.kappa_flink
+    config = replace(config, kappa_flink=kappa_cluster)
     config_path = write_config(config, tmp_path / "flink.yaml")
     cluster = KappaCluster.of(config)
     log = tmp_path / "kappa-run.log"
