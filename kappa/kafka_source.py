@@ -118,7 +118,7 @@ class _Reader:
     next: int | None = None
 
 
-# Shared by every instance of the read DoFn in the process, and closed with it. A bundle
+# Shared by every instance of the read DoFn in the process, and open until it exits. A bundle
 # whose finalizer waits for the next checkpoint keeps its DoFn instance until then, so the
 # SDK harness runs the next bundles on other instances: with a consumer per instance, a
 # partition moved between consumers about once a second, each move a new position and

@@ -125,8 +125,9 @@ class Sink:
     @property
     def buffering_s(self) -> float:
         """How long rows wait before they are written (0: as each bundle ends)."""
-        buffering = getattr(self.destination, "buffering_s", None)
-        return float(buffering or 0.0)
+        if isinstance(self.destination, WarehouseDestination):
+            return float(self.destination.buffering_s or 0.0)
+        return 0.0
 
 
 class WriteOutputs(beam.PTransform):
