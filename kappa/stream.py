@@ -58,8 +58,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from kappa.direct_runner import adapt_direct_runner, local_counts, reader_progress, reset_local_counts
 from kappa.pipeline import KappaRun, build_kappa
 from pipelines.beam import KappaCounter
-from pipelines.beam.destinations import Sink, WarehouseDestination
+from pipelines.beam.destinations import DEAD_LETTER_TABLE, Sink, WarehouseDestination
 from pipelines.beam.runner import counters_of, on_dataflow
+from pipelines.beam.sinks import rows_in_flight
 from pipelines.config import Config
 from pipelines.errors import ConfigError, PipelineError
 from pipelines.events import now_ms
@@ -379,8 +380,10 @@ def _watch(watched: _Watched, job: StreamJob, started: float, stop: StopSignals)
         now = time.monotonic()
         tick, last_tick = min(now - last_tick, POLL_S * 2), now
         counters = watched.seen = watched.counters()
-        seen = (counters.get("read", 0), counters.get(f"rows_written_{TABLE}", 0))
-        idle_s = idle_s + tick if seen == last_seen and watched.reading(counters) else 0.0
+        seen = (counters.get("read", 0), counters.get(f"rows_written_{TABLE}", 0),
+                counters.get(f"rows_buffered_{TABLE}", 0))  # fmt: skip
+        settled = seen == last_seen and not rows_in_flight(counters, (TABLE, DEAD_LETTER_TABLE))
+        idle_s = idle_s + tick if settled and watched.reading(counters) else 0.0
         last_seen = seen
         if now - last_log >= job.progress_every_s:
             last_log = now

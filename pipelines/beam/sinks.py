@@ -11,7 +11,9 @@ them as Parquet segments with `Warehouse.append`:
   element that is an Arrow table (the bounded composites' rows) is one segment as it is.
 
 With buffering the output PCollection holds the number of rows of each segment written;
-per-bundle writing outputs nothing (a bundle's rows may span windows).
+per-bundle writing outputs nothing (a bundle's rows may span windows). A buffered sink
+counts the rows it takes in (`rows_buffered_<table>`) beside those it wrote
+(`rows_written_<table>`): while the first is ahead, rows are in its buffer (`rows_in_flight`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,25 @@ def _append(root: str, table: str, writer: str, rows: list[dict] | pa.Table) -> 
     if len(rows):
         Warehouse(root).append(table, rows, writer=writer)
     return len(rows)
+
+
+def rows_in_flight(counters: dict[str, int], tables: tuple[str, ...]) -> int:
+    """Rows the buffered sinks of `tables` have taken in and not yet written."""
+    return sum(
+        max(0, counters.get(f"rows_buffered_{t}", 0) - counters.get(f"rows_written_{t}", 0)) for t in tables
+    )
+
+
+class _KeyByShardFn(beam.DoFn):
+    """Counts each row into the buffer and gives it a random shard key."""
+
+    def __init__(self, table: str, shards: int):
+        self.shards = shards
+        self.buffered = KappaCounter(f"rows_buffered_{table}")
+
+    def process(self, row: dict) -> Iterator[tuple[int, dict]]:
+        self.buffered.inc()
+        yield random.randrange(self.shards), row
 
 
 class _WriteBatchFn(beam.DoFn):
@@ -112,11 +133,10 @@ class WriteToWarehouse(beam.PTransform):
             return pcoll | "WritePerBundle" >> beam.ParDo(
                 _WritePerBundleFn(self.root, self.table, self.writer, self.batch_size)
             )
-        shards = self.shards
         return (
             pcoll
             | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
-            | "KeyByShard" >> beam.Map(lambda row: (random.randrange(shards), row))
+            | "KeyByShard" >> beam.ParDo(_KeyByShardFn(self.table, self.shards))
             | "Batch" >> beam.GroupIntoBatches(self.batch_size, max_buffering_duration_secs=self.buffering_s)
             | "WriteSegment" >> beam.ParDo(_WriteBatchFn(self.root, self.table, self.writer))
         )

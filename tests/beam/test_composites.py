@@ -20,6 +20,8 @@ from pipelines.beam import (
     dead_letter_row,
 )
 from pipelines.beam.arrow_events import EventBatch, event_key, events_table
+from pipelines.beam.runner import counters_of
+from pipelines.beam.sinks import rows_in_flight
 from pipelines.events import BadRecord, parse_event
 from pipelines.warehouse import Warehouse
 from tests.beam.sample import BASE_MS, bad_lines, event, good_variants
@@ -175,6 +177,22 @@ def test_write_to_warehouse_per_bundle_in_batch_mode(tmp_path) -> None:
         p | beam.Create(rows) | sink
     con = Warehouse(tmp_path).connect()
     assert con.execute("SELECT count(*) FROM dead_letter").fetchone()[0] == 25
+
+
+def test_a_buffered_sink_counts_the_rows_it_takes_in_beside_those_it_wrote(tmp_path) -> None:
+    rows = [dead_letter_row(BadRecord(b"%d" % i, "bad", "kappa", 1)) for i in range(25)]
+    p = TestPipeline(runner="FnApiRunner")
+    (
+        p
+        | beam.Create(rows)
+        | WriteToWarehouse(str(tmp_path), "dead_letter", batch_size=10, buffering_s=1, shards=3)
+    )
+    result = p.run()
+    result.wait_until_finish()
+    counters = counters_of(result)
+    assert counters["rows_buffered_dead_letter"] == counters["rows_written_dead_letter"] == 25
+    assert rows_in_flight(counters, ("dead_letter",)) == 0
+    assert rows_in_flight({"rows_buffered_t": 7, "rows_written_t": 3}, ("t", "other")) == 4
 
 
 def test_bounded_dedup_keeps_the_first_copy_of_each_event_id_across_batches():
