@@ -37,8 +37,12 @@ def _servicer() -> Any:
     from apache_beam.portability.api import beam_fn_api_pb2, beam_fn_api_pb2_grpc
 
     class Pool(beam_fn_api_pb2_grpc.BeamFnExternalWorkerPoolServicer):
+        """Harnesses by (caller, worker id): each TaskManager numbers its workers from "1-1", so
+        an id alone names one harness per TaskManager. A TaskManager asks to start and to stop
+        a worker over one channel, which is the caller (`context.peer()`)."""
+
         def __init__(self) -> None:
-            self.workers: dict[str, subprocess.Popen] = {}
+            self.workers: dict[tuple[str, str], subprocess.Popen] = {}
             self.lock = threading.Lock()
 
         def StartWorker(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC's name)
@@ -49,16 +53,19 @@ def _servicer() -> Any:
             except OSError as exc:
                 return beam_fn_api_pb2.StartWorkerResponse(error=f"cannot start an SDK harness: {exc}")
             with self.lock:
-                self.workers[request.worker_id] = process
-            log.info("started SDK harness %s (pid %d)", request.worker_id, process.pid)
+                self.workers = {key: p for key, p in self.workers.items() if p.poll() is None}
+                self.workers[(context.peer(), request.worker_id)] = process
+            log.info("started SDK harness %s for %s (pid %d)", request.worker_id, context.peer(), process.pid)
             return beam_fn_api_pb2.StartWorkerResponse()
 
         def StopWorker(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC's name)
             with self.lock:
-                process = self.workers.pop(request.worker_id, None)
+                process = self.workers.pop((context.peer(), request.worker_id), None)
             if process is not None:
                 _stop(process)
-                log.info("stopped SDK harness %s", request.worker_id)
+                log.info("stopped SDK harness %s for %s", request.worker_id, context.peer())
+            else:  # the TaskManager closed its control stream first: it ends by itself
+                log.info("no SDK harness %s started for %s to stop", request.worker_id, context.peer())
             return beam_fn_api_pb2.StopWorkerResponse()
 
         def stop_all(self) -> None:
