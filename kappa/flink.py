@@ -37,8 +37,10 @@ from pipelines.stack.local import port_open
 log = logging.getLogger(__name__)
 SOURCE_STUCK_S = 90.0  # a source that handed out nothing this long after its tasks run is stuck
 SOURCE_STUCK = "the source handed out no Kafka partition"
+MAX_BUNDLE_MS = 200
 # Flink's REST API shows a Beam counter of the `kappa` namespace as "<operator>.kappa_<name>".
 USER_COUNTER = f"{METRICS_NAMESPACE}_"
+END_OF_TIME_MS = 1 << 62  # at or past it a Flink watermark means "no more input" (Long.MAX_VALUE)
 
 
 def portable_args(config: Config, job_name: str) -> list[str]:
@@ -58,6 +60,10 @@ def portable_args(config: Config, job_name: str) -> list[str]:
         f"--environment_config=127.0.0.1:{cluster.ks.worker_pool_port}",
         f"--job_name={job_name}",
         f"--checkpointing_interval={round(config.kappa_flink.checkpointing_interval * 1000)}",
+        # A step passes its input's watermark on only between bundles: short bundles keep the
+        # windows' watermark within a few seconds of the read (p99 freshness 4.8 s at 1,500
+        # events/s where Flink's default of 1,000 ms gave 13.7 s, one trial each).
+        f"--max_bundle_time_mills={MAX_BUNDLE_MS}",
         f"--files_to_stage={','.join(job_jars())}",
     ]
 
@@ -162,6 +168,23 @@ class FlinkJob:
         if not restarts or not entries:
             return {"restarts": restarts}
         return {"restarts": restarts, "last_failure": _cause(entries[0].get("stacktrace", ""))}
+
+    def watermark_age_s(self) -> float | None:
+        """How far the watermark of what the job has read is behind the clock: the newest
+        input watermark of any of its steps (those after the read have it; the read's own
+        input is the Impulse, done at once), or None before it has one."""
+        if self.job_id is None:
+            return None
+        try:
+            inputs = []
+            for vertex in self._get(f"/jobs/{self.job_id}").get("vertices", []):
+                marks = self._get(f"/jobs/{self.job_id}/vertices/{vertex['id']}/watermarks")
+                if marks:
+                    inputs.append(min(int(mark["value"]) for mark in marks))
+        except (OSError, ValueError, KeyError, urllib.error.URLError):
+            return None
+        read = [w for w in inputs if 0 < w < END_OF_TIME_MS]
+        return max(0.0, (time.time() * 1000 - max(read)) / 1000) if read else None
 
     def source_sent(self) -> int | None:
         """Records the job's source vertex (its Impulse, turned into the partitions to read)

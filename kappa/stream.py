@@ -304,7 +304,8 @@ def _run_on_flink_once(job: StreamJob) -> StreamResult:
     # Idleness counts from the first record read: deploying the job and starting its Java
     # Kafka reader take a minute or more on a busy machine, and are not idleness.
     watched = _Watched(flink.counters, lambda counters: counters.get("read", 0) > 0, terminal, flink.cancel,
-                       lambda: {"checkpoints": flink.checkpoints(), **flink.restarts()})  # fmt: skip
+                       lambda: {"checkpoints": flink.checkpoints(), **flink.restarts(),
+                                "watermark_age_s": flink.watermark_age_s()})  # fmt: skip
     return _finish(job, watched, started)
 
 
