@@ -25,12 +25,23 @@ from typing import TYPE_CHECKING
 import click
 
 from kappa.stream import stream_progress
-from migration.demo_support import LocalWiring, Processes, kappactl, run_validation, serve_traffic
+from migration.demo_support import (
+    LocalWiring,
+    Processes,
+    checkpoint_note,
+    kafka_lags,
+    kappactl,
+    print_summary,
+    run_validation,
+    serve_traffic,
+)
 from migration.policy import load_policy
 from migration.validator.classes import explained
 from pipelines.cli_common import echo_err, with_config
 from pipelines.config import Config, TimeConfig
+from pipelines.errors import ConfigError
 from pipelines.events import now_ms
+from pipelines.stack.kappa_cluster import KappaCluster
 from pipelines.stack.local import LocalStack
 
 if TYPE_CHECKING:
@@ -56,21 +67,6 @@ class DemoState:
         return time.monotonic() - self.started
 
 
-def _kafka_lags(config: Config, readers: tuple[str, ...]) -> str:
-    """Records of the Kafka topic each Kafka-reading arm has not committed yet."""
-    from pipelines.errors import StackError
-    from pipelines.kafka_io import group_lag
-
-    lags = []
-    groups = {"bridge": "bridge", "archiver": "archiver", "speed": "legacy-speed"}
-    for arm, group in ((a, groups[a]) for a in readers):
-        try:
-            lags.append(f"{arm}={group_lag(config, group, timeout=2):,}")
-        except StackError:
-            lags.append(f"{arm}=?")
-    return " ".join(lags)
-
-
 def _progress(wiring: Wiring, state: DemoState, phase: str, stream: dict) -> None:
     config = wiring.config
     counts = wiring.row_counts()
@@ -82,11 +78,11 @@ def _progress(wiring: Wiring, state: DemoState, phase: str, stream: dict) -> Non
         f"kappa rows={counts['kappa_stream']:>6} dead letters={counts['dead_letter']:>5} "
         f"validations={len(state.verdicts)} last={last} cutover={state.cutover_state}"
     )
-    lags = _kafka_lags(config, wiring.kafka_readers)
+    lags = kafka_lags(config, wiring.kafka_readers)
     echo_err(
         f"demo [{state.elapsed():5.0f}s] lag: Kafka records not yet committed {lags}; "
         f"kappa stream read {stream.get('read', 0):,}, watermark "
-        f"{'-' if age is None else f'{age:.0f}s'} behind the clock"
+        f"{'-' if age is None else f'{age:.0f}s'} behind the clock{checkpoint_note(stream)}"
     )
 
 
@@ -201,13 +197,17 @@ def _compare_with_truth(wiring: Wiring, run_dir: Path) -> dict:
     return out
 
 
-def _wiring(config: Config, run_dir: Path, run: str) -> Wiring:
+def _wiring(config: Config, run_dir: Path, run: str, kappa_runner: str) -> Wiring:
     """The cloud profile's wiring (BigQuery, Cloud Storage) or the local one (Parquet)."""
     if config.gcp is not None:
         from migration.demo_cloud import CloudWiring
 
+        if kappa_runner != "direct":
+            raise ConfigError(
+                "--kappa-runner flink runs the local profile only (the cloud one reads Pub/Sub)"
+            )
         return CloudWiring.create(config, run_dir, run)
-    return LocalWiring.create(config, run_dir, run)
+    return LocalWiring.create(config, run_dir, run, kappa_runner)
 
 
 def run_demo(
@@ -217,17 +217,24 @@ def run_demo(
     report_dir: Path,
     validate_every: float,
     wait_for_gate: bool = True,
+    kappa_runner: str = "direct",
 ) -> dict:
+    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    run_dir = (Path(config.paths.state_dir) / "demo" / run).resolve()
+    wiring = _wiring(config, run_dir, run, kappa_runner)
     stack = LocalStack(config)
     already_up = all(s.healthy for s in stack.status())
     stack.up()
-    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    run_dir = (Path(config.paths.state_dir) / "demo" / run).resolve()
-    wiring = _wiring(config, run_dir, run)
+    cluster = KappaCluster.of(config) if kappa_runner == "flink" else None
+    cluster_up = cluster is None or all(s.healthy for s in cluster.status())
+    if cluster is not None:
+        echo_err("demo: starting the Kappa cluster (Flink 1.19, Beam's job server, the SDK worker pool) ...")
+        cluster.up()
     config_path = wiring.config_path
     state = DemoState()
     procs = Processes(run_dir / "logs", config_path)
-    summary: dict = {"run": run, "run_dir": str(run_dir), "duration_s": duration, "rate": rate}
+    summary: dict = {"run": run, "run_dir": str(run_dir), "duration_s": duration, "rate": rate,
+                     "kappa_runner": kappa_runner}  # fmt: skip
     if wiring.backends() is not None:
         summary["backends"] = wiring.backends()
     try:
@@ -280,6 +287,8 @@ def run_demo(
         summary.update(_compare_with_truth(wiring, run_dir))
     finally:
         procs.stop_all()
+        if cluster is not None and not cluster_up:
+            cluster.down()
         if not already_up:
             stack.down()
     summary["validation"] = {
@@ -314,27 +323,6 @@ def demo_passed(summary: dict) -> bool:
         and legacy_final > 0
         and unexplained_rate <= 0.001
         and final_state.startswith(("CANARY", "FULL"))
-    )
-
-
-def _print_summary(summary: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"kappa-migration demo {summary['run']}")
-    for column in ("arm vs truth", "final keys", "exact", "explained", "unexplained"):
-        table.add_column(column)
-    for arm in ("kappa_stream", "kappa_backfill", "legacy_serving"):
-        row = summary.get(f"{arm}_vs_truth", {})
-        table.add_row(
-            arm, *(str(row.get(k, "-")) for k in ("final_keys", "exact", "explained", "unexplained"))
-        )
-    console = Console(stderr=True)
-    console.print(table)
-    v, c = summary["validation"], summary["cutover"]
-    console.print(
-        f"validation: {v['runs']} runs, latest {v['verdict']}; cutover: {c['final_state']} "
-        f"after {len(c['transitions'])} transition(s)"
     )
 
 
@@ -374,17 +362,31 @@ def _print_summary(summary: dict) -> None:
     help="After the traffic, keep validating until the gate has its passes (or a time limit); "
     "without it the demo stops once the last batch period settled and the stream caught up.",
 )
+@click.option(
+    "--kappa-runner",
+    type=click.Choice(["direct", "flink"]),
+    default="direct",
+    show_default=True,
+    help="The Kappa stream's runner: Beam's DirectRunner reading Pub/Sub through the bridge, or "
+    "Beam's Flink runner on the Kappa cluster (started if down) reading Kafka directly.",
+)
 @with_config
 def demo(
-    config: Config, duration: float, rate: float, report_dir: Path, validate_every: float, wait_for_gate: bool
+    config: Config,
+    duration: float,
+    rate: float,
+    report_dir: Path,
+    validate_every: float,
+    wait_for_gate: bool,
+    kappa_runner: str,
 ) -> None:
     """Run the whole dual run end to end and say whether the migration evidence holds.
 
     Exits 0 when the kappa stream and the backfill equal truth on every final window, at
     most 0.1% of the legacy's final keys are unexplained, and the cutover advanced through
     its gates and is still at CANARY or FULL at the end (a rollback fails the demo)."""
-    summary = run_demo(config, duration, rate, report_dir, validate_every, wait_for_gate)
-    _print_summary(summary)
+    summary = run_demo(config, duration, rate, report_dir, validate_every, wait_for_gate, kappa_runner)
+    print_summary(summary)
     click.echo(json.dumps(summary))
     if not demo_passed(summary):
         echo_err("demo: the migration evidence does not hold; see the reports in " + str(report_dir))

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from kappa.stream import KAFKA_GROUP
 from pipelines.cli_common import echo_err
 from pipelines.config import Config
 from pipelines.errors import PipelineError
+from pipelines.events import now_ms
 from pipelines.stack.private import free_port, isolated_config
 from pipelines.stack.processes import KAPPACTL, LoggedProcesses
 from pipelines.warehouse import Warehouse
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     import duckdb
 
 VERDICTS = {0: "PASS", 1: "FAIL", 2: "INCONCLUSIVE"}
+# `kappa run`'s arguments per `--kappa-runner`: the Flink runner reads Kafka directly.
+KAPPA_RUNS = {"direct": [], "flink": ["--runner", "flink", "--source", "kafka"]}
 ARMS = ("legacy_speed", "legacy_batch", "kappa_stream", "kappa_backfill", "dead_letter", "truth_ledger")
 
 
@@ -91,21 +95,32 @@ class LocalWiring:
 
     config: Config
     config_path: Path
+    kappa_runner: str = "direct"  # the Kappa stream's: "direct" (Pub/Sub) or "flink" (Kafka)
     migration_pair: tuple[str, str] = ("legacy_serving", "kappa_stream")
     slow_validations: int = 0  # validations of extra time the demo may settle (DuckDB: none)
-    kafka_readers: tuple[str, ...] = ("bridge", "archiver", "speed")  # arms reading Kafka
 
     @classmethod
-    def create(cls, config: Config, run_dir: Path, run: str) -> LocalWiring:
-        return cls(*isolated_config(config, run_dir, f"demo-{run.lower()}"))
+    def create(cls, config: Config, run_dir: Path, run: str, kappa_runner: str = "direct") -> LocalWiring:
+        return cls(*isolated_config(config, run_dir, f"demo-{run.lower()}"), kappa_runner)
+
+    @property
+    def kafka_readers(self) -> tuple[str, ...]:
+        """The arms reading Kafka, whose lag the progress line shows: on Flink the Kappa stream
+        reads Kafka itself, and nothing needs the bridge to Pub/Sub."""
+        return (
+            ("archiver", "speed", "kappa")
+            if self.kappa_runner == "flink"
+            else ("bridge", "archiver", "speed")
+        )
 
     def arms(self) -> list[tuple[str, list[str]]]:
+        bridge = [] if self.kappa_runner == "flink" else [("bridge", ["bridge"])]
         return [
             ("archiver", ["archive"]),
-            ("bridge", ["bridge"]),
+            *bridge,
             ("legacy-speed", ["legacy", "speed", *speed_state_args(self.config_path)]),
             ("legacy-batch", ["legacy", "batch", "--follow"]),
-            ("kappa-stream", ["kappa", "run"]),
+            ("kappa-stream", ["kappa", "run", *KAPPA_RUNS[self.kappa_runner]]),
         ]
 
     def row_counts(self) -> dict[str, int]:
@@ -145,6 +160,31 @@ class LocalWiring:
 
     def backends(self) -> dict[str, dict[str, str]] | None:
         return None  # the local summary keeps its shape
+
+
+def kafka_lags(config: Config, readers: tuple[str, ...]) -> str:
+    """Records of the Kafka topic each Kafka-reading arm has not committed yet."""
+    from pipelines.errors import StackError
+    from pipelines.kafka_io import group_lag
+
+    lags = []
+    groups = {"bridge": "bridge", "archiver": "archiver", "speed": "legacy-speed", "kappa": KAFKA_GROUP}
+    for arm, group in ((a, groups[a]) for a in readers):
+        try:
+            lags.append(f"{arm}={group_lag(config, group, timeout=2):,}")
+        except StackError:
+            lags.append(f"{arm}=?")
+    return " ".join(lags)
+
+
+def checkpoint_note(stream: dict) -> str:
+    """ ", checkpoint N Xs old" for a stream on Flink (its progress carries checkpoints), else ""."""
+    checkpoints = stream.get("checkpoints")
+    if checkpoints is None:
+        return ""
+    at_ms = checkpoints.get("latest_at_ms")
+    age = "none yet" if not at_ms else f"{(now_ms() - at_ms) / 1000:.0f}s old"
+    return f", checkpoint {checkpoints.get('completed', 0)} {age}"
 
 
 def serve_traffic(port: int, round_: int, requests: int = 20) -> None:
@@ -196,3 +236,25 @@ class Processes(LoggedProcesses):
                 )
             if name == "generator" and proc.poll() not in (None, 0):
                 raise PipelineError(f"the generator failed; see {self.log_dir / 'generator.log'}")
+
+
+def print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    runner = summary.get("kappa_runner", "direct")
+    table = Table(title=f"kappa-migration demo {summary['run']} (kappa stream on the {runner} runner)")
+    for column in ("arm vs truth", "final keys", "exact", "explained", "unexplained"):
+        table.add_column(column)
+    for arm in ("kappa_stream", "kappa_backfill", "legacy_serving"):
+        row = summary.get(f"{arm}_vs_truth", {})
+        table.add_row(
+            arm, *(str(row.get(k, "-")) for k in ("final_keys", "exact", "explained", "unexplained"))
+        )
+    console = Console(stderr=True)
+    console.print(table)
+    v, c = summary["validation"], summary["cutover"]
+    console.print(
+        f"validation: {v['runs']} runs, latest {v['verdict']}; cutover: {c['final_state']} "
+        f"after {len(c['transitions'])} transition(s)"
+    )
