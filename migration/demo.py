@@ -202,10 +202,6 @@ def _wiring(config: Config, run_dir: Path, run: str, kappa_runner: str) -> Wirin
     if config.gcp is not None:
         from migration.demo_cloud import CloudWiring
 
-        if kappa_runner != "direct":
-            raise ConfigError(
-                "--kappa-runner flink runs the local profile only (the cloud one reads Pub/Sub)"
-            )
         return CloudWiring.create(config, run_dir, run)
     return LocalWiring.create(config, run_dir, run, kappa_runner)
 
@@ -219,12 +215,14 @@ def run_demo(
     wait_for_gate: bool = True,
     kappa_runner: str = "direct",
 ) -> dict:
-    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    run_dir = (Path(config.paths.state_dir) / "demo" / run).resolve()
-    wiring = _wiring(config, run_dir, run, kappa_runner)
+    if config.gcp is not None and kappa_runner != "direct":  # before anything starts
+        raise ConfigError("--kappa-runner flink runs the local profile only (the cloud one reads Pub/Sub)")
     stack = LocalStack(config)
     already_up = all(s.healthy for s in stack.status())
     stack.up()
+    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    run_dir = (Path(config.paths.state_dir) / "demo" / run).resolve()
+    wiring = _wiring(config, run_dir, run, kappa_runner)
     cluster = KappaCluster.of(config) if kappa_runner == "flink" else None
     cluster_up = cluster is None or all(s.healthy for s in cluster.status())
     if cluster is not None:
