@@ -175,15 +175,19 @@ class SdkWorkerPool(_BeamService):
         return [sys.executable, "-m", "pipelines.stack.sdk_pool", "--port", str(self.port)]
 
     def worker_pids(self) -> list[int]:
-        """The SDK harness processes the pool runs now (its children)."""
+        """The SDK harness processes the pool runs now (its live children, not those exited unreaped)."""
         pid = self.pid()
         if pid is None:
             return []
         import psutil
 
+        live = []
         with contextlib.suppress(psutil.Error):
-            return [child.pid for child in psutil.Process(pid).children() if child.is_running()]
-        return []
+            for child in psutil.Process(pid).children():
+                with contextlib.suppress(psutil.Error):
+                    if child.status() != psutil.STATUS_ZOMBIE:
+                        live.append(child.pid)
+        return live
 
 
 class KappaCluster(FlinkCluster):
