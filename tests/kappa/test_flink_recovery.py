@@ -106,8 +106,18 @@ def test_a_killed_taskmanager_and_a_killed_sdk_harness_are_recovered_from_checkp
         wait_for(
             "a restart after the TaskManager kill", lambda: flink.restarts().get("restarts", 0) >= 1, job, log
         )
+        # The restored attempt's counters start again from 0, and the job is RUNNING while its
+        # tasks still wait for a slot: reading again is a harness of the pool and records read.
         read_before = progress(log).get("read", 0)
-        reading = lambda: flink.state() == "RUNNING" and progress(log).get("read", 0) != read_before  # noqa: E731
+
+        def reading() -> bool:
+            read = progress(log).get("read", 0)
+            return (
+                flink.state() == "RUNNING"
+                and bool(cluster.sdk_pool.worker_pids())
+                and 0 < read != read_before
+            )
+
         wait_for("records read after the restore", reading, job, log)
         tm_restore_s = time.monotonic() - killed_at
 
