@@ -14,7 +14,14 @@ worker, so records go from the broker straight into the fused Parse step:
 - **Watermark** (`PartitionWatermark`), per partition: the newest CreateTime read there,
   and once the partition is caught up (its high-water mark read from the broker at that
   moment, not estimated) `now - IDLE_LAG_S`. A backlog delays results and never drops them;
-  a quiet partition does not hold the windows open. Beam 2.73's `ReadFromKafka` judged
+  a quiet partition does not hold the windows open. Each partition reports the lowest of
+  these over every partition of the topic (`Frontier`): Beam 2.62's Flink runner does not
+  hold the read's watermark at the lowest of its partitions (apache/beam#19637, fixed after
+  it), and at the start of a job over a backlog it passed the records of partitions not
+  read yet by more than the allowed lateness: their windows had closed and they were lost.
+  The lowest is taken in the worker process, which reads every partition at the job's
+  parallelism of 1 (a partition read in another process would hold the windows open: late,
+  never lost). Beam 2.73's `ReadFromKafka` judged
   "caught up" from an end-offset estimate that reads as "no backlog" until its first
   background fetch ends: on a busy machine it moved the watermark to the wall clock while
   two of three partitions were still unread, and their events were dropped as late.
@@ -114,6 +121,30 @@ def _advance(estimator: ManualWatermarkEstimator, to: Timestamp) -> None:
         estimator.set_watermark(to)
 
 
+class Frontier:
+    """How far each partition of a topic has been read (its own watermark), and the lowest
+    of them over every partition: a partition not read yet counts as nothing read."""
+
+    def __init__(self, partitions: tuple[int, ...]):
+        self.partitions = partitions
+        self._read: dict[int, Timestamp] = {}
+        self._lock = threading.Lock()
+
+    def advance(self, partition: int, to: Timestamp) -> Timestamp:
+        """Partition `partition` has been read up to `to`; the lowest over all partitions now."""
+        with self._lock:
+            if to > self._read.get(partition, MIN_TIMESTAMP):
+                self._read[partition] = to
+            return min(self._read.get(p, MIN_TIMESTAMP) for p in self.partitions)
+
+    def restart(self, partition: int, at: Timestamp | None) -> None:
+        """Partition `partition` is read from a new position whose watermark is `at` (a new
+        or restored job): what any partition read before counts no more until it reads again,
+        as a restored job reads every partition again from its checkpoint."""
+        with self._lock:
+            self._read = {partition: at if at is not None else MIN_TIMESTAMP}
+
+
 @dataclass
 class _Reader:
     """A partition's consumer in this worker process, and the offset it reads next (None:
@@ -129,6 +160,7 @@ class _Reader:
 # partition moved between consumers about once a second, each move a new position and
 # the records it had fetched dropped.
 _READERS: dict[tuple[str, str, str, int], _Reader] = {}
+_FRONTIERS: dict[tuple[str, str, str], Frontier] = {}  # by (broker, group, topic), as the readers
 _READERS_LOCK = threading.Lock()
 
 
@@ -139,9 +171,15 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     split up front.
     """
 
-    def __init__(self, settings: dict[str, object], topic: str):
-        self.settings, self.topic = settings, topic
+    def __init__(self, settings: dict[str, object], topic: str, partitions: tuple[int, ...]):
+        self.settings, self.topic, self.partitions = settings, topic, partitions
         self.read = KappaCounter("read")
+
+    def _frontier(self) -> Frontier:
+        """This worker process's frontier of the topic's partitions."""
+        key = (str(self.settings["bootstrap.servers"]), str(self.settings["group.id"]), self.topic)
+        with _READERS_LOCK:
+            return _FRONTIERS.setdefault(key, Frontier(self.partitions))
 
     def initial_restriction(self, partition: int) -> OffsetRange:
         # Where to start is asked of the broker by the first `process` call, not here: this
@@ -185,8 +223,9 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
     def restriction_size(self, partition: int, restriction: OffsetRange) -> float:
         return 1.0
 
-    def _reader(self, partition: int, offset: int) -> _Reader:
-        """This worker process's reader of the partition, positioned at `offset`."""
+    def _reader(self, partition: int, offset: int) -> tuple[_Reader, bool]:
+        """This worker process's reader of the partition, positioned at `offset`, and whether
+        it had to be positioned there (new, restored or moved)."""
         from confluent_kafka import Consumer, TopicPartition
 
         key = (str(self.settings["bootstrap.servers"]), str(self.settings["group.id"]), self.topic, partition)
@@ -194,11 +233,12 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             reader = _READERS.get(key)
             if reader is None:
                 reader = _READERS[key] = _Reader(Consumer(self.settings))
-        if reader.next != offset:  # new, restored or moved: start where it says
+        moved = reader.next != offset
+        if moved:  # start where it says
             reader.consumer.assign([TopicPartition(self.topic, partition, offset)])
             reader.next = offset
             log.info("Kafka %s partition %d: consumer assigned at offset %d", self.topic, partition, offset)
-        return reader
+        return reader, moved
 
     def _high_water_mark(self, consumer: Any, partition: int, default_above: int) -> int:
         """The partition's high-water mark as the broker says it now; above `default_above`
@@ -233,7 +273,9 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                 tracker.defer_remainder(Duration.of(1))
                 return
             start = found
-        reader = self._reader(partition, start)
+        (reader, moved), frontier = self._reader(partition, start), self._frontier()
+        if moved:
+            frontier.restart(partition, watermark.current_watermark())
         consumer, next_offset = reader.consumer, start
         deadline, drained = time.monotonic() + READ_FOR_S, False
         while time.monotonic() < deadline:
@@ -259,9 +301,12 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                 self.read.inc()
                 yield TimestampedValue((record.value(), created_ms), created_ms / 1000)
             if newest is not None:
-                _advance(watermark, Timestamp.of(newest / 1000))
+                _advance(watermark, frontier.advance(partition, Timestamp.of(newest / 1000)))
         if drained and next_offset >= self._high_water_mark(consumer, partition, next_offset):
-            _advance(watermark, Timestamp.of(time.time() - IDLE_LAG_S))  # caught up, says the broker
+            caught_up = Timestamp.of(time.time() - IDLE_LAG_S)  # says the broker
+            _advance(watermark, frontier.advance(partition, caught_up))
+        else:  # the others may have moved on since
+            _advance(watermark, frontier.advance(partition, MIN_TIMESTAMP))
         if next_offset > start:
             committed = TopicPartition(self.topic, partition, next_offset)
             finalizer.register(lambda: consumer.commit(offsets=[committed], asynchronous=True))
@@ -282,5 +327,5 @@ class ReadKafkaPartitions(beam.PTransform):
             pbegin
             | "Partitions" >> beam.Impulse()
             | "EachPartition" >> beam.FlatMap(lambda _, ps=tuple(partitions): ps)
-            | "Read" >> beam.ParDo(_ReadPartitionFn(settings, topic))
+            | "Read" >> beam.ParDo(_ReadPartitionFn(settings, topic, tuple(partitions)))
         )

@@ -4,9 +4,10 @@ job whose source handed out no partition is stuck."""
 from __future__ import annotations
 
 import pytest
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 from confluent_kafka import KafkaError, KafkaException
 
-from kappa.kafka_source import _transient
+from kappa.kafka_source import Frontier, _transient
 
 
 @pytest.mark.parametrize(
@@ -76,3 +77,21 @@ def test_a_source_that_handed_out_its_partitions_or_was_restored_is_never_stuck(
         job.sent, job.restart_count = 0, 0
         clock[0] += 10 * flink.SOURCE_STUCK_S
         assert not watch.stuck()
+
+
+def test_a_partitions_watermark_is_the_lowest_read_over_every_partition_and_one_unread_holds_it() -> None:
+    frontier = Frontier((0, 1, 2))
+    assert frontier.advance(0, Timestamp(100)) == MIN_TIMESTAMP  # 1 and 2 not read yet
+    assert frontier.advance(1, Timestamp(80)) == MIN_TIMESTAMP
+    assert frontier.advance(2, Timestamp(120)) == Timestamp(80)
+    assert frontier.advance(1, Timestamp(90)) == Timestamp(90)
+    assert frontier.advance(1, Timestamp(70)) == Timestamp(90)  # a partition never goes back by itself
+
+
+def test_a_partition_read_again_from_a_checkpoint_forgets_what_every_partition_had_read() -> None:
+    frontier = Frontier((0, 1))
+    frontier.advance(0, Timestamp(100))
+    frontier.advance(1, Timestamp(100))
+    frontier.restart(0, Timestamp(40))  # a restored job: partition 1 is read again from its checkpoint too
+    assert frontier.advance(0, Timestamp(50)) == MIN_TIMESTAMP
+    assert frontier.advance(1, Timestamp(45)) == Timestamp(45)
