@@ -59,7 +59,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC
-from typing import Any
+from typing import Any, Callable
 
 from pipelines.beam.metrics import count_locally
 
@@ -105,17 +105,30 @@ def reset_local_counts() -> None:
 
 
 class ReaderProgress:
-    """How far this process's local Pub/Sub reading got: pulls made and the watermark."""
+    """How far this process's local Pub/Sub reading got: pulls made, the watermark, and
+    whether the emulator answers (a pull failing and retried since the last one came back)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.pulls = 0
         self.watermark_s = float("-inf")
+        self.failing = False
 
     def pulled(self, watermark_s: float) -> None:
         with self._lock:
             self.pulls += 1
             self.watermark_s = max(self.watermark_s, watermark_s)
+            self.failing = False
+
+    def failed(self, _exc: Exception) -> None:
+        with self._lock:
+            self.failing = True
+
+    def answering(self) -> bool:
+        """Read from once, and not in an outage now: while the emulator is down (killed,
+        restarting) nothing is read, and that is not an idle input to stop on."""
+        with self._lock:
+            return self.pulls > 0 and not self.failing
 
     def watermark_age_s(self) -> float | None:
         """Seconds the watermark is behind the clock (None before the first pull)."""
@@ -134,19 +147,22 @@ def reader_progress() -> ReaderProgress:
 class _LocalReader:
     """Pulls for one read transform and remembers the watermark its pulls imply."""
 
-    def __init__(self, client: Any, batch: int):
+    def __init__(self, client: Any, batch: int, progress: ReaderProgress | None = None):
         self._client = client
         self._batch = batch
+        self._progress = progress or _PROGRESS
         self._lock = threading.Lock()
         self._watermark_s = float("-inf")
 
     def pull(self, subscription: str, timeout: float) -> list[Any]:
-        """Pull and acknowledge up to `batch` messages; the raw protobuf messages."""
+        """Pull and acknowledge up to `batch` messages; the raw protobuf messages. A failed
+        attempt is retried as the client's own default retry does, and marks an outage."""
         started = time.time()
-        response = self._client.pull(subscription=subscription, max_messages=self._batch, timeout=timeout)
+        response = self._client.pull(subscription=subscription, max_messages=self._batch, timeout=timeout,
+                                     retry=_pull_retry(self._progress.failed))  # fmt: skip
         received = type(response).pb(response).received_messages  # proto-plus access is slow
         self._advance(_read_position(received, self._batch, started))
-        _PROGRESS.pulled(self.watermark_s())
+        self._progress.pulled(self.watermark_s())
         if received:
             self._client.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
         return [m.message for m in received]
@@ -158,6 +174,18 @@ class _LocalReader:
     def watermark_s(self) -> float:
         with self._lock:
             return self._watermark_s
+
+
+def _pull_retry(on_error: Callable[[Exception], None]) -> Any:
+    """The subscriber client's default retry of `pull` (google-cloud-pubsub's generated
+    settings), telling `on_error` of each failed attempt."""
+    from google.api_core import exceptions
+    from google.api_core.retry import Retry, if_exception_type
+
+    retried = (exceptions.Aborted, exceptions.InternalServerError, exceptions.ServiceUnavailable,
+               exceptions.Unknown)  # fmt: skip
+    return Retry(initial=0.1, maximum=60.0, multiplier=1.3, predicate=if_exception_type(*retried),
+                 deadline=60.0, on_error=on_error)  # fmt: skip
 
 
 def beam_message(raw: Any) -> tuple[Any, Any]:

@@ -255,7 +255,7 @@ def run_stream(job: StreamJob) -> StreamResult:
         _surface_failures(result)
         # The DirectRunner only: process-local counts (its metrics do not move while it runs)
         # and where its adapted Pub/Sub reader is (kappa.direct_runner).
-        watched = _Watched(local_counts, lambda _: reader_progress().pulls > 0, lambda: _ended(result),
+        watched = _Watched(local_counts, lambda _: reader_progress().answering(), lambda: _ended(result),
                            result.cancel, lambda: {"watermark_age_s": reader_progress().watermark_age_s()})  # fmt: skip
     return _finish(job, watched, started)
 

@@ -14,6 +14,7 @@ from kappa.direct_runner import (
     CLOCK_SLACK_S,
     PULL_BATCH,
     SAMPLING_PERIOD_MS,
+    ReaderProgress,
     _LocalReader,
     _read_position,
     adapt_direct_runner,
@@ -39,7 +40,7 @@ class _RecordingClient:
         self.calls = []
         self.responses = list(responses)
 
-    def pull(self, subscription, max_messages, timeout):
+    def pull(self, subscription, max_messages, timeout, retry=None):
         self.calls.append(("pull", subscription, max_messages, timeout))
         return self.responses.pop(0)
 
@@ -221,3 +222,25 @@ def test_the_direct_runners_tally_is_what_pipelines_beam_reports_once_installed(
     assert direct_runner.local_counts() == local_counts() == {"tallied": 3}
     direct_runner.reset_local_counts()
     assert local_counts() == {}
+
+
+def test_a_pull_to_an_emulator_that_is_down_marks_an_outage_until_a_pull_comes_back(monkeypatch):
+    import threading
+
+    from google.cloud import pubsub_v1
+
+    from pipelines.stack.private import free_port
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing listens there
+    progress = ReaderProgress()
+    progress.pulled(100.0)
+    assert progress.answering()
+    reader = _LocalReader(pubsub_v1.SubscriberClient(), PULL_BATCH, progress)
+    threading.Thread(target=lambda: reader.pull("projects/p/subscriptions/s", timeout=5), daemon=True).start()
+    for _ in range(600):  # the client's own retry reports each failed attempt
+        if progress.failing:
+            break
+        threading.Event().wait(0.05)
+    assert not progress.answering()  # not idle: the stream does not stop on an outage
+    progress.pulled(101.0)
+    assert progress.answering()
