@@ -65,6 +65,7 @@ from pipelines.beam.metrics import count_locally
 
 PULL_BATCH = 500
 CLOCK_SLACK_S = 1.0
+ANSWERED_S = 10.0  # a reader whose last pull came back longer ago is not idle but stuck or cut off
 SAMPLING_PERIOD_MS = 10
 MMAP_THRESHOLD = 32 << 20  # glibc's largest
 TRIM_THRESHOLD = 64 << 20
@@ -113,22 +114,26 @@ class ReaderProgress:
         self.pulls = 0
         self.watermark_s = float("-inf")
         self.failing = False
+        self._last_pull = float("-inf")  # monotonic time the last pull came back
 
     def pulled(self, watermark_s: float) -> None:
         with self._lock:
             self.pulls += 1
             self.watermark_s = max(self.watermark_s, watermark_s)
             self.failing = False
+            self._last_pull = time.monotonic()
 
     def failed(self, _exc: Exception) -> None:
         with self._lock:
             self.failing = True
 
     def answering(self) -> bool:
-        """Read from once, and not in an outage now: while the emulator is down (killed,
-        restarting) nothing is read, and that is not an idle input to stop on."""
+        """Read from once, and not in an outage now: a pull came back within ANSWERED_S (an
+        empty one takes the emulator 0.5 s) and none is failing since. While the emulator is
+        down or restarting nothing is read, and that is not an idle input to stop on."""
         with self._lock:
-            return self.pulls > 0 and not self.failing
+            recent = time.monotonic() - self._last_pull <= ANSWERED_S
+            return self.pulls > 0 and recent and not self.failing
 
     def watermark_age_s(self) -> float | None:
         """Seconds the watermark is behind the clock (None before the first pull)."""
@@ -159,12 +164,13 @@ class _LocalReader:
         attempt is retried as the client's own default retry does, and marks an outage."""
         started = time.time()
         response = self._client.pull(subscription=subscription, max_messages=self._batch, timeout=timeout,
-                                     retry=_pull_retry(self._progress.failed))  # fmt: skip
+                                     retry=_retry(self._progress.failed))  # fmt: skip
         received = type(response).pb(response).received_messages  # proto-plus access is slow
         self._advance(_read_position(received, self._batch, started))
         self._progress.pulled(self.watermark_s())
         if received:
-            self._client.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
+            self._client.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received],
+                                     retry=_retry(self._progress.failed))  # fmt: skip
         return [m.message for m in received]
 
     def _advance(self, candidate_s: float) -> None:
@@ -176,9 +182,10 @@ class _LocalReader:
             return self._watermark_s
 
 
-def _pull_retry(on_error: Callable[[Exception], None]) -> Any:
+def _retry(on_error: Callable[[Exception], None]) -> Any:
     """The subscriber client's default retry of `pull` (google-cloud-pubsub's generated
-    settings), telling `on_error` of each failed attempt."""
+    settings; `acknowledge`'s retries a subset of these errors), telling `on_error` of each
+    failed attempt."""
     from google.api_core import exceptions
     from google.api_core.retry import Retry, if_exception_type
 

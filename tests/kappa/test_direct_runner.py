@@ -44,7 +44,7 @@ class _RecordingClient:
         self.calls.append(("pull", subscription, max_messages, timeout))
         return self.responses.pop(0)
 
-    def acknowledge(self, subscription, ack_ids):
+    def acknowledge(self, subscription, ack_ids, retry=None):
         self.calls.append(("ack", subscription, len(ack_ids)))
 
 
