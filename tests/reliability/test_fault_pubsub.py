@@ -46,7 +46,10 @@ from tests.reliability.support import (
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(1200)]
 RATE, SECONDS = 200, 45
 HELD_S = 5  # the kill waits until the stream's backlog is at most this much traffic
-KAPPA = ("kappa", "run", "--exit-when-idle", "15", "--max-runtime", "300")
+# Idle for longer than the outage lasts for the stream: the bridge re-sends 20-25 s after the kill
+# (a stream stopped as idle meanwhile and restarted by the supervisor replaces, without
+# --replay-from, the windows it shares with its first run: more lost than the emulator held).
+KAPPA = ("kappa", "run", "--exit-when-idle", "60", "--max-runtime", "400")
 
 
 def test_emulator_kill_9_loses_what_it_held_and_the_backfill_recovers_it(tmp_path, request, monkeypatch):
