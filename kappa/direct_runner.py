@@ -109,8 +109,9 @@ class ReaderProgress:
     """How far this process's local Pub/Sub reading got: pulls made, the watermark, and
     whether the emulator answers (a pull failing and retried since the last one came back)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self.pulls = 0
         self.watermark_s = float("-inf")
         self.failing = False
@@ -121,7 +122,7 @@ class ReaderProgress:
             self.pulls += 1
             self.watermark_s = max(self.watermark_s, watermark_s)
             self.failing = False
-            self._last_pull = time.monotonic()
+            self._last_pull = self._clock()
 
     def failed(self, _exc: Exception) -> None:
         with self._lock:
@@ -132,7 +133,7 @@ class ReaderProgress:
         empty one takes the emulator 0.5 s) and none is failing since. While the emulator is
         down or restarting nothing is read, and that is not an idle input to stop on."""
         with self._lock:
-            recent = time.monotonic() - self._last_pull <= ANSWERED_S
+            recent = self._clock() - self._last_pull <= ANSWERED_S
             return self.pulls > 0 and recent and not self.failing
 
     def watermark_age_s(self) -> float | None:

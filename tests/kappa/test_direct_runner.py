@@ -244,3 +244,15 @@ def test_a_pull_to_an_emulator_that_is_down_marks_an_outage_until_a_pull_comes_b
     assert not progress.answering()  # not idle: the stream does not stop on an outage
     progress.pulled(101.0)
     assert progress.answering()
+
+
+def test_a_reader_whose_last_pull_came_back_longer_ago_than_answered_s_is_not_idle():
+    from kappa.direct_runner import ANSWERED_S
+
+    now = [1000.0]
+    progress = ReaderProgress(clock=lambda: now[0])
+    progress.pulled(100.0)
+    now[0] += ANSWERED_S - 0.5
+    assert progress.answering()
+    now[0] += 1.0
+    assert not progress.answering()  # stuck or cut off: not an idle input
