@@ -135,6 +135,11 @@ class Frontier:
         with self._lock:
             if to > self._read.get(partition, MIN_TIMESTAMP):
                 self._read[partition] = to
+        return self.lowest()
+
+    def lowest(self) -> Timestamp:
+        """The lowest watermark read over every partition."""
+        with self._lock:
             return min(self._read.get(p, MIN_TIMESTAMP) for p in self.partitions)
 
     def restart(self, partition: int, at: Timestamp | None) -> None:
@@ -306,7 +311,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             caught_up = Timestamp.of(time.time() - IDLE_LAG_S)  # says the broker
             _advance(watermark, frontier.advance(partition, caught_up))
         else:  # the others may have moved on since
-            _advance(watermark, frontier.advance(partition, MIN_TIMESTAMP))
+            _advance(watermark, frontier.lowest())
         if next_offset > start:
             committed = TopicPartition(self.topic, partition, next_offset)
             finalizer.register(lambda: consumer.commit(offsets=[committed], asynchronous=True))
