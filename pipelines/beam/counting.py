@@ -22,11 +22,12 @@ set-up). Instead the composite
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 from typing import Any, Iterator
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import BytesCoder
 from apache_beam.transforms import userstate
 from apache_beam.utils.windowed_value import PaneInfoTiming, WindowedValue
 
@@ -38,7 +39,9 @@ Key = tuple[int, str]
 STREAM_SHARDS = 8
 BOUNDED_SHARDS = 2  # shards of the bounded sum: each is one segment written at the end
 
-_EMITTED = userstate.ReadModifyWriteStateSpec("emitted", PickleCoder())  # {key: count last emitted}
+# {key: count last emitted}, kept pickled: Beam's state cache sizes bytes at once, a dict
+# entry by entry (at every commit of a bundle that wrote it).
+_EMITTED = userstate.ReadModifyWriteStateSpec("emitted", BytesCoder())
 _EMITTED_PARAM = beam.DoFn.StateParam(_EMITTED)
 
 
@@ -95,13 +98,14 @@ class _EmitChangedFn(beam.DoFn):
         emitted_state: Any = _EMITTED_PARAM,
     ) -> Iterator[tuple[Key, int]]:
         _, totals = element
-        emitted = emitted_state.read() or {}
+        blob = emitted_state.read()
+        emitted: dict[Key, int] = pickle.loads(blob) if blob else {}
         every = pane.timing == PaneInfoTiming.ON_TIME
         changed = {key: n for key, n in totals.items() if every or emitted.get(key) != n}
         if not changed:
             return
         emitted.update(changed)
-        emitted_state.write(emitted)
+        emitted_state.write(pickle.dumps(emitted, pickle.HIGHEST_PROTOCOL))
         yield from changed.items()
 
 

@@ -4,9 +4,12 @@
 a known schema (`pipelines.warehouse.KNOWN_SCHEMAS`; timestamps in epoch ms) and writes
 them as Parquet segments with `Warehouse.append`:
 
-- `buffering_s` set (streaming): rows are moved to the global window, spread over
-  `shards` keys and batched with GroupIntoBatches(batch_size, buffering_s), so a table
-  gets a segment every few seconds per shard, not one per element or bundle;
+- `buffering_s` set (streaming): rows are moved to the global window, each bundle's cut
+  into pickled chunks of up to `CHUNK_ROWS`, spread over `shards` keys and batched with
+  GroupIntoBatches(chunks, buffering_s), so a table gets a segment of up to `batch_size`
+  rows every few seconds per shard, not one per element or bundle. A chunk is one state
+  element to Beam's state cache, which measures each at every commit of a bundle: with a
+  row each, batching was the costliest step of the stream on Flink;
 - `buffering_s=None` (bounded runs): rows are batched per bundle (up to batch_size); an
   element that is an Arrow table (the bounded composites' rows) is one segment as it is.
 
@@ -18,12 +21,14 @@ counts the rows it takes in (`rows_buffered_<table>`) beside those it wrote
 
 from __future__ import annotations
 
+import pickle
 import random
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.transforms import window
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines.beam.arrow_events import row_dicts
 from pipelines.beam.metrics import KappaCounter
@@ -34,6 +39,7 @@ BIGQUERY_AGGREGATE_SCHEMA = (
 )
 BIGQUERY_DEAD_LETTER_SCHEMA = "payload:BYTES,error:STRING,pipeline:STRING,failed_at:TIMESTAMP"
 _TIMESTAMP_COLUMNS = ("window_start", "window_end", "emitted_at", "failed_at")
+CHUNK_ROWS = 500  # rows of a bundle per buffered element of a streaming sink
 
 
 def _append(root: str, table: str, writer: str, rows: list[dict] | pa.Table) -> int:
@@ -51,16 +57,32 @@ def rows_in_flight(counters: dict[str, int], tables: tuple[str, ...]) -> int:
     )
 
 
-class _KeyByShardFn(beam.DoFn):
-    """Counts each row into the buffer and gives it a random shard key."""
+class _ChunkPerBundleFn(beam.DoFn):
+    """A bundle's rows -> (random shard, pickled chunk of up to `chunk_rows` rows) in the
+    global window, each at the oldest timestamp of its rows; counts them into the buffer."""
 
-    def __init__(self, table: str, shards: int):
-        self.shards = shards
+    def __init__(self, table: str, shards: int, chunk_rows: int):
+        self.shards, self.chunk_rows = shards, chunk_rows
         self.buffered = KappaCounter(f"rows_buffered_{table}")
+        self._chunks: list[tuple[list[dict], Any]] = []
 
-    def process(self, row: dict) -> Iterator[tuple[int, dict]]:
-        self.buffered.inc()
-        yield random.randrange(self.shards), row
+    def start_bundle(self) -> None:
+        self._chunks = []
+
+    def process(self, row: dict, timestamp: Any = beam.DoFn.TimestampParam) -> None:
+        if not self._chunks or len(self._chunks[-1][0]) >= self.chunk_rows:
+            self._chunks.append(([], timestamp))
+        rows, oldest = self._chunks[-1]
+        rows.append(row)
+        if timestamp < oldest:
+            self._chunks[-1] = (rows, timestamp)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for rows, oldest in self._chunks:
+            self.buffered.inc(len(rows))
+            chunk = (random.randrange(self.shards), pickle.dumps(rows, pickle.HIGHEST_PROTOCOL))
+            yield WindowedValue(chunk, oldest, (window.GlobalWindow(),))
+        self._chunks = []
 
 
 class _WriteBatchFn(beam.DoFn):
@@ -71,8 +93,9 @@ class _WriteBatchFn(beam.DoFn):
         self.rows = KappaCounter(f"rows_written_{table}")
         self.segments = KappaCounter(f"segments_written_{table}")
 
-    def process(self, element: tuple[int, Iterable[dict]]) -> Iterator[int]:
-        written = _append(self.root, self.table, self.writer, list(element[1]))
+    def process(self, element: tuple[int, Iterable[bytes]]) -> Iterator[int]:
+        rows = [row for chunk in element[1] for row in pickle.loads(chunk)]
+        written = _append(self.root, self.table, self.writer, rows)
         self.rows.inc(written)
         self.segments.inc()
         yield written
@@ -133,11 +156,15 @@ class WriteToWarehouse(beam.PTransform):
             return pcoll | "WritePerBundle" >> beam.ParDo(
                 _WritePerBundleFn(self.root, self.table, self.writer, self.batch_size)
             )
+        chunk_rows = min(CHUNK_ROWS, self.batch_size)
         return (
             pcoll
             | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
-            | "KeyByShard" >> beam.ParDo(_KeyByShardFn(self.table, self.shards))
-            | "Batch" >> beam.GroupIntoBatches(self.batch_size, max_buffering_duration_secs=self.buffering_s)
+            | "ChunkPerBundle" >> beam.ParDo(_ChunkPerBundleFn(self.table, self.shards, chunk_rows))
+            | "Batch"
+            >> beam.GroupIntoBatches(
+                max(1, self.batch_size // chunk_rows), max_buffering_duration_secs=self.buffering_s
+            )
             | "WriteSegment" >> beam.ParDo(_WriteBatchFn(self.root, self.table, self.writer))
         )
 

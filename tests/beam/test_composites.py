@@ -195,6 +195,21 @@ def test_a_buffered_sink_counts_the_rows_it_takes_in_beside_those_it_wrote(tmp_p
     assert rows_in_flight({"rows_buffered_t": 7, "rows_written_t": 3}, ("t", "other")) == 4
 
 
+def test_a_buffered_sink_writes_segments_of_at_most_batch_size_rows_from_chunks_of_a_bundle(tmp_path) -> None:
+    rows = [dead_letter_row(BadRecord(b"%d" % i, "bad", "kappa", 1)) for i in range(2_345)]
+    with TestPipeline(runner="FnApiRunner") as p:
+        (
+            p
+            | beam.Create(rows)
+            | WriteToWarehouse(str(tmp_path), "dead_letter", batch_size=1_000, buffering_s=1)
+        )
+    warehouse = Warehouse(tmp_path)
+    sizes = [pq.read_metadata(s).num_rows for s in warehouse.segments("dead_letter")]
+    assert sum(sizes) == 2_345 and max(sizes) <= 1_000
+    payloads = warehouse.connect().execute("SELECT payload FROM dead_letter").fetchall()
+    assert sorted(int(p) for (p,) in payloads) == list(range(2_345))
+
+
 def test_bounded_dedup_keeps_the_first_copy_of_each_event_id_across_batches():
     """On bounded input the composites take their Arrow strategy: dedup after one GroupByKey
     on a bucket of event_id (no state, no expiry timers: a batch run's watermark jumps to the
