@@ -277,6 +277,9 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             if found is None:
                 tracker.defer_remainder(Duration.of(1))
                 return
+            # The offset before it claimed, so the remainder starts there even if nothing
+            # is read now: asked once, not at each call of an empty partition.
+            tracker.try_claim(found - 1)
             start = found
         (reader, moved), frontier = self._reader(partition, start), self._frontier()
         if moved:
