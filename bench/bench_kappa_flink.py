@@ -90,8 +90,10 @@ def _trial(base: Config, workdir: Path, rate: int, beside_speed: bool) -> Trial:
         procs.append(_start(["kappa", "run", "--runner", "flink", *common, "--max-runtime", str(SECONDS + 400)],
                             stream_log))  # fmt: skip
         flink = FlinkJob(config, JOB_NAME_PREFIX, started_after_ms=submitted_ms)
-        # Deployed and checkpointing (its tasks run) before the feed starts: start-up is not measured.
+        # Deployed, checkpointing (its tasks run) and with a watermark (40-50 s after submission,
+        # over an empty topic) before the feed starts: start-up is not measured.
         _wait_for(lambda: (flink.checkpoints().get("completed") or 0) > 0, 400, stream_log)
+        _wait_for(lambda: flink.watermark_age_s() is not None, 400, stream_log)
         feed = _KafkaFeed(config, rate, SECONDS)
         # then the last windows' on-time panes (window 10 s, watermark 2 s behind the clock)
         backlog_mid, backlog_end, p99 = measure(
