@@ -95,3 +95,38 @@ def test_a_partition_read_again_from_a_checkpoint_forgets_what_every_partition_h
     frontier.restart(0, Timestamp(40))  # a restored job: partition 1 is read again from its checkpoint too
     assert frontier.advance(0, Timestamp(50)) == MIN_TIMESTAMP
     assert frontier.advance(1, Timestamp(45)) == Timestamp(45)
+
+
+class _EmptyConsumer:
+    """A consumer of a partition that holds nothing yet: its high-water mark is where it starts."""
+
+    def __init__(self, high: int):
+        self.high = high
+
+    def consume(self, n: int, timeout: float) -> list:
+        return []
+
+    def get_watermark_offsets(self, tp, timeout: float, cached: bool) -> tuple[int, int]:
+        return 0, self.high
+
+
+def test_an_empty_partition_asks_the_broker_where_to_start_once_and_resumes_there(monkeypatch) -> None:
+    from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+    from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+    from apache_beam.runners.sdf_utils import ThreadsafeRestrictionTracker
+
+    from kappa import kafka_source
+
+    fn = kafka_source._ReadPartitionFn({"bootstrap.servers": "b", "group.id": "g"}, "t", (0,))
+    asked = []
+    monkeypatch.setattr(fn, "_start_offset", lambda partition: asked.append(partition) or 7)
+    monkeypatch.setattr(
+        fn, "_reader", lambda p, offset: (kafka_source._Reader(_EmptyConsumer(7), offset), False)
+    )
+    tracker = ThreadsafeRestrictionTracker(
+        OffsetRestrictionTracker(OffsetRange(kafka_source.UNRESOLVED, kafka_source.END))
+    )
+    records = list(fn.process(0, finalizer=None, tracker=tracker, watermark=ManualWatermarkEstimator(None)))
+    remainder, _ = tracker.deferred_status()
+    assert records == [] and asked == [0]
+    assert remainder.start == 7  # the next call reads from there, without asking again
