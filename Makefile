@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KAPPACTL := .venv/bin/kappactl
 CONFIG ?= config/demo.yaml
 DURATION ?= 240
-KAPPA_RUNNER ?= direct
+KAPPA_RUNNER ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup up down status demo demo-cloud test test-fast fuzz bench lint docs clean help
@@ -24,8 +24,8 @@ down:  ## stop what `up` started
 status:  ## health of the local stack
 	$(KAPPACTL) status --config $(CONFIG)
 
-demo: setup  ## the whole dual run, end to end (DURATION seconds of traffic; KAPPA_RUNNER=flink for the Kappa cluster)
-	$(KAPPACTL) demo --config $(CONFIG) --duration $(DURATION) --kappa-runner $(KAPPA_RUNNER) --report-dir reports/demo
+demo: setup  ## the whole dual run, end to end (DURATION seconds of traffic; the Kappa stream on Flink, KAPPA_RUNNER=direct for the DirectRunner)
+	$(KAPPACTL) demo --config $(CONFIG) --duration $(DURATION) $(if $(KAPPA_RUNNER),--kappa-runner $(KAPPA_RUNNER)) --report-dir reports/demo
 
 demo-cloud: setup  ## the same dual run on the BigQuery, Cloud Storage and Pub/Sub emulators
 	$(KAPPACTL) demo --config config/gcp-emulated.yaml --duration $(DURATION) --report-dir reports/demo-cloud

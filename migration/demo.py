@@ -206,6 +206,12 @@ def _wiring(config: Config, run_dir: Path, run: str, kappa_runner: str) -> Wirin
     return LocalWiring.create(config, run_dir, run, kappa_runner)
 
 
+def default_kappa_runner(config: Config) -> str:
+    """The Kappa stream's runner when none is named: Beam's Flink runner on the local profile
+    (it reads Kafka directly), the DirectRunner on the cloud one (it reads Pub/Sub)."""
+    return "direct" if config.gcp is not None else "flink"
+
+
 def run_demo(
     config: Config,
     duration: float,
@@ -213,8 +219,9 @@ def run_demo(
     report_dir: Path,
     validate_every: float,
     wait_for_gate: bool = True,
-    kappa_runner: str = "direct",
+    kappa_runner: str | None = None,
 ) -> dict:
+    kappa_runner = kappa_runner or default_kappa_runner(config)
     if config.gcp is not None and kappa_runner != "direct":  # before anything starts
         raise ConfigError("--kappa-runner flink runs the local profile only (the cloud one reads Pub/Sub)")
     stack = LocalStack(config)
@@ -363,10 +370,10 @@ def demo_passed(summary: dict) -> bool:
 @click.option(
     "--kappa-runner",
     type=click.Choice(["direct", "flink"]),
-    default="direct",
-    show_default=True,
-    help="The Kappa stream's runner: Beam's DirectRunner reading Pub/Sub through the bridge, or "
-    "Beam's Flink runner on the Kappa cluster (started if down) reading Kafka directly.",
+    default=None,
+    help="The Kappa stream's runner: Beam's Flink runner on the Kappa cluster (started if down) "
+    "reading Kafka directly, or Beam's DirectRunner reading Pub/Sub through the bridge. "
+    "[default: flink on the local profile, direct on the cloud one]",
 )
 @with_config
 def demo(
@@ -376,7 +383,7 @@ def demo(
     report_dir: Path,
     validate_every: float,
     wait_for_gate: bool,
-    kappa_runner: str,
+    kappa_runner: str | None,
 ) -> None:
     """Run the whole dual run end to end and say whether the migration evidence holds.
 

@@ -1,10 +1,11 @@
-"""`kappactl demo --kappa-runner`: which arms the local demo starts, and what it refuses."""
+"""`kappactl demo --kappa-runner`: its default, which arms the local demo starts, and what it refuses."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+from migration.demo import default_kappa_runner
 from migration.demo_support import LocalWiring, checkpoint_note
 from pipelines.config import load_config
 from pipelines.events import now_ms
@@ -12,6 +13,11 @@ from pipelines.stack.processes import KAPPACTL
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_config(ROOT / "config" / "demo.yaml")
+
+
+def test_unnamed_the_runner_is_flink_on_the_local_profile_and_direct_on_the_cloud_one() -> None:
+    assert default_kappa_runner(CONFIG) == "flink"
+    assert default_kappa_runner(load_config(ROOT / "config" / "gcp-emulated.yaml")) == "direct"
 
 
 def test_on_flink_the_stream_reads_kafka_itself_and_no_bridge_runs() -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import load_config
+from pipelines.config import Config, load_config
 from pipelines.events import now_ms, one_line
 from pipelines.kafka_io import produce
 from pipelines.stack.processes import KAPPACTL
@@ -57,12 +57,24 @@ def _run_config(state_dir: Path, started: float):
 def test_a_short_demo_passes_its_own_rule_with_every_arm_right_despite_hostile_records(
     local_stack, tmp_path
 ) -> None:
+    """On the DirectRunner (Pub/Sub through the bridge); the Flink runner's run, the local
+    default, is tests/kappa/test_demo_flink.py."""
+    short_demo_passes_despite_hostile_records(local_stack.config, local_stack.config_path, "direct", tmp_path)
+
+
+def short_demo_passes_despite_hostile_records(
+    config: Config, config_path: Path, runner: str, tmp_path: Path
+) -> None:
+    """A one-minute demo with the Kappa stream on `runner`, hostile records published into its
+    traffic: it passes its own rule, and every arm dead-lettered every crafted record."""
     reports = tmp_path / "reports"
     command = [
         *KAPPACTL,
         "demo",
         "--config",
-        str(local_stack.config_path),
+        str(config_path),
+        "--kappa-runner",
+        runner,
         "--set",
         "time.kappa_allowed_lateness=30s",
         "--duration",
@@ -74,7 +86,7 @@ def test_a_short_demo_passes_its_own_rule_with_every_arm_right_despite_hostile_r
     ]
     # What an interrupted earlier run leaves in the shared speed state: a restore point that
     # cannot be used. Each demo run keeps its speed job's state in its own folder.
-    state_dir = Path(local_stack.config.paths.state_dir)
+    state_dir = Path(config.paths.state_dir)
     leftover = state_dir / "legacy_speed" / "checkpoints" / "old" / "chk-1"
     leftover.mkdir(parents=True)
     leftover.joinpath("_metadata").write_bytes(b"not a checkpoint")
