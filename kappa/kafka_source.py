@@ -47,6 +47,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from pipelines.beam import KappaCounter
 from pipelines.config import Config
 from pipelines.errors import PipelineError, first_line
+from pipelines.events import one_line
 
 log = logging.getLogger(__name__)
 END = 2**63 - 1  # an unbounded partition's restriction ends here
@@ -307,7 +308,9 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                     created_ms = int(time.time() * 1000)
                 newest = created_ms if newest is None else max(newest, created_ms)
                 self.read.inc()
-                yield TimestampedValue((record.value(), created_ms), created_ms / 1000)
+                # The one-line form every other arm reads (the bridge publishes it, the archive
+                # holds it): the same bytes get the same verdict and the same dead letter.
+                yield TimestampedValue((one_line(record.value() or b""), created_ms), created_ms / 1000)
             if newest is not None:
                 _advance(watermark, frontier.advance(partition, Timestamp.of(newest / 1000)))
         if drained and next_offset >= self._high_water_mark(consumer, partition, next_offset):
@@ -322,7 +325,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
 
 
 class ReadKafkaPartitions(beam.PTransform):
-    """The events topic as (payload, CreateTime ms), one restriction per partition."""
+    """The events topic as (one-line payload, CreateTime ms), one restriction per partition."""
 
     def __init__(self, config: Config, group_id: str):
         super().__init__()
