@@ -18,12 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 PRISM = ROOT / ".local" / "bin" / "prism"  # built by `make setup` (tools/setup.sh, pinned)
 
 
+def kappa_flink_on_free_ports() -> KappaFlinkConfig:
+    """A Kappa cluster's settings on free loopback ports, checkpointing every 2 s."""
+    ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "worker_pool_port")}
+    return KappaFlinkConfig(**ports, checkpointing_interval=2.0)
+
+
 @contextlib.contextmanager
 def started_kappa_cluster(config: Config) -> Iterator[Config]:
     """A Kappa cluster on free loopback ports under `config`'s state_dir (where `kappactl`
     finds it), beside `config`'s Kafka; yields the config that names it, stops it on exit."""
-    ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "worker_pool_port")}
-    config = replace(config, kappa_flink=KappaFlinkConfig(**ports, checkpointing_interval=2.0))
+    config = replace(config, kappa_flink=kappa_flink_on_free_ports())
     cluster = KappaCluster.of(config)
     try:
         started = time.monotonic()

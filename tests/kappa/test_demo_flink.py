@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import KappaFlinkConfig
-from pipelines.stack.private import free_port, write_config
+from pipelines.stack.private import write_config
+from tests.kappa.conftest import kappa_flink_on_free_ports
 from tests.stack.test_demo import short_demo_passes_despite_hostile_records
 
 pytestmark = [pytest.mark.stack, pytest.mark.kappa_cluster, pytest.mark.flink, pytest.mark.slow,
@@ -23,8 +23,6 @@ pytestmark = [pytest.mark.stack, pytest.mark.kappa_cluster, pytest.mark.flink, p
 def test_a_short_demo_on_the_flink_runner_passes_its_own_rule_despite_hostile_records(
     local_stack, tmp_path: Path
 ) -> None:
-    ports = {name: free_port() for name in ("rest_port", "rpc_port", "job_port", "worker_pool_port")}
-    config = local_stack.config
-    config = replace(config, kappa_flink=KappaFlinkConfig(**ports, checkpointing_interval=2.0))
+    config = replace(local_stack.config, kappa_flink=kappa_flink_on_free_ports())
     config_path = write_config(config, tmp_path / "config.yaml")
     short_demo_passes_despite_hostile_records(config, config_path, "flink", tmp_path)
