@@ -17,6 +17,7 @@ passed down. `WriteOutputs(destination, table)` writes a job's two outputs, `{"r
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,12 +36,19 @@ DEAD_LETTER_TABLE = "dead_letter"
 
 @dataclass(frozen=True)
 class WarehouseDestination:
-    """A local warehouse root; `buffering_s` None writes per bundle (bounded runs)."""
+    """A local warehouse root; `buffering_s` None writes per bundle (bounded runs).
+
+    The root is made absolute where it is built: the steps of a job on a portable runner run
+    in worker processes with another working folder (the Kappa cluster's SDK worker pool
+    runs in its state folder), where a relative root would name another warehouse."""
 
     root: str
     writer: str = "beam"
     buffering_s: float | None = None
     batch_size: int = 50_000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", os.path.abspath(self.root))
 
     def rows_sink(self, table: str) -> beam.PTransform:
         return WriteToWarehouse(self.root, table, self.batch_size, self.buffering_s, writer=self.writer)

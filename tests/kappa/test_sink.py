@@ -22,6 +22,12 @@ def test_without_a_bigquery_table_each_job_writes_its_own_table_to_the_warehouse
     assert (stream.table, backfill.table) == ("kappa_stream", "kappa_backfill")
 
 
+def test_a_relative_warehouse_root_is_made_absolute_where_the_sink_is_built(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert stream_sink(".local/warehouse").destination.root == str(tmp_path / ".local" / "warehouse")
+    assert backfill_sink("/abs/wh").destination.root == "/abs/wh"
+
+
 def test_a_bigquery_table_wins_with_its_dead_letters_beside_it_unless_told() -> None:
     sink = backfill_sink("wh", "p:kappa.kappa_backfill")
     assert sink.destination == BigQueryDestination("p:kappa", "kappa.dead_letter")
