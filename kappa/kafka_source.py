@@ -14,14 +14,16 @@ worker, so records go from the broker straight into the fused Parse step:
 - **Watermark** (`PartitionWatermark`), per partition: the newest CreateTime read there,
   and once the partition is caught up (its high-water mark read from the broker at that
   moment, not estimated) `now - IDLE_LAG_S`. A backlog delays results and never drops them;
-  a quiet partition does not hold the windows open. Each partition reports the lowest of
-  these over every partition of the topic (`Frontier`): Beam 2.62's Flink runner does not
-  hold the read's watermark at the lowest of its partitions (apache/beam#19637, fixed after
-  it), and at the start of a job over a backlog it passed the records of partitions not
-  read yet by more than the allowed lateness: their windows had closed and they were lost.
-  The lowest is taken in the worker process, which reads every partition at the job's
-  parallelism of 1 (a partition read in another process would hold the windows open: late,
-  never lost). Beam 2.73's `ReadFromKafka` judged
+  a quiet partition does not hold the windows open. Until every partition of the topic has
+  been read once, each reports nothing read (`Frontier`): the runner holds the read's
+  watermark at the lowest of the partitions' deferred remainders, and a partition not read
+  yet has none. At the start of a job over a backlog, Beam 2.62's Flink runner passed the
+  records of partitions not read yet by more than the allowed lateness: their windows had
+  closed and they were lost (apache/beam#19637, fixed after it). Once all have been read,
+  each reports its own, so the windows wait for the partition read longest ago, not for
+  what the others had read before it. The frontier is kept in the worker process, which
+  reads every partition at the job's parallelism of 1 (a partition read in another process
+  would hold the windows open: late, never lost). Beam 2.73's `ReadFromKafka` judged
   "caught up" from an end-offset estimate that reads as "no backlog" until its first
   background fetch ends: on a busy machine it moved the watermark to the wall clock while
   two of three partitions were still unread, and their events were dropped as late.
@@ -123,8 +125,8 @@ def _advance(estimator: ManualWatermarkEstimator, to: Timestamp) -> None:
 
 
 class Frontier:
-    """How far each partition of a topic has been read (its own watermark), and the lowest
-    of them over every partition: a partition not read yet counts as nothing read."""
+    """How far each partition of a topic has been read (its own watermark); a partition's
+    watermark counts as nothing read while any partition of the topic has not been read."""
 
     def __init__(self, partitions: tuple[int, ...]):
         self.partitions = partitions
@@ -132,16 +134,18 @@ class Frontier:
         self._lock = threading.Lock()
 
     def advance(self, partition: int, to: Timestamp) -> Timestamp:
-        """Partition `partition` has been read up to `to`; the lowest over all partitions now."""
+        """Partition `partition` has been read up to `to`; the watermark it reports now."""
         with self._lock:
             if to > self._read.get(partition, MIN_TIMESTAMP):
                 self._read[partition] = to
-        return self.lowest()
+        return self.held(partition)
 
-    def lowest(self) -> Timestamp:
-        """The lowest watermark read over every partition."""
+    def held(self, partition: int) -> Timestamp:
+        """The partition's own watermark once every partition has been read, else the minimum."""
         with self._lock:
-            return min(self._read.get(p, MIN_TIMESTAMP) for p in self.partitions)
+            if any(p not in self._read for p in self.partitions):
+                return MIN_TIMESTAMP
+            return self._read[partition]
 
     def restart(self, partition: int, at: Timestamp | None) -> None:
         """Partition `partition` is read from a new position whose watermark is `at` (a new
@@ -316,8 +320,8 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         if drained and next_offset >= self._high_water_mark(consumer, partition, next_offset):
             caught_up = Timestamp.of(time.time() - IDLE_LAG_S)  # says the broker
             _advance(watermark, frontier.advance(partition, caught_up))
-        else:  # the others may have moved on since
-            _advance(watermark, frontier.lowest())
+        else:  # the last partition read for the first time may have come since
+            _advance(watermark, frontier.held(partition))
         if next_offset > start:
             committed = TopicPartition(self.topic, partition, next_offset)
             finalizer.register(lambda: consumer.commit(offsets=[committed], asynchronous=True))

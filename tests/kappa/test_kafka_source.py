@@ -79,11 +79,12 @@ def test_a_source_that_handed_out_its_partitions_or_was_restored_is_never_stuck(
         assert not watch.stuck()
 
 
-def test_a_partitions_watermark_is_the_lowest_read_over_every_partition_and_one_unread_holds_it() -> None:
+def test_a_partitions_watermark_is_nothing_read_until_every_partition_has_been_read_then_its_own() -> None:
     frontier = Frontier((0, 1, 2))
     assert frontier.advance(0, Timestamp(100)) == MIN_TIMESTAMP  # 1 and 2 not read yet
     assert frontier.advance(1, Timestamp(80)) == MIN_TIMESTAMP
-    assert frontier.advance(2, Timestamp(120)) == Timestamp(80)
+    assert frontier.advance(2, Timestamp(120)) == Timestamp(120)
+    assert frontier.held(0) == Timestamp(100)
     assert frontier.advance(1, Timestamp(90)) == Timestamp(90)
     assert frontier.advance(1, Timestamp(70)) == Timestamp(90)  # a partition never goes back by itself
 
@@ -95,6 +96,7 @@ def test_a_partition_read_again_from_a_checkpoint_forgets_what_every_partition_h
     frontier.restart(0, Timestamp(40))  # a restored job: partition 1 is read again from its checkpoint too
     assert frontier.advance(0, Timestamp(50)) == MIN_TIMESTAMP
     assert frontier.advance(1, Timestamp(45)) == Timestamp(45)
+    assert frontier.held(0) == Timestamp(50)
 
 
 class _EmptyConsumer:
